@@ -1,0 +1,39 @@
+# hpc_vdm: `make demo` (set up + run the pipeline on the embedded mock), `make test` (set up + all tests).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+DEMO   ?= out/demo
+export OMP_NUM_THREADS ?= 1
+export DS_ACCELERATOR ?= cpu
+export DS_BUILD_OPS := 0
+
+.PHONY: venv demo test test-fast bench clean
+
+venv: $(VENV)/.installed
+
+# torch first and pinned: a plain `torch` requirement would pull a multi-GB CUDA build.
+$(VENV)/.installed: setup.py constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q -U pip
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -c constraints.txt -e ".[test,mpi]"
+	touch $@
+
+# The main job on the embedded default: mock CAMELS maps -> maps.zarr -> loader check + figures.
+demo: venv
+	$(PY) -m hpc_vdm.mock --config configs/demo.yaml --set mock.out_dir=$(DEMO)/cmd --preview $(DEMO)/mock_preview.png
+	$(PY) -m hpc_vdm.prepare --config configs/demo.yaml --set data.source_dir=$(DEMO)/cmd --set data.store=$(DEMO)/maps.zarr --overwrite
+	$(PY) tools/bench_loader.py --store $(DEMO)/maps.zarr --batches 20
+
+test: venv
+	$(PY) -m pytest -q
+
+test-fast: venv
+	$(PY) -m pytest -q -m "not slow"
+
+bench: venv
+	$(PY) tools/bench_loader.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache

@@ -1,0 +1,24 @@
+"""``python -m hpc_vdm``: list the commands; ``python -m hpc_vdm CMD ...`` runs one."""
+from __future__ import annotations
+
+import importlib
+import sys
+
+COMMANDS = {
+    "mock": "particle-mesh mock CAMELS maps in the real CMD file layout",
+    "prepare": "CMD .npy maps -> maps.zarr (splits by simulation, train-only statistics)",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        print("usage: python -m hpc_vdm.<command> [options]   (or: hpc-vdm <command> [options])\n\ncommands:")
+        for name, doc in COMMANDS.items():
+            print(f"  {name:<10} {doc}")
+        return 0 if not argv or argv[0] in ("-h", "--help") else 2
+    return importlib.import_module(f"hpc_vdm.{argv[0]}").main(argv[1:])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

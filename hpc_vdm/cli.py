@@ -1,0 +1,42 @@
+"""Pieces every command shares: ``--config``/``--set`` arguments, shortcut flags, logging."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Mapping, Sequence
+
+from .config import ConfigError, RunConfig, load_config
+
+
+def parser(prog: str, description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=description,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--config", metavar="YAML", help="run config (defaults: the embedded mock pipeline)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override one config value; repeatable")
+    return p
+
+
+def resolve(args: argparse.Namespace, shortcuts: Mapping[str, str] = {}) -> RunConfig:
+    """The config of a command: YAML, then ``--set``, then shortcut flags (``--particles`` -> mock.particles)."""
+    overrides = list(args.overrides)
+    for dest, key in shortcuts.items():
+        value = getattr(args, dest, None)
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    return load_config(args.config, overrides)
+
+
+def setup_logging(verbose: bool = True) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s: %(message)s", datefmt="%H:%M:%S")
+
+
+def run(main_fn, argv: Sequence[str] | None) -> int:
+    """Run a command body; user errors (bad config, bad input) print one line and exit 2."""
+    try:
+        return main_fn(argv) or 0
+    except (ConfigError, ValueError, FileNotFoundError, FileExistsError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2

@@ -1,0 +1,61 @@
+"""Project particles into CAMELS-style slab maps of surface density [(Msun/h)/(Mpc/h)^2].
+
+For each projection axis, particles fall in slab ``floor(x_axis / (L / n_slabs))`` and are deposited on
+the plane ``((axis+1) % 3, (axis+2) % 3)`` with pixel centres at (i + 1/2) * pixel. Map order inside a
+simulation is ``n_slabs * axis + slab`` as in CAMELS.
+
+Dark matter uses an adaptive kernel like CMD's SPH painting: every particle carries a smoothing length
+h = (3 n_ngb m / (4 pi rho))^(1/3); particles are grouped into sqrt(2)-spaced kernel classes, each class
+is CIC-deposited and then smoothed with its Gaussian in Fourier space. Mass is conserved exactly, voids
+are filled, haloes stay compact. Stars use plain CIC (sparse maps with many empty pixels).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import mesh
+
+SIGMA_PER_H = 0.5     # Gaussian sigma of the kernel class per unit smoothing length
+MIN_SIGMA_PX = 0.5    # the narrowest smoothed class; narrower kernels are plain CIC
+CLASS_STEP = np.sqrt(2.0)
+
+
+def kernel_classes(sigma_px: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Class per particle (0 = plain CIC) and each class's sigma in pixels."""
+    j = np.rint(np.log(np.maximum(sigma_px, 1e-12) / MIN_SIGMA_PX) / np.log(CLASS_STEP)).astype(np.int64) + 1
+    j = np.where(sigma_px < MIN_SIGMA_PX / CLASS_STEP**0.5, 0, np.maximum(j, 1))
+    n = int(j.max()) + 1 if j.size else 1
+    sigmas = np.concatenate([[0.0], MIN_SIGMA_PX * CLASS_STEP ** np.arange(n - 1)])
+    return j, sigmas
+
+
+def smoothing_length(overdensity: np.ndarray, particle_volume: float, n_ngb: float) -> np.ndarray:
+    """SPH-like h = (3 n_ngb V_p / (4 pi (1 + delta)))^(1/3) [Mpc/h] from 1 + delta at each particle."""
+    return (3.0 * n_ngb * particle_volume / (4.0 * np.pi * np.maximum(overdensity, 1e-3))) ** (1.0 / 3.0)
+
+
+def paint_slabs(pos: np.ndarray, mass, box_mpc_h: float, *, n_slabs: int, pixels: int,
+                sigma_mpc_h: np.ndarray | None = None) -> np.ndarray:
+    """(3 * n_slabs, pixels, pixels) surface density of particles (n, 3) with mass (n,) or scalar."""
+    pixel = box_mpc_h / pixels
+    if sigma_mpc_h is None:
+        cls, sigmas = np.zeros(pos.shape[0], dtype=np.int64), np.zeros(1)
+    else:
+        cls, sigmas = kernel_classes(np.asarray(sigma_mpc_h) / pixel)
+    n_cls = sigmas.size
+    maps = np.zeros((3, n_slabs, pixels, pixels))
+    ks = mesh.wavevectors((pixels, pixels), (float(pixels), float(pixels)))  # in 1/pixel
+    k2 = mesh.k_squared(ks)
+    for axis in range(3):
+        slab = np.clip(np.floor(pos[:, axis] / (box_mpc_h / n_slabs)).astype(np.int64), 0, n_slabs - 1)
+        plane = pos[:, [(axis + 1) % 3, (axis + 2) % 3]] / pixel - 0.5  # pixel centres at (i + 1/2) * pixel
+        grids = mesh.cic_deposit(plane, (pixels, pixels), weights=mass, group=slab * n_cls + cls,
+                                 n_groups=n_slabs * n_cls).reshape(n_slabs, n_cls, pixels, pixels)
+        out = grids[:, 0].copy()
+        if n_cls > 1:
+            smooth = np.exp(-0.5 * k2[None, None] * sigmas[1:, None, None] ** 2)  # (n_cls-1, P, P//2+1)
+            fk = mesh.rfftn(grids[:, 1:], axes=(-2, -1)) * smooth
+            out += mesh.irfftn(fk, (pixels, pixels), axes=(-2, -1)).sum(axis=1)
+        maps[axis] = out
+    maps /= pixel**2
+    return maps.reshape(3 * n_slabs, pixels, pixels)
