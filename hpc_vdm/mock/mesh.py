@@ -11,7 +11,7 @@ import os
 import numpy as np
 import scipy.fft as sfft
 
-CHUNK = 1 << 20
+CHUNK = 1 << 16  # points per block: temporaries stay in cache
 WORKERS = max(1, int(os.environ.get("OMP_NUM_THREADS", "0")) or os.cpu_count() or 1)
 
 
@@ -50,7 +50,7 @@ def _stencil(cells: np.ndarray, shape: tuple[int, ...]):
     base = np.floor(cells)
     frac = cells - base
     base = base.astype(np.int64)
-    terms = [(np.zeros(cells.shape[0], dtype=np.int64), np.ones(cells.shape[0]))]
+    terms = [(0, 1.0)]
     for a, n in enumerate(shape):
         stride = int(np.prod(shape[a + 1:]))
         i0 = base[:, a] % n
@@ -82,9 +82,9 @@ def cic_deposit(cells: np.ndarray, shape: tuple[int, ...], weights=None, group=N
     per_point = weights is not None and not np.isscalar(weights)
     for s, stencil in _chunks(cells, shape, terms):
         offset = 0 if group is None else np.asarray(group[s:s + CHUNK], dtype=np.int64) * size
-        w_pt = np.asarray(weights[s:s + CHUNK], dtype=np.float64) if per_point else None
-        for idx, w in stencil:
-            out += np.bincount(idx + offset, weights=w if w_pt is None else w * w_pt, minlength=out.size)
+        w_pt = np.asarray(weights[s:s + CHUNK], dtype=np.float64) if per_point else 1.0
+        for idx, w in stencil:  # np.add.at with matching dtypes: no output-sized temporaries
+            np.add.at(out, idx + offset if group is not None else idx, w * w_pt)
     if weights is not None and np.isscalar(weights):
         out *= weights
     return out.reshape((n_groups, *shape))
@@ -104,3 +104,22 @@ def cic_readout(grid: np.ndarray, cells: np.ndarray, terms: list | None = None) 
             for c in range(comps.shape[0]):
                 out[c, s:s + CHUNK] += comps[c].take(idx) * w
     return out[0] if grid.ndim == d else out.T
+
+
+def shift_interpolate(grid: np.ndarray, shift_cells) -> np.ndarray:
+    """CIC (multi-linear) interpolation of a periodic grid at every node + ``shift_cells`` (one shift for all).
+
+    Equal to :func:`cic_readout` at the shifted lattice, but as 2^d weighted rolls of the whole grid.
+    ``grid`` is (..., *shape) with the last ``len(shift_cells)`` axes spatial.
+    """
+    d = len(shift_cells)
+    axes = tuple(range(grid.ndim - d, grid.ndim))
+    base = np.floor(np.asarray(shift_cells, dtype=np.float64))
+    frac = np.asarray(shift_cells, dtype=np.float64) - base
+    out = np.zeros(grid.shape, dtype=np.float64)
+    for corner in np.ndindex(*(2,) * d):
+        w = np.prod([f if c else 1.0 - f for f, c in zip(frac, corner)])
+        if w == 0.0:
+            continue
+        out += w * np.roll(grid, [-(int(b) + c) for b, c in zip(base, corner)], axis=axes)
+    return out

@@ -34,28 +34,35 @@ def smoothing_length(overdensity: np.ndarray, particle_volume: float, n_ngb: flo
     return (3.0 * n_ngb * particle_volume / (4.0 * np.pi * np.maximum(overdensity, 1e-3))) ** (1.0 / 3.0)
 
 
-def paint_slabs(pos: np.ndarray, mass, box_mpc_h: float, *, n_slabs: int, pixels: int,
-                sigma_mpc_h: np.ndarray | None = None) -> np.ndarray:
-    """(3 * n_slabs, pixels, pixels) surface density of particles (n, 3) with mass (n,) or scalar."""
+def paint_slabs(pos: np.ndarray, masses: list, box_mpc_h: float, *, n_slabs: int, pixels: int,
+                sigma_mpc_h: list) -> list[np.ndarray]:
+    """Surface-density maps (3 * n_slabs, pixels, pixels) of several species at the same positions (n, 3).
+
+    ``masses[i]`` is (n,) or a scalar; ``sigma_mpc_h[i]`` is an (n,) kernel width or None for plain CIC.
+    The CIC stencil of each projection is computed once and shared by all species.
+    """
     pixel = box_mpc_h / pixels
-    if sigma_mpc_h is None:
-        cls, sigmas = np.zeros(pos.shape[0], dtype=np.int64), np.zeros(1)
-    else:
-        cls, sigmas = kernel_classes(np.asarray(sigma_mpc_h) / pixel)
-    n_cls = sigmas.size
-    maps = np.zeros((3, n_slabs, pixels, pixels))
     ks = mesh.wavevectors((pixels, pixels), (float(pixels), float(pixels)))  # in 1/pixel
     k2 = mesh.k_squared(ks)
+    species = []
+    for sigma in sigma_mpc_h:
+        if sigma is None:
+            species.append((np.zeros(pos.shape[0], dtype=np.int64), np.zeros(1)))
+        else:
+            species.append(kernel_classes(np.asarray(sigma) / pixel))
+    out = [np.zeros((3, n_slabs, pixels, pixels)) for _ in masses]
     for axis in range(3):
         slab = np.clip(np.floor(pos[:, axis] / (box_mpc_h / n_slabs)).astype(np.int64), 0, n_slabs - 1)
         plane = pos[:, [(axis + 1) % 3, (axis + 2) % 3]] / pixel - 0.5  # pixel centres at (i + 1/2) * pixel
-        grids = mesh.cic_deposit(plane, (pixels, pixels), weights=mass, group=slab * n_cls + cls,
-                                 n_groups=n_slabs * n_cls).reshape(n_slabs, n_cls, pixels, pixels)
-        out = grids[:, 0].copy()
-        if n_cls > 1:
-            smooth = np.exp(-0.5 * k2[None, None] * sigmas[1:, None, None] ** 2)  # (n_cls-1, P, P//2+1)
-            fk = mesh.rfftn(grids[:, 1:], axes=(-2, -1)) * smooth
-            out += mesh.irfftn(fk, (pixels, pixels), axes=(-2, -1)).sum(axis=1)
-        maps[axis] = out
-    maps /= pixel**2
-    return maps.reshape(3 * n_slabs, pixels, pixels)
+        terms = mesh.stencils(plane, (pixels, pixels))
+        for i, (mass, (cls, sigmas)) in enumerate(zip(masses, species)):
+            n_cls = sigmas.size
+            grids = mesh.cic_deposit(plane, (pixels, pixels), weights=mass, group=slab * n_cls + cls,
+                                     n_groups=n_slabs * n_cls, terms=terms).reshape(n_slabs, n_cls, pixels, pixels)
+            maps = grids[:, 0].copy()
+            if n_cls > 1:
+                smooth = np.exp(-0.5 * k2[None, None] * sigmas[1:, None, None] ** 2)  # (n_cls-1, P, P//2+1)
+                fk = mesh.rfftn(grids[:, 1:], axes=(-2, -1)) * smooth
+                maps += mesh.irfftn(fk, (pixels, pixels), axes=(-2, -1)).sum(axis=1)
+            out[i][axis] = maps
+    return [m.reshape(3 * n_slabs, pixels, pixels) / pixel**2 for m in out]

@@ -98,7 +98,7 @@ class _Force:
 
     def __call__(self, pos: np.ndarray) -> np.ndarray:
         cells = pos / self.cell
-        terms = mesh.stencils(cells, self.shape) if pos.shape[0] <= 4 * mesh.CHUNK else None
+        terms = mesh.stencils(cells, self.shape) if pos.shape[0] <= (1 << 22) else None
         delta_k = mesh.rfftn(self.density(pos, terms) - 1.0)
         s = np.stack([mesh.irfftn(1j * ki * delta_k * self.inv_k2, self.shape) for ki in self.ks])
         return mesh.cic_readout(s, cells, terms)  # (n, 3)

@@ -9,6 +9,7 @@ from ..data import camels
 from . import paint, stars
 from .cosmology import Cosmology
 from .pm import Particles, run_pm
+from . import mesh
 from .mesh import cic_readout
 
 SET_CODES = {"LH": 1, "1P": 2, "CV": 3}
@@ -49,16 +50,21 @@ def sim_seed(cfg: MockConfig, sim: int) -> np.random.SeedSequence:
     return np.random.SeedSequence([cfg.seed, SET_CODES[cfg.set], index])
 
 
-def _upsampled(parts: Particles, u: int):
-    """Yield sub-particle positions (n, 3) and their Lagrangian-lattice coordinates in cells, per sub-offset."""
+def _upsampled(parts: Particles, u: int, lattice_fields: dict):
+    """Per sub-offset: sub-particle positions (n, 3) and the lattice fields interpolated there.
+
+    Sub-particle ``o`` of each particle sits at q + ((o + 1/2)/u - 1/2) cells; its displacement (and every
+    field in ``lattice_fields``) is the multi-linear interpolation of the lattice values, a fixed shift
+    for all particles, hence done with rolls of whole grids.
+    """
     disp = parts.displacement()  # (3, *shape)
-    q_cells = np.indices(parts.shape, dtype=np.float64).reshape(3, -1).T
+    lattice = parts.lattice()
     box = np.asarray(parts.box)
     for off in np.ndindex(*(u,) * 3):
         shift = (np.asarray(off) + 0.5) / u - 0.5
-        cells = q_cells + shift
-        pos = (cells * parts.cell + cic_readout(disp, cells)) % box
-        yield pos, cells
+        d = mesh.shift_interpolate(disp, shift).reshape(3, -1).T
+        pos = (lattice + shift * parts.cell + d) % box
+        yield pos, {k: mesh.shift_interpolate(v, shift).ravel() for k, v in lattice_fields.items()}
 
 
 def simulate(params: np.ndarray, cfg: MockConfig, model: stars.StellarModel, seed: np.random.SeedSequence) -> dict:
@@ -75,11 +81,14 @@ def simulate(params: np.ndarray, cfg: MockConfig, model: stars.StellarModel, see
     m_cdm = (omega_m - camels.OMEGA_B) * camels.RHO_CRIT * np.prod(box) / (np.prod(shape) * n_sub)
     particle_volume = np.prod(box) / (np.prod(shape) * n_sub)
     maps = {f: np.zeros((3 * cfg.n_slabs, cfg.map_pixels, cfg.map_pixels)) for f in ("Mcdm", "Mstar")}
-    for pos, cells in (_upsampled(parts, u) if u > 1 else [(parts.pos, None)]):
-        rho = cic_readout(parts.density, pos / parts.cell)
-        sigma = paint.SIGMA_PER_H * paint.smoothing_length(rho, particle_volume, cfg.n_ngb)
-        maps["Mcdm"] += paint.paint_slabs(pos, m_cdm, cfg.box_mpc_h, n_slabs=cfg.n_slabs,
-                                          pixels=cfg.map_pixels, sigma_mpc_h=sigma)
-        w_star = mstar_lattice.ravel() if cells is None else cic_readout(mstar_lattice, cells) / n_sub
-        maps["Mstar"] += paint.paint_slabs(pos, w_star, cfg.box_mpc_h, n_slabs=cfg.n_slabs, pixels=cfg.map_pixels)
+    # 1 + delta at every particle sets its kernel; sub-particles inherit their parent's
+    rho = cic_readout(parts.density, parts.pos / parts.cell).reshape(shape)
+    fields = {"mstar": mstar_lattice / n_sub, "rho": rho}
+    batches = _upsampled(parts, u, fields) if u > 1 else [(parts.pos, {k: v.ravel() for k, v in fields.items()})]
+    for pos, at in batches:
+        sigma = paint.SIGMA_PER_H * paint.smoothing_length(at["rho"], particle_volume, cfg.n_ngb)
+        cdm, star = paint.paint_slabs(pos, [m_cdm, at["mstar"]], cfg.box_mpc_h, n_slabs=cfg.n_slabs,
+                                      pixels=cfg.map_pixels, sigma_mpc_h=[sigma, None])
+        maps["Mcdm"] += cdm
+        maps["Mstar"] += star
     return {f: np.maximum(m, 0.0).astype(np.float32) for f, m in maps.items()}

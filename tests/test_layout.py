@@ -1,0 +1,28 @@
+"""The import rules of DESIGN.md, checked on the source text."""
+import ast
+from pathlib import Path
+
+import tiling
+
+REPO = Path(__file__).parents[1]
+
+
+def _imports(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_tiling_is_ours_and_never_imports_hpc_vdm():
+    assert Path(tiling.__file__).resolve().is_relative_to(REPO)  # not PyPI's unrelated `tiling`
+    for path in (REPO / "tiling").rglob("*.py"):
+        assert "hpc_vdm" not in _imports(path), path
+
+
+def test_mock_and_data_never_import_distribution_libraries():
+    for path in [*(REPO / "hpc_vdm" / "mock").rglob("*.py"), *(REPO / "hpc_vdm" / "data").rglob("*.py")]:
+        assert not _imports(path) & {"deepspeed", "mpi4py", "submitit"}, path
