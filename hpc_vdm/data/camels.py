@@ -1,0 +1,77 @@
+"""The CAMELS Multifield Dataset (CMD) file layout, units and constants.
+
+Files (one per field, suite and set), as distributed by CMD and written by ``hpc_vdm.mock``::
+
+    Maps_{field}_{suite}_{set}_z=0.00.npy     (15 * n_sims, 256, 256) float32, (Msun/h)/(Mpc/h)^2
+    params_{set}_{suite}.txt                  (n_sims, 6): Omega_m sigma_8 A_SN1 A_AGN1 A_SN2 A_AGN2
+
+Map ``n`` belongs to simulation ``n // 15``; inside a simulation ``n % 15 = 5 * axis + slab``, the
+slab being ``[slab * L/5, (slab + 1) * L/5)`` along ``axis`` and the image axes ``(axis+1) % 3, (axis+2) % 3``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+PARAM_NAMES = ("Omega_m", "sigma_8", "A_SN1", "A_AGN1", "A_SN2", "A_AGN2")
+PARAM_RANGES = {  # the LH prior of CAMELS; A's are sampled log-uniformly
+    "Omega_m": (0.1, 0.5), "sigma_8": (0.6, 1.0),
+    "A_SN1": (0.25, 4.0), "A_AGN1": (0.25, 4.0), "A_SN2": (0.5, 2.0), "A_AGN2": (0.5, 2.0),
+}
+LOG_PARAMS = ("A_SN1", "A_AGN1", "A_SN2", "A_AGN2")
+FIDUCIAL = {"Omega_m": 0.3, "sigma_8": 0.8, "A_SN1": 1.0, "A_AGN1": 1.0, "A_SN2": 1.0, "A_AGN2": 1.0}
+
+# Fixed CAMELS cosmology besides (Omega_m, sigma_8).
+H = 0.6711
+OMEGA_B = 0.049
+N_S = 0.9624
+RHO_CRIT = 2.77536627e11  # (Msun/h) / (Mpc/h)^3
+BOX_MPC_H = 25.0
+MAP_PIXELS = 256
+N_SLABS = 5
+N_AXES = 3
+MAPS_PER_SIM = N_SLABS * N_AXES
+MAP_UNITS = "(Msun/h)/(Mpc/h)^2"
+
+
+def maps_path(root: str | Path, field: str, suite: str, set_: str, z: float = 0.0) -> Path:
+    return Path(root) / f"Maps_{field}_{suite}_{set_}_z={z:.2f}.npy"
+
+
+def params_path(root: str | Path, suite: str, set_: str) -> Path:
+    return Path(root) / f"params_{set_}_{suite}.txt"
+
+
+def map_index(sim: int, axis: int, slab: int, n_slabs: int = N_SLABS) -> int:
+    """Index of a map in a CMD file: ``sim * 15 + 5 * axis + slab``."""
+    return sim * n_slabs * N_AXES + n_slabs * axis + slab
+
+
+def mean_surface_density(omega_m: float, slab_mpc_h: float = BOX_MPC_H / N_SLABS) -> float:
+    """Mean CDM surface density of a slab, (Omega_m - Omega_b) rho_crit * thickness [(Msun/h)/(Mpc/h)^2]."""
+    return (omega_m - OMEGA_B) * RHO_CRIT * slab_mpc_h
+
+
+def open_maps(root: str | Path, field: str, suite: str, set_: str) -> np.ndarray:
+    """Memory-map one CMD maps file (never read whole into RAM)."""
+    path = maps_path(root, field, suite, set_)
+    if not path.is_file():
+        raise FileNotFoundError(f"missing CMD maps file {str(path)!r} (field {field!r}, suite {suite!r}, set {set_!r})")
+    try:
+        return np.load(path, mmap_mode="r")
+    except ValueError as e:
+        raise ValueError(f"{path}: not a readable .npy array ({e})") from e
+
+
+def load_params(root: str | Path, suite: str, set_: str) -> np.ndarray:
+    """The (n_sims, n_params) parameter table; '#' lines are comments."""
+    path = params_path(root, suite, set_)
+    if not path.is_file():
+        raise FileNotFoundError(f"missing CMD params file {str(path)!r} (suite {suite!r}, set {set_!r})")
+    params = np.loadtxt(path, ndmin=2, dtype=np.float64)
+    return params
+
+
+def save_params(path: str | Path, params: np.ndarray) -> None:
+    np.savetxt(path, params, fmt="%.8e", header=" ".join(PARAM_NAMES))

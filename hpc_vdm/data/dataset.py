@@ -1,0 +1,143 @@
+"""The torch dataset over ``maps.zarr`` and its deterministic, rank-sharded, resumable sampler.
+
+* :class:`EpochSampler` fixes, for a (seed, epoch), the order of the maps *and* every augmentation draw,
+  then gives rank ``r`` of ``w`` the items ``r::w``. Batches therefore do not depend on the number of
+  DataLoader workers, and a resumed run that restores (epoch, position) sees the same samples.
+* :class:`MapsDataset` reads one map pair per item, normalises it with the store's training statistics
+  and applies the drawn augmentation. It opens Zarr lazily in each process (never before workers
+  start); workers are spawned, not forked, because zarr's event loop does not survive a fork.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from . import transforms
+
+
+def read_attrs(store: str | Path) -> dict:
+    """The store's attributes, read as JSON without starting zarr (safe before spawning workers)."""
+    meta = Path(store) / "zarr.json"
+    if not meta.is_file():
+        raise FileNotFoundError(f"no maps store at {str(store)!r} (run `python -m hpc_vdm.prepare` first)")
+    return json.loads(meta.read_text()).get("attributes", {})
+
+
+class MapsDataset(Dataset):
+    """(condition, target, params) of the maps of one split; items are ints or (map, dihedral, dy, dx) plans."""
+
+    def __init__(self, store: str | Path, split: str = "train", *, condition: str = "Mstar", target: str = "Mcdm"):
+        self.store = str(store)
+        attrs = read_attrs(store)
+        for name in (condition, target):
+            if name not in attrs.get("fields", []):
+                raise ValueError(f"field {name!r} not in store {self.store!r} (fields: {attrs.get('fields')})")
+        if split not in attrs["splits"]:
+            raise ValueError(f"unknown split {split!r}; the store has {sorted(attrs['splits'])}")
+        self.condition, self.target, self.split = condition, target, split
+        self.stats = {name: attrs["stats"][name] for name in (condition, target)}
+        mps = int(attrs["maps_per_sim"])
+        self.sims = list(attrs["splits"][split])
+        self.maps = np.array([s * mps + j for s in self.sims for j in range(mps)], dtype=np.int64)
+        self.maps_per_sim = mps
+        self.map_pixels = int(attrs["map_pixels"])
+        self._arrays = None
+        self._pid = None
+
+    def __len__(self) -> int:
+        return int(self.maps.size)
+
+    def _open(self):
+        if self._arrays is None or self._pid != os.getpid():
+            import zarr
+
+            root = zarr.open_group(self.store, mode="r")
+            self._arrays = (root[self.condition], root[self.target], root["params"][:])
+            self._pid = os.getpid()
+        return self._arrays
+
+    def __getstate__(self):  # never ship open zarr handles to another process
+        return {**self.__dict__, "_arrays": None, "_pid": None}
+
+    def __getitem__(self, item) -> dict:
+        i, k, dy, dx = (int(item), 0, 0, 0) if np.isscalar(item) else (int(v) for v in item)
+        cond_arr, tgt_arr, params = self._open()
+        n = int(self.maps[i])
+        cond = transforms.normalise(cond_arr[n], self.stats[self.condition])[None]  # (1, H, W)
+        tgt = transforms.normalise(tgt_arr[n], self.stats[self.target])[None]        # (1, H, W)
+        if k or dy or dx:
+            cond, tgt = transforms.augment(cond, k, (dy, dx)), transforms.augment(tgt, k, (dy, dx))
+        return {"condition": torch.from_numpy(cond), "target": torch.from_numpy(tgt),
+                "params": torch.from_numpy(params[n // self.maps_per_sim].astype(np.float32)), "index": n}
+
+
+class EpochSampler(Sampler):
+    """Deterministic per-(seed, epoch) order and augmentation draws, sharded over ranks, resumable.
+
+    Yields (item, dihedral, dy, dx) plans. Every rank gets ceil(n / world) items (the order wraps
+    around to pad), as torch's DistributedSampler does.
+    """
+
+    def __init__(self, n_items: int, *, seed: int, rank: int = 0, world: int = 1, shuffle: bool = True,
+                 dihedral: bool = True, roll_pixels: int = 0):
+        if not 0 <= rank < world:
+            raise ValueError(f"rank must be in [0, world={world}), got {rank}")
+        if n_items <= 0:
+            raise ValueError(f"cannot sample from an empty split (n_items={n_items})")
+        self.n_items, self.seed, self.rank, self.world = n_items, seed, rank, world
+        self.shuffle, self.dihedral, self.roll_pixels = shuffle, dihedral, roll_pixels
+        self.epoch, self.position = 0, 0
+
+    def __len__(self) -> int:
+        return math.ceil(self.n_items / self.world)
+
+    def plan(self, epoch: int) -> np.ndarray:
+        """(len, 4) int64 plan of this rank for ``epoch``: item, dihedral element, dy, dx."""
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, epoch]))
+        n = self.n_items
+        order = rng.permutation(n) if self.shuffle else np.arange(n)
+        k = rng.integers(0, transforms.N_DIHEDRAL, n) if self.dihedral else np.zeros(n, np.int64)
+        shifts = rng.integers(0, self.roll_pixels, (n, 2)) if self.roll_pixels else np.zeros((n, 2), np.int64)
+        full = np.column_stack([order, k, shifts]).astype(np.int64)  # independent of the world size
+        full = np.resize(full, (len(self) * self.world, 4))  # wrap around to pad
+        return full[self.rank::self.world]
+
+    def set_epoch(self, epoch: int, position: int = 0) -> None:
+        self.epoch, self.position = int(epoch), int(position)
+
+    def __iter__(self) -> Iterator[tuple[int, int, int, int]]:
+        plan = self.plan(self.epoch)
+        start, self.position = self.position, 0  # a resume position applies to one pass only
+        for row in plan[start:]:
+            yield tuple(int(v) for v in row)
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "position": self.position, "seed": self.seed}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.set_epoch(state["epoch"], state["position"])
+
+
+def make_loader(dataset: MapsDataset, sampler: EpochSampler, batch_size: int, num_workers: int = 0) -> DataLoader:
+    """A DataLoader whose workers are spawned (zarr is not fork-safe) and persist across epochs."""
+    extra = {}
+    if num_workers > 0:
+        extra = {"multiprocessing_context": "spawn", "persistent_workers": True, "prefetch_factor": 2}
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
+                      drop_last=False, **extra)
+
+
+def build_loader(data_cfg, split: str, *, rank: int = 0, world: int = 1, train: bool = True):
+    """Dataset, sampler and loader of one split from a :class:`~hpc_vdm.config.DataConfig`."""
+    ds = MapsDataset(data_cfg.store, split, condition=data_cfg.condition, target=data_cfg.target)
+    sampler = EpochSampler(len(ds), seed=data_cfg.seed, rank=rank, world=world, shuffle=train,
+                           dihedral=train and data_cfg.augment_dihedral,
+                           roll_pixels=ds.map_pixels if train and data_cfg.augment_roll else 0)
+    return ds, sampler, make_loader(ds, sampler, data_cfg.batch_size, data_cfg.num_workers if train else 0)

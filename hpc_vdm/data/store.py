@@ -1,0 +1,135 @@
+"""The Zarr maps store (``maps.zarr``): CMD maps in physical units, splits by simulation, train-only statistics.
+
+Layout::
+
+    maps.zarr/
+      Mstar, Mcdm, ...   (N, H, W) float32 [(Msun/h)/(Mpc/h)^2]; chunks of whole maps, shards per writer
+      params             (n_sims, n_params) float64
+      sim                (N,) int32, the simulation of every map (n // maps_per_sim)
+      attrs: suite, set, box_size_mpc_h, pixel_size_mpc_h, slab_thickness_mpc_h, maps_per_sim,
+             param_names, fields, units, splits {train, val, test: [sim ids]}, split_seed,
+             split_fractions, stats {field: {offset, mean, std, n_pixels}} over the training simulations
+
+The statistics are of log10(x + offset) (offset 1 for Mstar, 0 for Mcdm as in the papers).
+"""
+from __future__ import annotations
+
+import datetime
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import zarr
+from zarr.codecs import BloscCodec
+
+from .. import __version__
+
+SPLITS = ("train", "val", "test")
+COMPRESSOR = BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle")
+
+
+def split_by_simulation(n_sims: int, fractions: Sequence[float], seed: int) -> dict[str, list[int]]:
+    """Disjoint train/val/test lists of simulation ids; every split with a positive fraction gets >= 1 sim
+    when there are enough simulations, and train takes what the rounding leaves."""
+    f = np.asarray(fractions, dtype=np.float64)
+    if f.shape != (3,) or (f < 0).any() or abs(f.sum() - 1.0) > 1e-6:
+        raise ValueError(f"split fractions must be three non-negative numbers summing to 1, got {list(fractions)}")
+    order = np.random.default_rng(seed).permutation(n_sims)
+    counts = np.floor(f * n_sims).astype(int)
+    wanted = [i for i in (1, 2) if f[i] > 0]
+    if n_sims > len(wanted):
+        for i in wanted:
+            counts[i] = max(counts[i], 1)
+    counts[0] = n_sims - counts[1] - counts[2]
+    bounds = np.cumsum([0, *counts])
+    return {name: sorted(int(s) for s in order[bounds[i]:bounds[i + 1]]) for i, name in enumerate(SPLITS)}
+
+
+@dataclass
+class RunningMoments:
+    """Mean and variance merged over blocks (Chan et al.), float64."""
+
+    n: int = 0
+    mean: float = 0.0
+    m2: float = 0.0
+
+    def add(self, x: np.ndarray) -> None:
+        x = np.asarray(x, dtype=np.float64).ravel()
+        if x.size == 0:
+            return
+        n_b, mean_b = x.size, float(x.mean())
+        m2_b = float(((x - mean_b) ** 2).sum())
+        n = self.n + n_b
+        delta = mean_b - self.mean
+        self.mean += delta * n_b / n
+        self.m2 += m2_b + delta**2 * self.n * n_b / n
+        self.n = n
+
+    @property
+    def std(self) -> float:
+        return float(np.sqrt(self.m2 / self.n)) if self.n else float("nan")
+
+
+def log_transform(x: np.ndarray, offset: float) -> np.ndarray:
+    return np.log10(np.asarray(x, dtype=np.float64) + offset)
+
+
+def write_store(path: str | Path, fields: Mapping[str, np.ndarray], params: np.ndarray, attrs: dict, *,
+                maps_per_chunk: int, maps_per_shard: int, overwrite: bool = False, progress=None) -> Path:
+    """Write a store at a temporary path beside ``path`` and rename it into place when complete.
+
+    ``fields`` are (N, H, W) arrays (memory maps are read block by block, one shard at a time, so every
+    write owns whole shards). An existing ``path`` is replaced only with ``overwrite``, and only after the
+    new store is complete.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"store exists: {str(path)!r}; pass --overwrite to replace it")
+    if maps_per_shard % maps_per_chunk:
+        raise ValueError(f"maps_per_shard ({maps_per_shard}) must be a multiple of maps_per_chunk ({maps_per_chunk})")
+    first = next(iter(fields.values()))
+    n, h, w = first.shape
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        root = zarr.open_group(str(tmp), mode="w")
+        shards = (maps_per_shard, h, w) if maps_per_shard > maps_per_chunk else None
+        for name, src in fields.items():
+            arr = root.create_array(name, shape=(n, h, w), dtype="float32", chunks=(maps_per_chunk, h, w),
+                                    shards=shards, compressors=COMPRESSOR, fill_value=0.0,
+                                    dimension_names=("map", "y", "x"))
+            for s in range(0, n, maps_per_shard):
+                arr[s:s + maps_per_shard] = np.asarray(src[s:s + maps_per_shard], dtype=np.float32)
+                if progress is not None:
+                    progress(min(maps_per_shard, n - s))
+        root.create_array("params", data=np.asarray(params, dtype=np.float64), dimension_names=("sim", "param"))
+        maps_per_sim = attrs["maps_per_sim"]
+        root.create_array("sim", data=(np.arange(n) // maps_per_sim).astype(np.int32), dimension_names=("map",))
+        root.attrs.update({**attrs, "hpc_vdm_version": __version__,
+                           "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")})
+        if path.exists():  # swap: the old store goes only once the new one is complete
+            old = path.with_name(f".{path.name}.old-{uuid.uuid4().hex[:8]}")
+            path.rename(old)
+            tmp.rename(path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+def open_store(path: str | Path) -> zarr.Group:
+    """Open a maps store read-only, checking that it is one."""
+    path = Path(path)
+    if not (path / "zarr.json").is_file():
+        raise FileNotFoundError(f"no maps store at {str(path)!r} (run `python -m hpc_vdm.prepare` first)")
+    root = zarr.open_group(str(path), mode="r")
+    missing = [k for k in ("fields", "splits", "stats", "maps_per_sim") if k not in root.attrs]
+    if missing:
+        raise ValueError(f"{path} is not an hpc_vdm maps store: attrs {missing} missing")
+    return root
