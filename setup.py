@@ -31,7 +31,7 @@ setup(
         "pyyaml>=6.0",
     ],
     extras_require={
-        "test": ["pytest>=8", "distributed>=2024.8"],
+        "test": ["pytest>=8", "distributed>=2024.8", "dask-mpi>=2022.4"],
         "mpi": ["mpich"],  # an MPI library as a wheel, for machines without a system MPI
         "distributed": ["distributed>=2024.8", "dask-mpi>=2022.4"],
     },

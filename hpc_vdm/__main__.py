@@ -7,6 +7,7 @@ import sys
 COMMANDS = {
     "mock": "particle-mesh mock CAMELS maps in the real CMD file layout",
     "prepare": "CMD .npy maps -> maps.zarr (splits by simulation, train-only statistics)",
+    "spectra": "P(k), cross P(k), r(k) of maps, mosaics and out-of-core volumes (dask + pyFFTW)",
 }
 
 

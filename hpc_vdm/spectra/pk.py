@@ -200,7 +200,7 @@ def _deconvolved(field: np.ndarray, order: int) -> np.ndarray:
         x = np.pi * g / n
         safe = np.where(x == 0, 1.0, x)
         fk = fk * np.where(x == 0, 1.0, safe / np.sin(safe)) ** order
-    return np.fft.irfftn(fk, s=field.shape).astype(field.dtype)
+    return np.fft.irfftn(fk, s=field.shape, axes=tuple(range(d))).astype(field.dtype)
 
 
 # ---------------------------------------------------------------------------------------------

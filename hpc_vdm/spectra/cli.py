@@ -1,0 +1,251 @@
+"""``python -m hpc_vdm.spectra``: P(k), cross P(k) and r(k) of arrays in Zarr stores, and truth-vs-samples comparisons.
+
+    python -m hpc_vdm.spectra auto  data/maps.zarr --array Mcdm --overdensity --out pk.npz --figure pk.png
+    python -m hpc_vdm.spectra cross data/maps.zarr --a Mstar --b Mcdm --overdensity --out r.json
+    python -m hpc_vdm.spectra compare --truth data/maps.zarr:Mcdm --samples out.zarr:samples --out cmp.json --figure fig2.png
+
+Arrays of shape (n_maps, N, N) are stacks of maps (one dask task per chunk of maps); (N, N, N) with
+``--volume`` is a cube done out of core. The box size comes from the store's ``box_size_mpc_h`` attr
+(``--box`` overrides). ``--scheduler ADDRESS`` attaches to a running dask.distributed scheduler;
+``--scheduler mpi`` starts a dask-mpi cluster over the ranks of ``srun``/``mpiexec`` (rank 0 scheduler,
+rank 1 runs this command, the other ranks are workers).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from .. import cli
+from . import fft, stats
+from .pk import cross_spectrum_stack, power_spectrum_stack
+from .volume import volume_spectrum
+
+log = logging.getLogger("hpc_vdm.spectra")
+
+
+def open_array(spec: str):
+    """'STORE.zarr:ARRAY' or STORE + name -> (zarr array, box size from the store attrs or None)."""
+    import zarr
+
+    store, _, name = spec.rpartition(":") if ":" in spec else (spec, "", "")
+    if not Path(store).exists():
+        raise FileNotFoundError(f"no Zarr store at {store!r}")
+    root = zarr.open_group(store, mode="r")
+    if name not in root:
+        raise ValueError(f"array {name!r} not in {store!r}; it has {sorted(root.array_keys())}")
+    box = root.attrs.get("box_size_mpc_h")
+    return root[name], box
+
+
+def _box(args, box_attr):
+    box = args.box if args.box is not None else box_attr
+    if box is None:
+        raise ValueError("the store has no box_size_mpc_h attr; pass --box (Mpc/h)")
+    return float(box)
+
+
+def _select(arr, maps: str | None):
+    if not maps:
+        return arr
+    lo, _, hi = maps.partition(":")
+    return arr[int(lo or 0):int(hi) if hi else arr.shape[0]]
+
+
+def _write(out: str | None, result: dict) -> None:
+    if out is None:
+        return
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".npz":
+        np.savez(path, **{k: np.asarray(v) for k, v in result.items()})
+    elif path.suffix == ".json":
+        path.write_text(json.dumps({k: np.asarray(v).tolist() for k, v in result.items()}, indent=1))
+    else:
+        raise ValueError(f"--out must end in .npz or .json, got {out!r}")
+    log.info("wrote %s", path)
+
+
+def _scheduler(spec: str | None):
+    """None (threads), a distributed Client at ADDRESS, or a dask-mpi cluster; returns the client or None."""
+    if spec is None:
+        return None
+    from distributed import Client
+
+    if spec == "mpi":
+        import dask_mpi
+
+        if dask_mpi.initialize(exit=True) is False:  # returns on the client rank only
+            raise RuntimeError("dask-mpi did not start a client")
+        return Client()
+    return Client(spec)
+
+
+def _figure_auto(png, k, power, label):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    b = stats.bands(np.atleast_2d(power))
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.loglog(k, b.median, label=f"{label} (median of {np.atleast_2d(power).shape[0]})")
+    ax.fill_between(k, b.lo, b.hi, alpha=0.3, label="10-90%")
+    ax.set_xlabel("k [h/Mpc]")
+    ax.set_ylabel("P(k) [(Mpc/h)^d]")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(png, dpi=120)
+    plt.close(fig)
+
+
+def compare(truth, samples, box: float, *, mas=None, pdf_edges=None, scheduler=None) -> dict:
+    """Truth maps (n, N, N) vs posterior samples (S, n, N, N) or (n, N, N): PDF, P(k) ratio and r(k) bands."""
+    truth = np.asarray(truth, dtype=np.float32)
+    samples = np.asarray(samples, dtype=np.float32)
+    if samples.ndim == 3:
+        samples = samples[None]
+    elif samples.ndim == 4 and samples.shape[1] != truth.shape[0]:
+        raise ValueError(f"samples {samples.shape} hold {samples.shape[1]} maps, the truth {truth.shape[0]}; "
+                         f"slice both with --maps")
+    if samples.shape[1:] != truth.shape:
+        raise ValueError(f"samples {samples.shape} do not match truth maps {truth.shape}")
+    s, n = samples.shape[:2]
+    reps = np.broadcast_to(truth, samples.shape).reshape(s * n, *truth.shape[1:])
+    x = cross_spectrum_stack(samples.reshape(s * n, *truth.shape[1:]), reps, box, mas=mas,
+                             overdensity_of_mass=True, scheduler=scheduler)
+    ratio = (x.power_a / x.power_b)
+    edges = np.linspace(10.0, 13.5, 31) if pdf_edges is None else pdf_edges
+    centres, pdf_s, pdf_bands = stats.pixel_pdf(samples.reshape(s * n, -1), edges)
+    _, pdf_t, _ = stats.pixel_pdf(truth.reshape(n, -1), edges)
+    rb, tb = stats.bands(x.r), stats.bands(ratio)
+    return {"k": x.k, "n_modes": x.n_modes, "power_truth": stats.bands(x.power_b[:n]).median,
+            "power_samples_median": stats.bands(x.power_a).median, "ratio_median": tb.median, "ratio_lo": tb.lo,
+            "ratio_hi": tb.hi, "r_median": rb.median, "r_lo": rb.lo, "r_hi": rb.hi, "pdf_centres": centres,
+            "pdf_truth": pdf_t.mean(0), "pdf_samples_median": pdf_bands.median, "pdf_samples_lo": pdf_bands.lo,
+            "pdf_samples_hi": pdf_bands.hi,
+            "reduced_chi2": stats.reduced_chi2(x.power_a, x.power_b[:n]) if s * n + n >= 3 else np.nan}
+
+
+def figure_compare(png, res: dict) -> None:
+    """Fig. 2 of the papers: pixel PDF, P(k) and r(k), samples (bands) against the truth."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, 3, figsize=(13, 3.8))
+    c = res["pdf_centres"]
+    ax[0].plot(c, res["pdf_truth"], "k-", label="truth")
+    ax[0].plot(c, res["pdf_samples_median"], "C1--", label="samples")
+    ax[0].fill_between(c, res["pdf_samples_lo"], res["pdf_samples_hi"], color="C1", alpha=0.3)
+    ax[0].set_xlabel("log10 Σ [(M☉/h)/(Mpc/h)²]")
+    ax[0].set_ylabel("PDF")
+    k = res["k"]
+    ax[1].loglog(k, res["power_truth"], "k-", label="truth")
+    ax[1].loglog(k, res["power_samples_median"], "C1--", label="samples")
+    ax[1].set_xlabel("k [h/Mpc]")
+    ax[1].set_ylabel("P(k) [(Mpc/h)²]")
+    ax2 = ax[1].twinx()
+    ax2.semilogx(k, res["ratio_median"], "C2:", label="ratio")
+    ax2.fill_between(k, res["ratio_lo"], res["ratio_hi"], color="C2", alpha=0.2)
+    ax2.set_ylabel("P_sample / P_true")
+    ax[2].semilogx(k, res["r_median"], "C0-")
+    ax[2].fill_between(k, res["r_lo"], res["r_hi"], color="C0", alpha=0.3, label="10-90%")
+    ax[2].set_xlabel("k [h/Mpc]")
+    ax[2].set_ylabel("r(k)")
+    ax[2].set_ylim(-0.1, 1.05)
+    for a in ax:
+        a.legend(fontsize=8)
+    fig.tight_layout()
+    Path(png).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=120)
+    plt.close(fig)
+
+
+def _main(argv) -> int:
+    p = argparse.ArgumentParser(prog="python -m hpc_vdm.spectra", description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    sub = p.add_subparsers(dest="mode", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--box", type=float, help="box side [Mpc/h] (default: the store's box_size_mpc_h)")
+    common.add_argument("--mas", default=None, help="deconvolve NGP, CIC, TSC or PCS (default: none)")
+    common.add_argument("--maps", help="slice of maps, e.g. 0:100")
+    common.add_argument("--chunk-maps", type=int, default=64, help="maps per dask task")
+    common.add_argument("--scheduler", help="dask.distributed address, or 'mpi' for dask-mpi")
+    common.add_argument("--out", help="results as .npz or .json")
+    common.add_argument("--figure", help="PNG figure")
+    a = sub.add_parser("auto", parents=[common], help="P(k) of every map (or of a volume)")
+    a.add_argument("store")
+    a.add_argument("--array", required=True)
+    a.add_argument("--overdensity", action="store_true", help="use m / mean - 1 of mass maps")
+    a.add_argument("--volume", action="store_true", help="the array is one (N, N, N) cube: out of core")
+    c = sub.add_parser("cross", parents=[common], help="auto, cross and r(k) of two aligned arrays")
+    c.add_argument("store")
+    c.add_argument("--a", required=True)
+    c.add_argument("--b", required=True)
+    c.add_argument("--overdensity", action="store_true")
+    c.add_argument("--volume", action="store_true")
+    m = sub.add_parser("compare", parents=[common], help="truth vs samples: PDF, P ratio and r(k) bands")
+    m.add_argument("--truth", required=True, help="STORE:ARRAY of (n, N, N) truth mass maps")
+    m.add_argument("--samples", required=True, help="STORE:ARRAY of (S, n, N, N) or (n, N, N) samples")
+    args = p.parse_args(argv)
+    cli.setup_logging()
+    fft.load_wisdom()
+    client = _scheduler(args.scheduler)
+    try:
+        result = _run(args)
+    finally:
+        fft.save_wisdom()
+        if client is not None:
+            client.close()
+    _write(args.out, result)
+    return 0
+
+
+def _run(args) -> dict:
+    if args.mode == "compare":
+        truth, box_t = open_array(args.truth)
+        samples, box_s = open_array(args.samples)
+        box = _box(args, box_t or box_s)
+        truth = _select(truth, args.maps)
+        samples = _select(samples, args.maps) if samples.ndim == 3 else samples
+        res = compare(truth, samples, box, mas=args.mas)
+        log.info("reduced chi2 %.3f; r(k) median at the first bins %s", res["reduced_chi2"],
+                 np.round(res["r_median"][:4], 3))
+        if args.figure:
+            figure_compare(args.figure, res)
+        return res
+    if args.mode == "auto":
+        arr, box_attr = open_array(f"{args.store}:{args.array}")
+        box = _box(args, box_attr)
+        if args.volume:
+            if args.overdensity:
+                raise ValueError("--overdensity is for stacks of mass maps; pass an overdensity volume")
+            res = volume_spectrum(arr, box, mas=args.mas)
+            out = {"k": res.k, "power": res.power, "n_modes": res.n_modes}
+        else:
+            res = power_spectrum_stack(_select(arr, args.maps), box, mas=args.mas, chunk_maps=args.chunk_maps,
+                                       overdensity_of_mass=args.overdensity)
+            out = {"k": res.k, "power": res.power, "n_modes": res.n_modes}
+        if args.figure:
+            _figure_auto(args.figure, out["k"], out["power"], args.array)
+        return out
+    arr_a, box_attr = open_array(f"{args.store}:{args.a}")
+    arr_b, _ = open_array(f"{args.store}:{args.b}")
+    box = _box(args, box_attr)
+    if args.volume:
+        res = volume_spectrum(arr_a, box, b=arr_b, mas=args.mas)
+    else:
+        res = cross_spectrum_stack(_select(arr_a, args.maps), _select(arr_b, args.maps), box, mas=args.mas,
+                                   chunk_maps=args.chunk_maps, overdensity_of_mass=args.overdensity)
+    out = {"k": res.k, "power_a": res.power_a, "power_b": res.power_b, "cross": res.cross, "r": res.r,
+           "n_modes": res.n_modes}
+    if args.figure:
+        _figure_auto(args.figure, res.k, res.r, f"r({args.a}, {args.b})")
+    return out
+
+
+def main(argv=None) -> int:
+    return cli.run(_main, argv)
