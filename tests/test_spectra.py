@@ -252,3 +252,30 @@ def test_cli_auto_cross_and_compare(maps_store, tmp_path):
                  "--out", str(tmp_path / "cmp.json"), "--figure", str(tmp_path / "fig2.png")]) == 0
     assert (tmp_path / "fig2.png").read_bytes()[:4] == b"\x89PNG"
     assert main(["auto", str(maps_store), "--array", "Mgas"]) == 2
+
+
+@pytest.mark.slow
+def test_slurm_spectra_script_runs_with_dask_mpi(maps_store, tmp_path):
+    """slurm/spectra.sh outside SLURM: the same file under mpiexec, 4 ranks, dask-mpi cluster."""
+    repo = Path(__file__).parents[1]
+    out = tmp_path / "pk.npz"
+    env = {**os.environ, "HPC_VDM_PYTHON": sys.executable, "HPC_VDM_NTASKS": "4",
+           "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    env.pop("SLURM_JOB_ID", None)
+    subprocess.run(["bash", str(repo / "slurm" / "spectra.sh"), "auto", str(maps_store), "--array", "Mcdm",
+                    "--overdensity", "--maps", "0:15", "--chunk-maps", "4", "--out", str(out)],
+                   check=True, timeout=300, env=env, cwd=tmp_path)
+    mcdm = zarr.open_group(str(maps_store), mode="r")["Mcdm"][:15]
+    local = power_spectrum_stack(mcdm, 25.0, overdensity_of_mass=True)
+    np.testing.assert_allclose(np.load(out)["power"], local.power, rtol=1e-5)  # float32 FFTs, other plans
+
+
+def test_cross_spectrum_with_a_different_mas_per_field():
+    n = 32
+    idx = np.indices((n, n))
+    x = np.cos(2 * np.pi * (3 * idx[0] + 4 * idx[1]) / n)
+    c = cross_spectrum(x, x, 10.0, mas=("CIC", None))
+    b = 4  # |(3, 4)| = 5 -> bin index 5, position 4
+    w = np.prod([(np.pi * m / n / np.sin(np.pi * m / n)) ** 2 for m in (3, 4)])
+    assert c.power_a[b] / c.power_b[b] == pytest.approx(w**2, rel=1e-10)
+    assert c.cross[b] / c.power_b[b] == pytest.approx(w, rel=1e-10)
