@@ -26,3 +26,8 @@ def test_tiling_is_ours_and_never_imports_hpc_vdm():
 def test_mock_and_data_never_import_distribution_libraries():
     for path in [*(REPO / "hpc_vdm" / "mock").rglob("*.py"), *(REPO / "hpc_vdm" / "data").rglob("*.py")]:
         assert not _imports(path) & {"deepspeed", "mpi4py", "submitit"}, path
+
+
+def test_spectra_never_import_torch():
+    for path in (REPO / "hpc_vdm" / "spectra").rglob("*.py"):
+        assert "torch" not in _imports(path), path
