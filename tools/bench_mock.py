@@ -12,22 +12,13 @@ import argparse
 import json
 import os
 import platform
-import time
 
 import numpy as np
+from _timing import best_of
 
 from hpc_vdm.config import load_config
 from hpc_vdm.mock import pm, simulate, stars
 from hpc_vdm.mock.cosmology import Cosmology
-
-
-def best_of(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def main() -> None:

@@ -21,18 +21,10 @@ import tempfile
 import time
 
 import numpy as np
+from _timing import best_of as best
 
 from hpc_vdm.spectra import fft, power_spectrum, power_spectrum_stack
 from hpc_vdm.spectra.pk import plan
-
-
-def best(fn, repeat=3):
-    out = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t)
-    return min(out)
 
 
 def numpy_pk(x, box):

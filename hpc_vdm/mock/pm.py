@@ -19,6 +19,11 @@ from . import mesh
 from .cosmology import Cosmology
 
 
+def lattice_positions(shape, box) -> np.ndarray:
+    """(n, 3) Lagrangian positions q [Mpc/h] of one particle per mesh node, C order."""
+    return np.indices(shape, dtype=np.float64).reshape(3, -1).T * (np.asarray(box) / np.asarray(shape))
+
+
 @dataclass
 class Particles:
     """A PM run's result. Arrays are over the Lagrangian lattice, flattened in C order."""
@@ -35,8 +40,7 @@ class Particles:
 
     def lattice(self) -> np.ndarray:
         """(n, 3) Lagrangian positions q [Mpc/h] (mesh nodes)."""
-        idx = np.indices(self.shape, dtype=np.float64).reshape(3, -1).T
-        return idx * self.cell
+        return lattice_positions(self.shape, self.box)
 
     def displacement(self) -> np.ndarray:
         """(3, *shape) final displacement x - q [Mpc/h], unwrapped to (-box/2, box/2]."""
@@ -113,7 +117,7 @@ def run_pm(cosmo: Cosmology, shape, box, *, n_steps: int, a_start: float, rng: n
     delta_lin = mesh.irfftn(delta_k, shape)
     del delta_k
 
-    lattice = np.indices(shape, dtype=np.float64).reshape(3, -1).T * (np.asarray(box) / np.asarray(shape))
+    lattice = lattice_positions(shape, box)
     psi1 = psi1.reshape(3, -1).T  # (n, 3)
     psi2 = psi2.reshape(3, -1).T
     a0 = a_start

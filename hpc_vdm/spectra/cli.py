@@ -224,11 +224,10 @@ def _run(args) -> dict:
             if args.overdensity:
                 raise ValueError("--overdensity is for stacks of mass maps; pass an overdensity volume")
             res = volume_spectrum(arr, box, mas=args.mas)
-            out = {"k": res.k, "power": res.power, "n_modes": res.n_modes}
         else:
             res = power_spectrum_stack(_select(arr, args.maps), box, mas=args.mas, chunk_maps=args.chunk_maps,
                                        overdensity_of_mass=args.overdensity)
-            out = {"k": res.k, "power": res.power, "n_modes": res.n_modes}
+        out = {"k": res.k, "power": res.power, "n_modes": res.n_modes}
         if args.figure:
             _figure_auto(args.figure, out["k"], out["power"], args.array)
         return out

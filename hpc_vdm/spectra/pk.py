@@ -64,11 +64,11 @@ def check_mas(mas: str | None) -> int:
     return MAS_ORDER[mas]
 
 
-def check_field(field, box_size: float, *, spatial_dims: int | None = None, name: str = "field"):
-    """Validate a square/cubic finite field and a positive box size; returns (N, d)."""
+def check_field(shape: tuple, box_size: float, *, spatial_dims: int | None = None, name: str = "field"):
+    """Validate the shape of a square/cubic field (last ``spatial_dims`` axes) and a positive box; returns (N, d)."""
     if not np.isfinite(box_size) or box_size <= 0:
         raise ValueError(f"box_size must be a positive length, got {box_size}")
-    shape = np.shape(field)
+    shape = tuple(shape)
     d = len(shape) if spatial_dims is None else spatial_dims
     if d not in (2, 3) or len(shape) < d:
         raise ValueError(f"{name}: expected a 2D map or 3D cube, got shape {shape}")
@@ -78,6 +78,21 @@ def check_field(field, box_size: float, *, spatial_dims: int | None = None, name
     if spatial[0] < 2:
         raise ValueError(f"{name}: needs at least 2 cells per side, got {spatial}")
     return spatial[0], d
+
+
+def signed_index(i: np.ndarray, n: int) -> np.ndarray:
+    """Integer mode index of FFT position i: i for i <= N//2, else i - N (Pylians: the Nyquist stays +N/2)."""
+    return np.where(i <= n // 2, i, i - n)
+
+
+def mas_correction(grids, n: int, mas_order: int) -> np.ndarray:
+    """prod_j (x_j / sin x_j)^p, x_j = pi n_j / N, over broadcastable integer mode grids (1 at x = 0)."""
+    corr = np.ones((1,) * len(grids))
+    for g in grids:
+        x = np.pi * g / n
+        safe = np.where(x == 0, 1.0, x)
+        corr = corr * np.where(x == 0, 1.0, safe / np.sin(safe)) ** mas_order
+    return corr
 
 
 def mode_block(n: int, d: int, mas_order: int = 0, ranges=None):
@@ -92,7 +107,7 @@ def mode_block(n: int, d: int, mas_order: int = 0, ranges=None):
     comps = []
     for axis, (lo, hi) in enumerate(ranges):
         i = np.arange(lo, hi)
-        comps.append(i if axis == d - 1 else np.where(i <= half, i, i - n))  # Pylians: Nyquist stays +N/2
+        comps.append(i if axis == d - 1 else signed_index(i, n))
     grids = np.meshgrid(*comps, indexing="ij", sparse=True)
     kmod = np.sqrt(sum(g.astype(np.float64) ** 2 for g in grids))
     self_conj = [(g == 0) | ((n % 2 == 0) & (g == half)) for g in grids]
@@ -102,10 +117,7 @@ def mode_block(n: int, d: int, mas_order: int = 0, ranges=None):
     keep = np.broadcast_to(~self_conj[d - 1] | keep_prefix, kmod.shape)
     weight = keep.astype(np.float64)
     if mas_order:
-        for g in grids:
-            x = np.pi * g / n
-            safe = np.where(x == 0, 1.0, x)
-            weight = weight * np.where(x == 0, 1.0, safe / np.sin(safe)) ** (2 * mas_order)
+        weight = weight * mas_correction(grids, n, mas_order) ** 2
     return np.floor(kmod).astype(np.int64), weight, kmod, keep
 
 
@@ -159,7 +171,7 @@ def _spectra(fields, box_size: float, d: int, mas_order: int, threads, cross: bo
 def power_spectrum(field, box_size: float, *, mas: str | None = None, threads: int | None = None) -> PowerSpectrum:
     """P(k) of one 2D map (N, N) or 3D cube (N, N, N) overdensity, Pylians conventions."""
     field = np.asarray(field)
-    n, d = check_field(field, box_size)
+    n, d = check_field(field.shape, box_size)
     if not np.isfinite(field).all():
         raise ValueError("field contains NaN or inf")
     k, n_modes, out = _spectra([field], box_size, d, check_mas(mas), threads, cross=False)
@@ -172,7 +184,7 @@ def cross_spectrum(a, b, box_size: float, *, mas: str | tuple | None = None,
     a, b = np.asarray(a), np.asarray(b)
     if a.shape != b.shape:
         raise ValueError(f"cross spectrum needs fields of one shape, got {a.shape} and {b.shape}")
-    n, d = check_field(a, box_size, name="a")
+    n, d = check_field(a.shape, box_size, name="a")
     for name, f in (("a", a), ("b", b)):
         if not np.isfinite(f).all():
             raise ValueError(f"{name} contains NaN or inf")
@@ -193,13 +205,8 @@ def _deconvolved(field: np.ndarray, order: int) -> np.ndarray:
         return field
     n, d = field.shape[-1], field.ndim
     fk = np.fft.rfftn(field.astype(np.float64))
-    half = n // 2
-    signed = np.where(np.arange(n) <= half, np.arange(n), np.arange(n) - n)
-    comps = [signed] * (d - 1) + [np.arange(half + 1)]
-    for axis, g in enumerate(np.meshgrid(*comps, indexing="ij", sparse=True)):
-        x = np.pi * g / n
-        safe = np.where(x == 0, 1.0, x)
-        fk = fk * np.where(x == 0, 1.0, safe / np.sin(safe)) ** order
+    comps = [signed_index(np.arange(n), n)] * (d - 1) + [np.arange(n // 2 + 1)]
+    fk = fk * mas_correction(np.meshgrid(*comps, indexing="ij", sparse=True), n, order)
     return np.fft.irfftn(fk, s=field.shape, axes=tuple(range(d))).astype(field.dtype)
 
 
@@ -234,10 +241,9 @@ def power_spectrum_stack(maps, box_size: float, *, mas: str | None = None, chunk
     """
     import dask
 
-    n, _ = check_field(np.empty((1, *np.shape(maps)[1:])) if np.ndim(maps) == 3 else maps, box_size,
-                       spatial_dims=2, name="maps")
     if np.ndim(maps) != 3:
         raise ValueError(f"expected a stack of maps (n_maps, N, N), got shape {np.shape(maps)}")
+    n, _ = check_field(np.shape(maps), box_size, spatial_dims=2, name="maps")
     order = check_mas(mas)
     x = _as_dask(maps, chunk_maps)
     nb = plan(n, 2, order)[2].size
@@ -260,7 +266,7 @@ def cross_spectrum_stack(a, b, box_size: float, *, mas: str | None = None, chunk
         raise ValueError(f"cross spectrum needs stacks of one shape, got {np.shape(a)} and {np.shape(b)}")
     if np.ndim(a) != 3:
         raise ValueError(f"expected stacks of maps (n_maps, N, N), got shape {np.shape(a)}")
-    n, _ = check_field(np.empty((1, *np.shape(a)[1:])), box_size, spatial_dims=2, name="maps")
+    n, _ = check_field(np.shape(a), box_size, spatial_dims=2, name="maps")
     order = check_mas(mas)
     xa, xb = _as_dask(a, chunk_maps), _as_dask(b, chunk_maps)
     if overdensity_of_mass:

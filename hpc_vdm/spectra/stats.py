@@ -86,7 +86,7 @@ def bispectrum(delta: np.ndarray, box_size: float, k1: float, k2: float, theta: 
     for the angle theta between k1 and k2, as in Pylians' ``Bk``.
     """
     delta = np.asarray(delta)
-    n, d = check_field(delta, box_size)
+    n, d = check_field(delta.shape, box_size)
     if d != 3:
         raise ValueError(f"bispectrum needs a 3D cube, got shape {delta.shape}")
     kf = 2 * np.pi / box_size

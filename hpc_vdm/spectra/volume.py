@@ -67,10 +67,9 @@ def volume_spectrum(a, box_size: float, b=None, *, mas: str | None = None, slab:
     import zarr
 
     va = _open(a)
-    n, d = check_field(np.empty((1,) * 3) if np.ndim(va) != 3 else np.broadcast_to(0, np.shape(va)), box_size,
-                       name="volume")
-    if d != 3:
+    if np.ndim(va) != 3:
         raise ValueError(f"volume_spectrum needs a cube, got shape {np.shape(va)}")
+    n, _ = check_field(np.shape(va), box_size, name="volume")
     vb = None if b is None else _open(b)
     if vb is not None and np.shape(vb) != np.shape(va):
         raise ValueError(f"cross spectrum needs volumes of one shape, got {np.shape(va)} and {np.shape(vb)}")
