@@ -98,11 +98,85 @@ class DataConfig:
 
 
 @dataclass
+class ModelConfig:
+    """The score U-Net (papers: 48 channels, 4 levels x1/x2/x4/x8, attention at the bottleneck)."""
+
+    channels: int = param(48, "channels of the first level (E); level i has E * channel_mults[i]", range=(1, None))
+    channel_mults: list[int] = param([1, 2, 4, 8], "channel multiplier per level; each level halves the resolution")
+    blocks_per_level: int = param(1, "residual blocks per level", range=(1, 16))
+    attention: bool = param(True, "self-attention between the two bottleneck residual blocks")
+    attention_heads: int = param(1, "heads of the bottleneck attention", range=(1, 64))
+    norm_groups: int = param(8, "GroupNorm groups (must divide every channel count)", range=(1, None))
+    dropout: float = param(0.1, "dropout in every residual block", range=(0.0, 1.0))
+    add_zt: bool = param(True, "return net(z_t) + z_t, the papers' base-measure residual")
+    param_conditioning: bool = param(False, "add the 6 simulation parameters to the time embedding (emulators)")
+
+
+@dataclass
+class DiffusionConfig:
+    """The VDM noise schedule, bound and sampler."""
+
+    schedule: str = param("learned_linear", "gamma(t) = b + |w| t, learned or fixed",
+                          choices=("learned_linear", "fixed_linear"))
+    gamma_min: float = param(-13.3, "gamma(0) at initialisation", range=(-30.0, 30.0))
+    gamma_max: float = param(13.3, "gamma(1) at initialisation", range=(-30.0, 30.0))
+    data_noise: float = param(1e-3, "std of the Gaussian reconstruction likelihood p(x | z_0)", range=(1e-8, None))
+    loss_recon: bool = param(True, "include loss_recon in the bound (the Nov-2023 runs left it out)")
+    antithetic: bool = param(True, "antithetic (stratified) diffusion times within a batch")
+    sample_steps: int = param(250, "ancestral sampling steps (papers: 250)", range=(1, 100_000))
+
+
+@dataclass
+class TrainConfig:
+    """The DeepSpeed trainer (``python -m hpc_vdm.train``)."""
+
+    run_dir: str = param("runs/default", "run folder: config.json, checkpoints/, metrics.csv, tb/, export/")
+    steps: int = param(100_000, "optimizer steps of the whole run (resumes count towards it)", range=(1, None))
+    global_batch: int = param(0, "checked against data.batch_size x grad_accum x world; 0 = derived", range=(0, None))
+    grad_accum: int = param(1, "micro-batches per optimizer step", range=(1, None))
+    zero_stage: int = param(1, "DeepSpeed ZeRO stage (0 off, 1 optimizer, 2 +gradients, 3 +parameters)",
+                            range=(0, 3))
+    precision: str = param("fp32", "fp32, or bf16 weights and activations (fp32 loss terms)", choices=("fp32", "bf16"))
+    lr: float = param(1e-4, "peak AdamW learning rate", range=(0.0, None))
+    lr_min: float = param(0.0, "floor of the cosine schedule", range=(0.0, None))
+    lr_schedule: str = param("constant", "constant, or cosine annealing with warm restarts",
+                             choices=("constant", "cosine_restarts"))
+    warmup_steps: int = param(0, "linear warm-up steps", range=(0, None))
+    restart_steps: int = param(10_000, "cosine_restarts: length of the first cycle [steps]", range=(1, None))
+    restart_mult: int = param(1, "cosine_restarts: growth factor of each following cycle", range=(1, 16))
+    weight_decay: float = param(1e-5, "AdamW weight decay", range=(0.0, None))
+    betas: list[float] = param([0.9, 0.999], "AdamW betas")
+    grad_clip: float = param(0.5, "gradient clipping norm (0 disables; always written explicitly)", range=(0.0, None))
+    ema_decay: float = param(0.9999, "EMA decay of the weights (0: the EMA follows the weights)", range=(0.0, 1.0))
+    seed: int = param(7, "seed of weights, diffusion times and noise (per rank and step)", range=(0, 2**31 - 1))
+    device: str = param("auto", "auto (GPU if present), cpu or cuda", choices=("auto", "cpu", "cuda"))
+    channels_last: bool = param(False, "channels_last memory format on GPU")
+    compile: bool = param(False, "torch.compile the score network")
+    log_every: int = param(10, "steps between metrics.csv / TensorBoard rows", range=(1, None))
+    tensorboard: bool = param(True, "write TensorBoard events to run_dir/tb")
+    val_every: int = param(1000, "steps between validations (0: only at the end)", range=(0, None))
+    val_maps: int = param(16, "held-out maps for the deterministic bound", range=(1, None))
+    val_times: int = param(8, "fixed diffusion times per map of the deterministic bound", range=(1, 1024))
+    val_sample_maps: int = param(2, "held-out maps sampled for P(k) ratio and r(k) (0: skip)", range=(0, None))
+    val_sample_steps: int = param(250, "sampler steps of the validation samples", range=(1, 100_000))
+    ckpt_every: int = param(1000, "steps between checkpoints", range=(1, None))
+    ckpt_minutes: float = param(30.0, "minutes between checkpoints (whichever comes first; 0 disables)",
+                                range=(0.0, None))
+    keep_last: int = param(3, "checkpoints kept (the best by validation is always kept)", range=(1, None))
+    resume: bool = param(True, "continue from run_dir/checkpoints when it holds a checkpoint")
+    export: bool = param(True, "write run_dir/export/model.pt at the end")
+    progress: bool = param(True, "progress bar on rank 0")
+
+
+@dataclass
 class RunConfig:
     """Everything one run of any command reads."""
 
     mock: MockConfig = field(default_factory=MockConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
 
 
 # ---------------------------------------------------------------------------------------------

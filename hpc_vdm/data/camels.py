@@ -75,3 +75,14 @@ def load_params(root: str | Path, suite: str, set_: str) -> np.ndarray:
 
 def save_params(path: str | Path, params: np.ndarray) -> None:
     np.savetxt(path, params, fmt="%.8e", header=" ".join(PARAM_NAMES))
+
+
+def normalise_params(params: np.ndarray) -> np.ndarray:
+    """(..., 6) CAMELS parameters -> [0, 1] over the LH prior (log-uniform for the feedback A's)."""
+    params = np.asarray(params, dtype=np.float64)
+    out = np.empty_like(params)
+    for i, name in enumerate(PARAM_NAMES):
+        lo, hi = PARAM_RANGES[name]
+        x = params[..., i]
+        out[..., i] = (np.log(x / lo) / np.log(hi / lo)) if name in LOG_PARAMS else (x - lo) / (hi - lo)
+    return out.astype(np.float32)
