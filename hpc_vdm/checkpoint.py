@@ -90,19 +90,19 @@ class Checkpoints:
         path = self.root / "latest"
         return path.read_text().strip() if path.is_file() else None
 
+    def newest_intact(self) -> str | None:
+        """The newest intact tag: ``latest`` first, then older ones (local; no communication)."""
+        latest = self.latest()
+        for tag in ([latest] if latest else []) + [t for t in self.tags() if t != latest]:
+            why = self.verify(tag)
+            if why is None:
+                return tag
+            log.warning("checkpoint %s is unusable (%s); trying the previous one", tag, why)
+        return None
+
     def find_resumable(self) -> str | None:
-        """The newest intact tag: ``latest`` first, then older ones; rank 0 decides, all ranks agree."""
-        choice = None
-        if self.rank == 0:
-            latest = self.latest()
-            order = ([latest] if latest else []) + [t for t in self.tags() if t != latest]
-            for tag in order:
-                why = self.verify(tag)
-                if why is None:
-                    choice = tag
-                    break
-                log.warning("checkpoint %s is unusable (%s); trying the previous one", tag, why)
-        return dist.broadcast_object(choice)
+        """:meth:`newest_intact` as decided by rank 0, so that all ranks agree (collective)."""
+        return dist.broadcast_object(self.newest_intact() if self.rank == 0 else None)
 
     # -- writing ---------------------------------------------------------------------------------
     def save(self, engine, step: int, client_state: dict, *, extra_files: dict | None = None,

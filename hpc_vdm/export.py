@@ -46,7 +46,7 @@ def export_run(run_dir: str | Path, tag: str = "latest", out: str | Path | None 
     run_dir = Path(run_dir)
     ckpts = Checkpoints(run_dir / "checkpoints")
     if tag == "latest":
-        tag = ckpts.find_resumable()
+        tag = ckpts.newest_intact()
     elif tag == "best":
         tag = (ckpts.best() or {}).get("tag")
     if not tag or ckpts.verify(tag) is not None:

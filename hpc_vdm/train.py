@@ -21,6 +21,7 @@ import math
 import os
 import signal
 import time
+import warnings
 from functools import partial
 from pathlib import Path
 
@@ -225,6 +226,7 @@ def train(cfg: RunConfig) -> int:
     dist.init(env, device)
     import deepspeed
 
+    warnings.filterwarnings("ignore", message=r".*torch\.distributed\.\w+`? is deprecated", category=FutureWarning)
     rank, world, main = env.rank, env.world, env.is_main
     if main:
         (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
