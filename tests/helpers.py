@@ -49,3 +49,72 @@ def write_cmd(root, n_sims: int = 2, pixels: int = 16, suite: str = "IllustrisTN
     np.save(camels.maps_path(root, "Mcdm", suite, set_), mcdm)
     camels.save_params(camels.params_path(root, suite, set_), params)
     return mstar, mcdm, params
+
+
+# ---------------------------------------------------------------------------------------------
+# Running the trainer as users do (subprocesses with a clean launcher environment)
+# ---------------------------------------------------------------------------------------------
+import os  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+LAUNCHER_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "SLURM_JOB_ID", "SLURM_PROCID",
+                 "SLURM_STEP_NUM_TASKS", "SLURM_NTASKS", "PMI_RANK", "OMPI_COMM_WORLD_RANK")
+
+
+def clean_env(**extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in LAUNCHER_VARS}
+    env.update(OMP_NUM_THREADS="1", DS_ACCELERATOR="cpu", PYTHONUNBUFFERED="1", **extra)
+    return env
+
+
+def train_cmd(store, run_dir, *sets, nproc: int = 1) -> list[str]:
+    launcher = ([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m"]
+                if nproc > 1 else [sys.executable, "-m"])
+    cmd = launcher + ["hpc_vdm.train", str(REPO / "configs" / "train_tiny.yaml"), "--run-dir", str(run_dir),
+                      "--set", f"data.store={store}", "--set", "train.val_sample_maps=0", "--set", "train.progress=false"]
+    for s in sets:
+        cmd += ["--set", s]
+    return cmd
+
+
+def train(store, run_dir, *sets, nproc: int = 1, timeout: float = 300) -> subprocess.CompletedProcess:
+    proc = subprocess.run(train_cmd(store, run_dir, *sets, nproc=nproc), env=clean_env(), capture_output=True,
+                          text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return proc
+
+
+def metrics(run_dir, kind: str = "train") -> list[dict]:
+    import csv
+
+    with open(Path(run_dir) / "metrics.csv", newline="") as f:
+        return [r for r in csv.DictReader(f) if r["kind"] == kind]
+
+
+def exported(run_dir) -> dict:
+    import torch
+
+    return torch.load(Path(run_dir) / "export" / "model.pt", map_location="cpu", weights_only=False)
+
+
+def preempt(store, run_dir, *sets, nproc: int = 1, at_step: int = 2, timeout: float = 300):
+    """Start a long run, send SIGUSR2 to every rank once ``at_step`` is logged; returns (returncode, stderr)."""
+    proc = subprocess.Popen(train_cmd(store, run_dir, "train.steps=100000", *sets, nproc=nproc), env=clean_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + timeout
+    path = Path(run_dir) / "metrics.csv"
+    while time.time() < deadline and proc.poll() is None:
+        if path.is_file() and len(path.read_text().splitlines()) > at_step:
+            break
+        time.sleep(0.2)
+    ranks = [proc.pid] if nproc == 1 else [int(p) for p in subprocess.run(
+        ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()]
+    for pid in ranks:
+        os.kill(pid, signal.SIGUSR2)  # what SLURM's --signal=USR2@T does to every task of the step
+    _, err = proc.communicate(timeout=timeout)
+    return proc.returncode, err

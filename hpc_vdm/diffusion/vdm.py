@@ -4,7 +4,7 @@
 (Kingma et al. 2021; the papers' variant with a Gaussian reconstruction likelihood):
 
 1. ``loss_diff``  = ½ γ'(t) ‖ε̂(z_t, γ_t, cond) − ε‖²                 (continuous time, t ~ U(0, 1))
-2. ``loss_klz``   = KL(q(z_1 | x) ‖ N(0, 1)) = ½ Σ (σ_1² + α_1² x² − log σ_1² − 1)
+2. ``loss_klz``   = KL(q(z_1 | x) ‖ N(0, 1)) = ½ Σ (σ_1² + α_1² x² − log σ_1² − 1)  (in fp64)
 3. ``loss_recon`` = −log N(x; z_0 / α_0, data_noise²)
 
 each multiplied by 1 / (D ln 2), D = pixels per example.
@@ -81,11 +81,12 @@ class VDM(nn.Module):
         mse = (self.eps_hat(z_t, g_t, cond, params) - eps).pow(2).flatten(1).sum(1)  # (B,)
         loss_diff = bpd * 0.5 * self.gamma.dgamma_dt(t) * mse
 
-        # 2. latent loss: KL(q(z_1|x) || N(0, 1))
+        # 2. latent loss: KL(q(z_1|x) || N(0, 1)) = ½ Σ (σ_1² + α_1² x² − log σ_1² − 1); with σ_1² = 1 − α_1²
+        #    the constant part is −α_1² − log1p(−α_1²) ≈ α_1⁴/2, which fp32 would lose (α_1² ~ 1e-6)
         g_1 = self.gamma(torch.ones((), device=x.device))
-        var_1 = torch.sigmoid(g_1).clamp(min=1e-15)
-        mean1_sq = (1.0 - var_1) * x.pow(2)
-        loss_klz = bpd * 0.5 * (var_1 + mean1_sq - torch.log(var_1) - 1.0).flatten(1).sum(1)
+        a1_sq = torch.sigmoid(-g_1).double()
+        klz = 0.5 * (a1_sq * x.double().pow(2) - a1_sq - torch.log1p(-a1_sq))
+        loss_klz = (bpd * klz.flatten(1).sum(1)).float()
 
         # 3. reconstruction loss: -log N(x; z_0/α_0, data_noise²)
         g_0 = self.gamma(torch.zeros((), device=x.device))
