@@ -12,13 +12,13 @@
 #SBATCH --ntasks-per-node=4
 #SBATCH --cpus-per-task=4
 #SBATCH --time=02:00:00
-#SBATCH --output=logs/%x-%j.out
+#SBATCH --output=%x-%j.out
 set -euo pipefail
 export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}
 export PYFFTW_NUM_THREADS=$OMP_NUM_THREADS
 export PYTHONUNBUFFERED=1
 PYTHON=${HPC_VDM_PYTHON:-python}
-mkdir -p logs
+
 if [[ -n "${SLURM_JOB_ID:-}" ]]; then
     # the mpich wheel speaks Slurm's PMI2; OpenMPI builds usually want --mpi=pmix
     srun --mpi="${HPC_VDM_SRUN_MPI:-pmi2}" --kill-on-bad-exit=1 "$PYTHON" -m hpc_vdm.spectra "$@" --scheduler mpi
