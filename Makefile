@@ -8,7 +8,7 @@ export OMP_NUM_THREADS ?= 1
 export DS_ACCELERATOR ?= cpu
 export DS_BUILD_OPS := 0
 
-.PHONY: venv demo test test-fast bench clean
+.PHONY: venv demo test test-fast bench slurm-up slurm-down clean
 
 venv: $(VENV)/.installed
 
@@ -20,11 +20,19 @@ $(VENV)/.installed: setup.py constraints.txt
 	$(PIP) install -q -c constraints.txt -e ".[test,mpi]"
 	touch $@
 
-# The main job on the embedded default: mock CAMELS maps -> maps.zarr -> loader check + figures.
-demo: venv
-	$(PY) -m hpc_vdm.mock --config configs/demo.yaml --set mock.out_dir=$(DEMO)/cmd --preview $(DEMO)/mock_preview.png
+# The main job on the embedded default: mock CAMELS maps -> maps.zarr -> DeepSpeed training -> export.
+# Each stage runs once; rerunning `make demo` resumes (or finishes) the training run.
+DEMO_CMD   := $(DEMO)/cmd/params_LH_IllustrisTNG.txt
+DEMO_STORE := $(DEMO)/maps.zarr/zarr.json
+
+$(DEMO_CMD): | venv
+	$(PY) -m hpc_vdm.mock --config configs/demo.yaml --set mock.out_dir=$(DEMO)/cmd --preview $(DEMO)/mock_preview.png --overwrite
+
+$(DEMO_STORE): $(DEMO_CMD)
 	$(PY) -m hpc_vdm.prepare --config configs/demo.yaml --set data.source_dir=$(DEMO)/cmd --set data.store=$(DEMO)/maps.zarr --overwrite
-	$(PY) tools/bench_loader.py --store $(DEMO)/maps.zarr --batches 20
+
+demo: $(DEMO_STORE)
+	$(PY) -m hpc_vdm.train configs/demo.yaml --set data.store=$(DEMO)/maps.zarr --run-dir $(DEMO)/run
 
 test: venv
 	$(PY) -m pytest -q
@@ -34,6 +42,14 @@ test-fast: venv
 
 bench: venv
 	$(PY) tools/bench_loader.py
+	$(PY) tools/bench_train.py
+
+# A single-node SLURM on localhost (root or sudo; Debian packages): then `export` the line it prints.
+slurm-up:
+	bash tools/slurm_up.sh
+
+slurm-down:
+	bash tools/slurm_down.sh
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

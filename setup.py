@@ -29,6 +29,7 @@ setup(
         "tqdm>=4.66",
         "matplotlib>=3.8",
         "pyyaml>=6.0",
+        "tensorboard>=2.15",  # the trainer's event files (torch.utils.tensorboard)
     ],
     extras_require={
         "test": ["pytest>=8", "distributed>=2024.8", "dask-mpi>=2022.4"],

@@ -207,3 +207,21 @@ def test_preemption_two_ranks(maps_store, tmp_path):
     step = int(Checkpoints(run / "checkpoints").latest()[4:])
     proc = train(maps_store, run, f"train.steps={step + 1}", nproc=2)
     assert f"resumed from step{step:08d}" in proc.stderr
+
+
+@pytest.mark.slow
+def test_mpiexec_launcher_and_zero_stage_0(maps_store, tmp_path):
+    """mpiexec (mpi4py discovery in hpc_vdm.dist) with plain data parallelism (ZeRO 0)."""
+    import subprocess
+    import sys
+
+    from helpers import clean_env, train_cmd
+
+    mpiexec = Path(sys.executable).with_name("mpiexec")
+    run = tmp_path / "run"
+    cmd = [str(mpiexec), "-n", "2"] + train_cmd(maps_store, run, "train.steps=2", "train.zero_stage=0")
+    proc = subprocess.run(cmd, env=clean_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "world 2 (mpi)" in proc.stderr
+    assert [int(r["samples"]) for r in metrics(run)] == [4, 8]
+    assert all(v.dtype == torch.float32 for v in exported(run)["model"].values())
