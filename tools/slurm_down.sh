@@ -25,4 +25,4 @@ stop "$STATE/run/slurmd.pid" slurmd
 stop "$STATE/run/slurmctld.pid" slurmctld
 stop "$STATE/munge/munged.pid" munged
 if [ $PURGE = 1 ]; then rm -rf "$STATE"/{state,spool,log,run,jobs}; fi
-echo "slurm_down: stopped${PURGE:+ }$( [ $PURGE = 1 ] && echo '(purged)')"
+if [ $PURGE = 1 ]; then echo "slurm_down: stopped and purged $STATE"; else echo "slurm_down: stopped"; fi
