@@ -14,6 +14,7 @@ save and the process exits with 75, which ``slurm/train_multinode.sh`` turns int
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
@@ -131,8 +132,6 @@ def ds_config(cfg: RunConfig, world: int, *, load_universal: bool = False) -> di
 
 def gathered(module, zero_stage: int):
     """A context in which ``module``'s full parameters are visible (ZeRO-3 gathers them)."""
-    import contextlib
-
     if zero_stage == 3:
         import deepspeed
 
