@@ -29,13 +29,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import cli, dist
+from . import cli, dist, validate
 from .checkpoint import Checkpoints, tag_for
 from .config import ConfigError, RunConfig, to_dict
 from .data import camels
 from .data.dataset import MapsDataset, build_loader, read_attrs
 from .diffusion import EMA, build_vdm
-from . import validate
 
 log = logging.getLogger("hpc_vdm.train")
 
@@ -276,7 +275,7 @@ def train(cfg: RunConfig) -> int:
             log.info("resumed from %s (step %d, epoch %d%s)", resume_tag, state["step"], state["epoch"],
                      ", universal checkpoint" if universal else "")
 
-    ds, sampler, loader = build_loader(cfg.data, "train", rank=rank, world=world, train=True)
+    _, sampler, loader = build_loader(cfg.data, "train", rank=rank, world=world, train=True)
     val_ds = MapsDataset(cfg.data.store, "val", condition=cfg.data.condition, target=cfg.data.target)
     sampler.set_epoch(state["epoch"], state["position"])
     batches = iter(loader)
