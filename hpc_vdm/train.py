@@ -10,7 +10,8 @@ and resumes by default. Everything that changes during a run is checkpointed: we
 schedule (DeepSpeed), the EMA (``ema.pt``), step/epoch/sampler position and the best validation bound
 (``client_state``). Random draws are keyed by (seed, rank, step, micro-batch), so a resumed run repeats an
 uninterrupted one exactly. SIGTERM/SIGUSR2 set a flag that all ranks agree on at the next step; all ranks
-save and the process exits with 75, which ``slurm/train_multinode.sh`` turns into ``scontrol requeue``.
+save and the process exits with 75 (and rank 0 writes the tag to ``$HPC_VDM_REQUEUE_FILE`` when set), which
+``slurm/train_multinode.sh`` turns into ``scontrol requeue``.
 """
 from __future__ import annotations
 
@@ -368,6 +369,9 @@ def train(cfg: RunConfig) -> int:
             if improved:
                 ckpts.mark_best(tag, "val_bound", state["best_val"])
         if preempted:
+            if main and os.environ.get("HPC_VDM_REQUEUE_FILE"):
+                # the batch script's cue: srun may report 143 instead of 75 when it kills the slower ranks
+                Path(os.environ["HPC_VDM_REQUEUE_FILE"]).write_text(tag_for(step) + "\n")
             if main:
                 log.warning("preempted: checkpoint %s saved at step %d; exiting with %d so the job requeues",
                             tag_for(step), step, EXIT_PREEMPTED)

@@ -48,12 +48,19 @@ echo "== $(date -Is) job ${SLURM_JOB_ID} (restart ${SLURM_RESTART_COUNT:-0}) on 
      "${SLURM_NTASKS} tasks, ${SLURM_CPUS_PER_TASK:-1} CPUs and ${SLURM_GPUS_ON_NODE:-0} GPUs per node," \
      "master ${MASTER_ADDR}:${MASTER_PORT}"
 
+# Rank 0 writes this file after the preemption checkpoint: srun's own exit code is not enough, because
+# --kill-on-bad-exit terminates the ranks still tearing down once the first one exits with 75 (srun: 143).
+export HPC_VDM_REQUEUE_FILE=${TMPDIR:-/tmp}/hpc_vdm-requeue-${SLURM_JOB_ID}
+rm -f "$HPC_VDM_REQUEUE_FILE"
 set +e
 srun --kill-on-bad-exit=1 --wait=120 "$PYTHON" -m hpc_vdm.train "$CONFIG" "$@"
 rc=$?
 set -e
 
-if [[ $rc -eq 75 ]]; then  # every rank checkpointed after a preemption signal
+if [[ $rc -eq 75 || -f "$HPC_VDM_REQUEUE_FILE" ]]; then  # every rank checkpointed after a preemption signal
+    echo "== checkpoint $(cat "$HPC_VDM_REQUEUE_FILE" 2>/dev/null) (srun exit ${rc})"
+    rm -f "$HPC_VDM_REQUEUE_FILE"
+    rc=75
     job=${SLURM_ARRAY_JOB_ID:+${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}}
     job=${job:-$SLURM_JOB_ID}
     echo "== $(date -Is) checkpoint saved after a preemption signal; requeueing job ${job}"
