@@ -9,20 +9,18 @@ device or how slabs are spread over ranks.
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from tiling import tile_apply
 
-from .diffusion import sample_loop, time_grid
+from .diffusion import keyed_generator, sample_loop, time_grid
 
 INITIAL = -1  # the "step" key of z_1
 
 
 def keyed_noise(shape, *, seed: int, slab: int, sample: int, step: int) -> torch.Tensor:
     """N(0, 1) of ``shape`` (fp32, CPU) from a generator keyed by (seed, slab, sample, step)."""
-    key = np.random.SeedSequence([seed, slab, sample, step + 1]).generate_state(1, np.uint64)[0] >> 1
-    return torch.randn(tuple(shape), generator=torch.Generator().manual_seed(int(key)))
+    return torch.randn(tuple(shape), generator=keyed_generator(seed, slab, sample, step + 1))
 
 
 @torch.no_grad()

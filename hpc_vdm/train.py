@@ -35,7 +35,7 @@ from .checkpoint import Checkpoints, tag_for
 from .config import ConfigError, RunConfig, to_dict
 from .data import camels
 from .data.dataset import MapsDataset, build_loader, read_attrs
-from .diffusion import EMA, build_vdm
+from .diffusion import EMA, build_vdm, key_seed
 
 log = logging.getLogger("hpc_vdm.train")
 
@@ -79,7 +79,7 @@ def config_diff(a: dict, b: dict, sections=COMPARED) -> list[str]:
             for s in sections for k in sorted(set(a.get(s, {})) | set(b.get(s, {}))) if a[s].get(k) != b[s].get(k)]
 
 
-def check_run_dir(cfg: RunConfig, run_dir: Path) -> None:
+def check_run_dir(cfg: RunConfig, run_dir: Path, store_attrs: dict) -> None:
     """A run dir with checkpoints must be resumed by the same model, or left alone."""
     ckpts = Checkpoints(run_dir / "checkpoints")
     tags = [t for t in ckpts.tags() if ckpts.manifest(t)]
@@ -90,7 +90,7 @@ def check_run_dir(cfg: RunConfig, run_dir: Path) -> None:
                               f"choose another --run-dir (nothing was changed)")
     meta = ckpts.manifest(tags[0])
     diff = config_diff(meta["config"], to_dict(cfg))
-    if meta["store"].get("stats") != read_attrs(cfg.data.store).get("stats"):
+    if meta["store"].get("stats") != store_attrs.get("stats"):
         diff.append("data statistics of the store differ (another maps.zarr)")
     if diff:
         raise ConfigError(f"{str(run_dir / 'checkpoints' / tags[0])!r} was written by another model or config: "
@@ -201,7 +201,7 @@ class MetricsLog:
 
 def step_seed(seed: int, rank: int, step: int, micro: int) -> int:
     """The torch seed of one micro-batch: times, noise and dropout depend only on (seed, rank, step, micro)."""
-    return int(np.random.SeedSequence([seed, rank, step, micro]).generate_state(1, np.uint64)[0] >> 1)
+    return key_seed(seed, rank, step, micro)
 
 
 def _log_to_file(run_dir: Path) -> None:
@@ -219,7 +219,7 @@ def train(cfg: RunConfig) -> int:
     env = dist.detect()
     check_batch(cfg, env.world)
     store_attrs = check_store(cfg)
-    check_run_dir(cfg, run_dir)
+    check_run_dir(cfg, run_dir, store_attrs)
     device = dist.pick_device(env, t_cfg.device)
 
     dist.init(env, device)
@@ -308,7 +308,7 @@ def train(cfg: RunConfig) -> int:
 
     bar = tqdm(total=t_cfg.steps, initial=state["step"], desc="train", unit="step", dynamic_ncols=True,
                disable=not (main and t_cfg.progress), mininterval=1.0 if os.isatty(2) else 30.0)
-    sums, t_log, last_ckpt_time = np.zeros(6), time.time(), time.time()
+    sums, t_log, last_ckpt_time = np.zeros(5), time.time(), time.time()
     exit_code = 0
     engine.train()
     while state["step"] < t_cfg.steps:
@@ -329,7 +329,7 @@ def train(cfg: RunConfig) -> int:
             engine.step()
             state["position"] += len(x)
             sums += [out.loss.sum().item(), out.loss_diff.sum().item(), out.loss_klz.sum().item(),
-                     out.loss_recon.sum().item(), len(x), 0]
+                     out.loss_recon.sum().item(), len(x)]
         state["step"] += 1
         state["samples"] += int(config["train_batch_size"])
         with gathered(engine.module, t_cfg.zero_stage):
@@ -351,7 +351,7 @@ def train(cfg: RunConfig) -> int:
                    "gamma_1": float(out.gamma_1), "samples_per_s": total[4] / max(time.time() - t_log, 1e-9)}
             metrics.write(row)
             bar.set_postfix(loss=f"{row['loss']:.4f}", refresh=False)
-            sums, t_log = np.zeros(6), time.time()
+            sums, t_log = np.zeros(5), time.time()
 
         improved = False
         if (t_cfg.val_every and step % t_cfg.val_every == 0) or last:

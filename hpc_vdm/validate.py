@@ -15,16 +15,10 @@ import torch
 
 from . import dist
 from .data import camels, transforms
-from .diffusion import sample
+from .diffusion import keyed_generator, sample
 from .spectra import cross_spectrum
 
 BOUND_SEED, SAMPLE_SEED = 1_000_003, 2_000_003
-
-
-def _generator(*key: int) -> torch.Generator:
-    g = torch.Generator()
-    g.manual_seed(int(np.random.SeedSequence(list(key)).generate_state(1, np.uint64)[0] >> 1))
-    return g
 
 
 def _item(dataset, j: int, device, param_conditioning: bool):
@@ -44,7 +38,7 @@ def bound(vdm, dataset, *, n_maps: int, n_times: int, rank: int, world: int, dev
     sums = np.zeros(5)
     for j in range(rank, n, world):
         cond, x, params = _item(dataset, j, device, param_conditioning)
-        gen = _generator(BOUND_SEED, seed, j)
+        gen = keyed_generator(BOUND_SEED, seed, j)
         t = (torch.arange(n_times, dtype=torch.float32) + 0.5) / n_times           # (K,)
         eps = torch.randn((n_times, *x.shape[1:]), generator=gen)                    # (K, 1, H, W)
         eps_0 = torch.randn((n_times, *x.shape[1:]), generator=gen)
@@ -69,7 +63,7 @@ def sample_spectra(vdm, dataset, *, n_maps: int, n_steps: int, box_mpc_h: float,
     sums = np.zeros(3)
     for j in range(rank, n, world):
         cond, x, params = _item(dataset, j, device, param_conditioning)
-        draw = sample(vdm, cond, params, n_steps=n_steps, generator=_generator(SAMPLE_SEED, seed, j))
+        draw = sample(vdm, cond, params, n_steps=n_steps, generator=keyed_generator(SAMPLE_SEED, seed, j))
         truth = transforms.denormalise(x[0, 0].cpu().numpy().astype(np.float64), stats)
         model = transforms.denormalise(draw[0, 0].cpu().numpy().astype(np.float64), stats)
         cs = cross_spectrum(truth, model, box_mpc_h)

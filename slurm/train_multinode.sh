@@ -48,8 +48,8 @@ echo "== $(date -Is) job ${SLURM_JOB_ID} (restart ${SLURM_RESTART_COUNT:-0}) on 
      "${SLURM_NTASKS} tasks, ${SLURM_CPUS_PER_TASK:-1} CPUs and ${SLURM_GPUS_ON_NODE:-0} GPUs per node," \
      "master ${MASTER_ADDR}:${MASTER_PORT}"
 
-# Rank 0 writes this file after the preemption checkpoint: srun's own exit code is not enough, because
-# --kill-on-bad-exit terminates the ranks still tearing down once the first one exits with 75 (srun: 143).
+# Rank 0 writes this file after the preemption checkpoint; it is the one requeue signal, because srun's exit
+# code is not: --kill-on-bad-exit terminates ranks still tearing down once the first exits with 75 (srun: 143).
 export HPC_VDM_REQUEUE_FILE=${TMPDIR:-/tmp}/hpc_vdm-requeue-${SLURM_JOB_ID}
 rm -f "$HPC_VDM_REQUEUE_FILE"
 set +e
@@ -57,7 +57,7 @@ srun --kill-on-bad-exit=1 --wait=120 "$PYTHON" -m hpc_vdm.train "$CONFIG" "$@"
 rc=$?
 set -e
 
-if [[ $rc -eq 75 || -f "$HPC_VDM_REQUEUE_FILE" ]]; then  # every rank checkpointed after a preemption signal
+if [[ -f "$HPC_VDM_REQUEUE_FILE" ]]; then  # every rank checkpointed after a preemption signal
     echo "== checkpoint $(cat "$HPC_VDM_REQUEUE_FILE" 2>/dev/null) (srun exit ${rc})"
     rm -f "$HPC_VDM_REQUEUE_FILE"
     rc=75

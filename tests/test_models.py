@@ -114,8 +114,8 @@ def test_optimizer_steps_lower_the_bound_on_a_fixed_batch():
 
 
 def test_ancestral_step_is_the_exact_posterior_mean_for_a_perfect_denoiser():
-    # x known (a point mass): ε̂ = (z_t − α_t x)/σ_t; then the step mean is α_s x + σ_s √(1−c) ε̂ ... equivalently
-    # the q(z_s | z_t, x) mean: α_s x + (σ_s²/σ_t²)(α_t/α_s)(z_t − α_t x)·(α_s/α_t) — checked numerically.
+    # x known (a point mass), so the perfect denoiser is ε̂ = (z_t − α_t x)/σ_t; the noiseless step must then
+    # give the mean of q(z_s | z_t, x), written below from VDM eq. (32) independently of ancestral_step.
     x = torch.randn(1, 1, 8, 8, dtype=torch.float64)
     g_t, g_s = torch.tensor(2.0, dtype=torch.float64), torch.tensor(-1.0, dtype=torch.float64)
     a_t, s_t = alpha_sigma(g_t)

@@ -4,9 +4,9 @@ Torch only: no DeepSpeed, SLURM or config objects. Everything derives from γ(t)
 α_t² = sigmoid(−γ_t), σ_t² = sigmoid(γ_t), z_t = α_t x + σ_t ε.
 """
 from .ema import EMA
-from .sampler import ancestral_step, sample, sample_loop, time_grid
+from .sampler import ancestral_step, key_seed, keyed_generator, sample, sample_loop, time_grid
 from .schedule import LinearSchedule, alpha_sigma
 from .vdm import VDM, VDMOutput, antithetic_times, build_vdm
 
 __all__ = ["EMA", "LinearSchedule", "VDM", "VDMOutput", "alpha_sigma", "ancestral_step", "antithetic_times",
-           "build_vdm", "sample", "sample_loop", "time_grid"]
+           "build_vdm", "key_seed", "keyed_generator", "sample", "sample_loop", "time_grid"]

@@ -10,10 +10,21 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from .schedule import alpha_sigma
+
+
+def key_seed(*key: int) -> int:
+    """A 63-bit torch seed from integer keys (NumPy's SeedSequence hashing): one stream per key tuple."""
+    return int(np.random.SeedSequence(list(key)).generate_state(1, np.uint64)[0] >> 1)
+
+
+def keyed_generator(*key: int) -> torch.Generator:
+    """A CPU generator seeded by :func:`key_seed`; its draws depend on the key only (not on devices or order)."""
+    return torch.Generator().manual_seed(key_seed(*key))
 
 
 def time_grid(n_steps: int) -> torch.Tensor:
