@@ -47,13 +47,25 @@ def job_state(slurm, job: str) -> str:
     return states[0] if states else "UNKNOWN"
 
 
-def wait_for(predicate, timeout: float, what: str):
+def wait_for(predicate, timeout: float, what: str, diagnose=lambda: ""):
     deadline = time.time() + timeout
     while time.time() < deadline:
         if predicate():
             return
         time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}\n{diagnose()}")
+
+
+TERMINAL = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY")
+
+
+def diagnosis(slurm, job: str, log: Path) -> str:
+    """What a person needs when a job test fails: the job record, drained nodes, the job log's tail."""
+    env = {**os.environ, **slurm}
+    show = subprocess.run(["scontrol", "show", "job", job], env=env, capture_output=True, text=True).stdout
+    nodes = subprocess.run(["sinfo", "-R"], env=env, capture_output=True, text=True).stdout
+    tail = log.read_text()[-3000:] if log.is_file() else f"(no log {log})"
+    return f"-- scontrol show job {job}\n{show}\n-- sinfo -R\n{nodes}\n-- {log.name}\n{tail}"
 
 
 def test_sbatch_train_finishes_then_resubmission_resumes(slurm, maps_store, tmp_path):
@@ -62,7 +74,8 @@ def test_sbatch_train_finishes_then_resubmission_resumes(slurm, maps_store, tmp_
             "--set", "train.val_sample_maps=0", "--set", "train.progress=false"]
     args[0] = str(REPO / args[0])
     job = sbatch(slurm, tmp_path, *args)
-    wait_for(lambda: job_state(slurm, job) in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"), 300, f"job {job}")
+    wait_for(lambda: job_state(slurm, job) in TERMINAL, 300, f"job {job}",
+             lambda: diagnosis(slurm, job, tmp_path / f"hpc_vdm-train-{job}.out"))
     log = (tmp_path / f"hpc_vdm-train-{job}.out").read_text()
     assert job_state(slurm, job) == "COMPLETED", log[-3000:]
     assert "world 2 (slurm)" in log and "srun exited with 0" in log
@@ -70,7 +83,8 @@ def test_sbatch_train_finishes_then_resubmission_resumes(slurm, maps_store, tmp_
     assert (run / "export" / "model.pt").is_file()
 
     job2 = sbatch(slurm, tmp_path, *args, "--set", "train.steps=8")
-    wait_for(lambda: job_state(slurm, job2) in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"), 300, f"job {job2}")
+    wait_for(lambda: job_state(slurm, job2) in TERMINAL, 300, f"job {job2}",
+             lambda: diagnosis(slurm, job2, tmp_path / f"hpc_vdm-train-{job2}.out"))
     log2 = (tmp_path / f"hpc_vdm-train-{job2}.out").read_text()
     assert job_state(slurm, job2) == "COMPLETED", log2[-3000:]
     assert "resumed from step00000006" in log2
@@ -88,10 +102,21 @@ def test_preemption_signal_requeues_and_resumes(slurm, maps_store, tmp_path):
     subprocess.run(["scancel", "--signal=USR2", job], env={**os.environ, **slurm}, check=True)
     wait_for(lambda: job_state(slurm, job) in ("PENDING", "REQUEUED"), 120, "the requeue")
     step = int(Checkpoints(run / "checkpoints").latest()[4:])
-    # a requeued job waits ~2 min before it is eligible again; let it start now
-    subprocess.run(["scontrol", "update", f"jobid={job}", "StartTime=now"], env={**os.environ, **slurm}, check=True)
-    wait_for(lambda: job_state(slurm, job) == "COMPLETED", 300, f"job {job} after its requeue")
-    log = (tmp_path / f"hpc_vdm-train-{job}.out").read_text()
+    # a requeued job waits ~2 min before it is eligible again; let it start now (again while it still pends:
+    # an update sent while the job is REQUEUED can be overtaken by the requeue's own begin time)
+    env = {**os.environ, **slurm}
+    log = tmp_path / f"hpc_vdm-train-{job}.out"
+
+    def finished():
+        state = job_state(slurm, job)
+        if state == "PENDING":
+            subprocess.run(["scontrol", "update", f"jobid={job}", "StartTime=now"], env=env, capture_output=True)
+        if state in TERMINAL and state != "COMPLETED":
+            raise AssertionError(f"job {job} ended {state} after its requeue\n{diagnosis(slurm, job, log)}")
+        return state == "COMPLETED"
+
+    wait_for(finished, 300, f"job {job} after its requeue", lambda: diagnosis(slurm, job, log))
+    log = log.read_text()
     assert "requeueing job" in log and "(restart 1)" in log
     assert f"resumed from step{step:08d}" in log
     assert [int(r["step"]) for r in metrics(run)] == list(range(1, 25))
