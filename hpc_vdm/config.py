@@ -169,6 +169,54 @@ class TrainConfig:
 
 
 @dataclass
+class SampleConfig:
+    """Posterior samples of held-out maps from an exported model (``python -m hpc_vdm.sample``)."""
+
+    model: str = param("runs/default/export/model.pt", "exported model (python -m hpc_vdm.export)")
+    which: str = param("ema", "weights: ema or raw", choices=("ema", "raw"))
+    store: str = param("", "maps store with the held-out maps ('' = the store the model was trained on)")
+    split: str = param("test", "held-out split the maps come from", choices=("val", "test", "train"))
+    n_maps: int = param(4, "held-out maps (the first of the split)", range=(1, None))
+    n_samples: int = param(8, "posterior samples per map", range=(1, None))
+    steps: int = param(250, "ancestral sampler steps", range=(1, 100_000))
+    seed: int = param(0, "sampling seed: noise keyed by (seed, map, sample, step)", range=(0, 2**31 - 1))
+    out: str = param("runs/default/samples", "output folder: samples.zarr, summary.json, samples.png")
+    device: str = param("auto", "auto (GPU if present), cpu or cuda", choices=("auto", "cpu", "cuda"))
+    progress: bool = param(True, "progress bar")
+
+
+@dataclass
+class TileConfig:
+    """Fused periodic tiled sampling of big volumes (``python -m hpc_vdm.tile``)."""
+
+    volume: str = param("tng300", "volume preset in configs/volumes/ (camels, tng100, tng300) or a preset YAML")
+    model: str = param("runs/default/export/model.pt", "exported model (python -m hpc_vdm.export)")
+    which: str = param("ema", "weights: ema or raw", choices=("ema", "raw"))
+    input: str = param("mock", "mock, a 3D stellar-mass grid (.zarr/.h5/.hdf5), or TNG-style snapshot HDF5 "
+                               "chunks (a folder or glob with PartType4/Coordinates and Masses)")
+    input_key: str = param("Mstar", "array/dataset name of a grid input")
+    axes: list[int] = param([0, 1, 2], "projection axes (the mock volume has slabs along axis 2 only)")
+    slabs: list[int] = param([], "slab indices along each axis ([] = all)")
+    n_samples: int = param(1, "posterior samples per slab", range=(1, None))
+    steps: int = param(250, "ancestral sampler steps", range=(1, 100_000))
+    tile: int = param(192, "tile core [pixels]; tile + 2 halo is what the network sees", range=(1, None))
+    halo: int = param(32, "periodic halo on each side of a tile [pixels]", range=(0, None))
+    blend: str = param("core", "how overlapping tile predictions are combined", choices=("core", "cosine", "gaussian"))
+    batch_size: int = param(8, "tiles per network call (each carries all samples of a pass)", range=(1, None))
+    samples_per_pass: int = param(4, "samples of one slab drawn together (one network batch)", range=(1, None))
+    seed: int = param(0, "sampling seed: noise keyed by (seed, slab, sample, step)", range=(0, 2**31 - 1))
+    out: str = param("out/tng300.zarr", "output Zarr store (resumed when it exists with the same configuration)")
+    device: str = param("auto", "auto (GPU of the local rank if present), cpu or cuda", choices=("auto", "cpu", "cuda"))
+    progress: bool = param(True, "progress bar on rank 0")
+    mock_slabs: int = param(1, "mock input: slabs in the thin-slab PM box (all of the preset's = a full cube)",
+                            range=(1, None))
+    mock_spacing_mpc_h: float = param(0.1953125, "mock input: mean particle spacing [Mpc/h] (25/128: the demo mock)",
+                                      range=(1e-3, None))
+    mock_pm_steps: int = param(10, "mock input: PM steps", range=(1, 1000))
+    mock_seed: int = param(0, "mock input: initial-condition seed", range=(0, 2**31 - 1))
+
+
+@dataclass
 class RunConfig:
     """Everything one run of any command reads."""
 
@@ -177,6 +225,8 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    sample: SampleConfig = field(default_factory=SampleConfig)
+    tile: TileConfig = field(default_factory=TileConfig)
 
 
 # ---------------------------------------------------------------------------------------------

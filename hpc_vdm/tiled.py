@@ -9,6 +9,8 @@ device or how slabs are spread over ranks.
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 
 from tiling import tile_apply
@@ -23,29 +25,42 @@ def keyed_noise(shape, *, seed: int, slab: int, sample: int, step: int) -> torch
     return torch.randn(tuple(shape), generator=keyed_generator(seed, slab, sample, step + 1))
 
 
+def check_window(vdm, tile: int, halo: int) -> None:
+    """The network must accept tile + 2 halo pixels (a multiple of the U-Net stride)."""
+    stride = getattr(vdm.score, "stride", 1)
+    if (tile + 2 * halo) % stride:
+        raise ValueError(f"tile {tile} + 2 x halo {halo} = {tile + 2 * halo} pixels is not a multiple of the "
+                         f"U-Net stride {stride}; pick tile and halo so that it is (e.g. tile 192, halo 32)")
+
+
 @torch.no_grad()
 def sample_tiled(vdm, cond: torch.Tensor, *, tile: int, halo: int, n_steps: int, seed: int, slab: int = 0,
-                 sample: int = 0, blend: str = "core", batch_size: int = 8, device=None,
+                 samples: Sequence[int] = (0,), blend: str = "core", batch_size: int = 8, device=None,
                  params: torch.Tensor | None = None, progress: bool = False) -> torch.Tensor:
-    """One posterior sample of a whole periodic field: cond (1, H, W) normalised -> (1, H, W) fp32 on the CPU.
+    """Posterior samples of a whole periodic field: cond (1, H, W) normalised -> (S, H, W) fp32 on the CPU.
 
+    ``samples`` are the sample indices drawn together (S of them; each window of a network call carries all
+    S, so a call sees batch_size x S maps); sample ``i`` is the same whichever others it is drawn with.
     ``vdm`` needs ``gamma(t)`` and ``eps_hat(z, γ, cond[, params])`` (a :class:`~hpc_vdm.diffusion.VDM`);
-    ``tile + 2 halo`` must suit the network (a multiple of the U-Net stride). ``params`` (1, n) if the
-    model conditions on simulation parameters.
+    ``tile + 2 halo`` must suit the network (:func:`check_window`). ``params`` (1, n) if the model
+    conditions on simulation parameters.
     """
     cond = cond.float().cpu()
-    shape = tuple(cond.shape)
+    samples = list(samples)
+    n = len(samples)
+    shape = (n, *cond.shape[1:])
     gammas = vdm.gamma(time_grid(n_steps).to(next(vdm.parameters()).device)).detach().cpu()
 
     def eps_fn(z, g_t):
-        def fn(w):  # (B, 2, *window) -> (B, 1, *window)
-            b = w.shape[0]
-            p = None if params is None else params.to(w.device).expand(b, -1)
-            return vdm.eps_hat(w[:, :1], g_t.to(w.device).expand(b), w[:, 1:], p)
+        def fn(w):  # (B, S + 1, *window): S noisy samples and the condition -> (B, S, *window)
+            b, window = w.shape[0], w.shape[2:]
+            z_w = w[:, :n].reshape(b * n, 1, *window)
+            c_w = w[:, n:].expand(b, n, *window).reshape(b * n, 1, *window)
+            p = None if params is None else params.to(w.device).expand(b * n, -1)
+            return vdm.eps_hat(z_w, g_t.to(w.device).expand(b * n), c_w, p).reshape(b, n, *window)
         return tile_apply(fn, torch.cat([z, cond]), tile, halo, blend=blend, batch_size=batch_size, device=device)
 
     def noise_fn(step):
-        return keyed_noise(shape, seed=seed, slab=slab, sample=sample, step=step)
+        return torch.cat([keyed_noise(cond.shape, seed=seed, slab=slab, sample=i, step=step) for i in samples])
 
-    z_1 = keyed_noise(shape, seed=seed, slab=slab, sample=sample, step=INITIAL)
-    return sample_loop(eps_fn, z_1, gammas, noise_fn, progress=progress)
+    return sample_loop(eps_fn, noise_fn(INITIAL), gammas, noise_fn, progress=progress)

@@ -54,3 +54,23 @@ def test_tiled_sampler_runs_the_real_vdm_on_a_field_larger_than_its_tiles():
     b = sample_tiled(vdm, cond, tile=32, halo=8, n_steps=3, seed=1, batch_size=2)
     assert a.shape == (1, 80, 72) and torch.isfinite(a).all()
     torch.testing.assert_close(a, b)  # batch size never changes the result
+
+
+def test_samples_drawn_together_equal_samples_drawn_alone():
+    vdm = LocalToyVDM()
+    cond = torch.randn(1, 40, 36)
+    both = sample_tiled(vdm, cond, tile=16, halo=3, n_steps=4, seed=5, slab=7, samples=[2, 5], batch_size=3)
+    for row, i in enumerate([2, 5]):
+        alone = sample_tiled(vdm, cond, tile=24, halo=2, n_steps=4, seed=5, slab=7, samples=[i], batch_size=1)
+        torch.testing.assert_close(both[row:row + 1], alone, rtol=0, atol=1e-5)
+    assert not torch.allclose(both[0], both[1])
+
+
+def test_window_that_misses_the_unet_stride_is_refused():
+    from test_models import tiny_vdm
+
+    from hpc_vdm.tiled import check_window
+
+    with pytest.raises(ValueError, match=r"tile 30 \+ 2 x halo 8 = 46 pixels is not a multiple of the U-Net stride 8"):
+        check_window(tiny_vdm(), 30, 8)
+    check_window(tiny_vdm(), 32, 8)

@@ -1,0 +1,224 @@
+"""Stellar surface-density slabs of a big volume, from three kinds of input.
+
+Every source returns, for (axis, slab) pairs of a :class:`~hpc_vdm.volumes.Volume`, maps (P, P) float64 in
+(M☉/h)/(Mpc/h)², the training maps' unit. A slab along ``axis`` covers [slab·t, (slab+1)·t) Mpc/h on that axis
+and its map spans the plane ((axis+1) % 3, (axis+2) % 3), as in CAMELS' map making.
+
+* ``grid``: a 3D stellar mass per voxel [M☉/h] (Zarr array or HDF5 dataset, N³ with N a multiple of the
+  map pixels); a voxel belongs to the slab of its centre; read one slab of voxels at a time.
+* ``snapshot``: TNG-style HDF5 chunks (``PartType4/Coordinates`` in kpc/h or Mpc/h by the header's
+  BoxSize, ``PartType4/Masses`` in 10^10 M☉/h, wind particles with ``GFM_StellarFormationTime`` <= 0
+  dropped), read file by file and painted with CIC.
+* ``mock`` (the embedded default): the thin-slab particle-mesh box of reference/mock_data.md,
+  box × box × (mock_slabs · slab) Mpc/h at the fiducial CAMELS parameters, with the mock's stellar model;
+  slabs along axis 2 only, unless ``mock_slabs`` covers the whole box (a cube: every axis).
+"""
+from __future__ import annotations
+
+import glob
+import logging
+import math
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .volumes import Volume
+
+log = logging.getLogger(__name__)
+
+Pairs = Sequence[tuple[int, int]]
+TNG_MASS_MSUN_H = 1e10  # PartType4/Masses unit of TNG snapshots
+
+
+def plane_axes(axis: int) -> tuple[int, int]:
+    return (axis + 1) % 3, (axis + 2) % 3
+
+
+def paint(pos_mpc_h: np.ndarray, mass: np.ndarray, vol: Volume, pairs: Pairs, out: dict) -> None:
+    """Add CIC surface densities of particles (n, 3), masses (n,) [M☉/h] into ``out[(axis, slab)]``."""
+    from .mock import mesh
+
+    p, pixel = vol.pixels, vol.box_mpc_h / vol.pixels
+    for axis in sorted({a for a, _ in pairs}):
+        wanted = [s for a, s in pairs if a == axis]
+        slot = np.full(vol.n_slabs, -1, dtype=np.int64)
+        slot[wanted] = np.arange(len(wanted))
+        slab = np.clip(np.floor(pos_mpc_h[:, axis] / vol.slab_mpc_h).astype(np.int64), 0, vol.n_slabs - 1)
+        keep = slot[slab] >= 0
+        cells = pos_mpc_h[keep][:, list(plane_axes(axis))] / pixel - 0.5  # pixel centres at (i + 1/2) pixel
+        grids = mesh.cic_deposit(cells, (p, p), weights=mass[keep], group=slot[slab[keep]], n_groups=len(wanted))
+        for s, g in zip(wanted, grids):
+            out.setdefault((axis, s), np.zeros((p, p)))
+            out[(axis, s)] += g / pixel**2
+
+
+# ---------------------------------------------------------------------------------------------
+# grid
+# ---------------------------------------------------------------------------------------------
+def open_grid(path: str, key: str):
+    """The 3D array (lazy: zarr array or h5py dataset) and the file to close (or None)."""
+    if path.endswith((".h5", ".hdf5")):
+        import h5py
+
+        f = h5py.File(path, "r")
+        if key not in f:
+            f.close()
+            raise ValueError(f"grid input {path!r} has no dataset {key!r} (tile.input_key)")
+        return f[key], f
+    import zarr
+
+    node = zarr.open(path, mode="r")
+    if isinstance(node, zarr.Group):
+        if key not in node:
+            raise ValueError(f"grid input {path!r} has no array {key!r} (tile.input_key)")
+        node = node[key]
+    return node, None
+
+
+def check_grid(shape, vol: Volume, path: str) -> int:
+    """Voxels per map pixel of an N³ grid."""
+    if len(shape) != 3 or len(set(shape)) != 1 or shape[0] % vol.pixels:
+        raise ValueError(f"grid input {path!r} has shape {tuple(shape)}; volume {vol.name!r} needs a cube of "
+                         f"a multiple of {vol.pixels} voxels per side")
+    return shape[0] // vol.pixels
+
+
+def grid_slabs(path: str, key: str, vol: Volume, pairs: Pairs) -> dict:
+    arr, handle = open_grid(path, key)
+    try:
+        f = check_grid(arr.shape, vol, path)
+        n, p = arr.shape[0], vol.pixels
+        out = {}
+        for axis, s in pairs:
+            # voxels whose centre (i + 1/2) box/N lies in [s t, (s+1) t)
+            lo, hi = (math.ceil(edge * vol.slab_mpc_h * n / vol.box_mpc_h - 0.5) for edge in (s, s + 1))
+            index = [slice(None)] * 3
+            index[axis] = slice(lo, hi)
+            block = np.asarray(arr[tuple(index)], dtype=np.float64).sum(axis=axis)  # plane in (min, max) axis order
+            if axis == 1:
+                block = block.T  # plane (2, 0)
+            block = block.reshape(p, f, p, f).sum(axis=(1, 3))
+            out[(axis, s)] = block / (vol.box_mpc_h / p) ** 2
+        return out
+    finally:
+        if handle is not None:
+            handle.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# TNG-style snapshot chunks
+# ---------------------------------------------------------------------------------------------
+def snapshot_files(spec: str) -> list[str]:
+    if Path(spec).is_dir():
+        files = sorted(glob.glob(str(Path(spec) / "*.hdf5")))
+    else:
+        files = sorted(glob.glob(spec))
+    if not files:
+        raise FileNotFoundError(f"no snapshot files match {spec!r}")
+    return files
+
+
+def snapshot_slabs(spec: str, vol: Volume, pairs: Pairs, progress: bool = False) -> dict:
+    import h5py
+    from tqdm import tqdm
+
+    files = snapshot_files(spec)
+    out: dict = {}
+    for path in tqdm(files, desc="paint snapshot", unit="file", disable=not progress):
+        with h5py.File(path, "r") as f:
+            box = float(f["Header"].attrs["BoxSize"])
+            if abs(box / vol.box_mpc_h - 1) < 1e-3:
+                length = 1.0
+            elif abs(box / (1e3 * vol.box_mpc_h) - 1) < 1e-3:
+                length = 1e-3  # kpc/h
+            else:
+                raise ValueError(f"snapshot {path!r} has BoxSize {box:g}; volume {vol.name!r} is "
+                                 f"{vol.box_mpc_h:g} Mpc/h (or {1e3 * vol.box_mpc_h:g} kpc/h)")
+            if "PartType4" not in f:
+                continue
+            stars = f["PartType4"]
+            pos = np.asarray(stars["Coordinates"], dtype=np.float64) * length % vol.box_mpc_h
+            mass = np.asarray(stars["Masses"], dtype=np.float64) * TNG_MASS_MSUN_H
+            if "GFM_StellarFormationTime" in stars:
+                real = np.asarray(stars["GFM_StellarFormationTime"]) > 0  # drop wind particles
+                pos, mass = pos[real], mass[real]
+        paint(pos, mass, vol, pairs, out)
+    p = vol.pixels
+    return {key: out.get(key, np.zeros((p, p))) for key in pairs}
+
+
+# ---------------------------------------------------------------------------------------------
+# mock thin-slab PM box
+# ---------------------------------------------------------------------------------------------
+def mock_axes(vol: Volume, mock_slabs: int) -> tuple[int, ...]:
+    return (0, 1, 2) if mock_slabs >= vol.n_slabs else (2,)
+
+
+def mock_slabs(vol: Volume, pairs: Pairs, *, slabs: int, spacing_mpc_h: float, pm_steps: int, seed: int,
+               suite: str = "IllustrisTNG") -> dict:
+    from .data import camels
+    from .mock import stars
+    from .mock.cosmology import Cosmology
+    from .mock.pm import run_pm
+
+    slabs = min(slabs, vol.n_slabs)
+    box = (vol.box_mpc_h, vol.box_mpc_h, slabs * vol.slab_mpc_h)
+    shape = tuple(max(2, int(round(b / spacing_mpc_h))) for b in box)
+    params = np.array([camels.FIDUCIAL[n] for n in camels.PARAM_NAMES])
+    log.info("mock volume: PM box %s Mpc/h, %s particles, %d steps", box, shape, pm_steps)
+    ic_seed, star_seed = (np.random.SeedSequence([seed, 300, i]) for i in (0, 1))
+    parts = run_pm(Cosmology(params[0], params[1]), shape, box, n_steps=pm_steps, a_start=0.1,
+                   rng=np.random.default_rng(ic_seed))
+    mstar = stars.stellar_masses(parts, params, stars.SUITES[suite], np.random.default_rng(star_seed))
+    out: dict = {}
+    paint(parts.pos, mstar, vol, pairs, out)
+    p = vol.pixels
+    return {key: out.get(key, np.zeros((p, p))) for key in pairs}
+
+
+# ---------------------------------------------------------------------------------------------
+def check_input(tile_cfg, vol: Volume, pairs: Pairs) -> str:
+    """The kind of ``tile.input`` (mock, grid, snapshot), checked against the volume before anything runs."""
+    spec = tile_cfg.input
+    if spec == "mock":
+        axes = mock_axes(vol, tile_cfg.mock_slabs)
+        bad = sorted({a for a, _ in pairs if a not in axes})
+        if bad:
+            raise ValueError(f"the mock volume is a thin-slab box with slabs along axis 2 only (tile.mock_slabs="
+                             f"{tile_cfg.mock_slabs} < {vol.n_slabs}); asked for axes {bad}")
+        over = sorted({s for _, s in pairs if s >= tile_cfg.mock_slabs})
+        if over:
+            raise ValueError(f"the mock volume has {tile_cfg.mock_slabs} slab(s) along axis 2 (tile.mock_slabs); "
+                             f"asked for slabs {over}")
+        return "mock"
+    if spec.endswith((".zarr", ".h5", ".hdf5")) and Path(spec).exists() and not _is_snapshot(spec):
+        arr, handle = open_grid(spec, tile_cfg.input_key)
+        try:
+            check_grid(arr.shape, vol, spec)
+        finally:
+            if handle is not None:
+                handle.close()
+        return "grid"
+    snapshot_files(spec)
+    return "snapshot"
+
+
+def _is_snapshot(path: str) -> bool:
+    if not path.endswith((".h5", ".hdf5")):
+        return False
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        return "Header" in f and "PartType4" in f
+
+
+def read_slabs(tile_cfg, vol: Volume, pairs: Pairs, progress: bool = False) -> dict:
+    """{(axis, slab): (P, P) float64 stellar surface density} for ``pairs`` from ``tile.input``."""
+    kind = check_input(tile_cfg, vol, pairs)
+    if kind == "mock":
+        return mock_slabs(vol, pairs, slabs=tile_cfg.mock_slabs, spacing_mpc_h=tile_cfg.mock_spacing_mpc_h,
+                          pm_steps=tile_cfg.mock_pm_steps, seed=tile_cfg.mock_seed)
+    if kind == "grid":
+        return grid_slabs(tile_cfg.input, tile_cfg.input_key, vol, pairs)
+    return snapshot_slabs(tile_cfg.input, vol, pairs, progress)

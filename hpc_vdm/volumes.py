@@ -1,0 +1,108 @@
+"""Volume presets (``configs/volumes/*.yaml``): a periodic box cut into slabs at the training pixel scale.
+
+A preset names the box side, the slab thickness and the map pixel, all in Mpc/h::
+
+    name: tng300
+    box_mpc_h: 205.0
+    slab_mpc_h: 5.0
+    pixel_mpc_h: 0.09765625
+
+The box must hold a whole number of slabs and (to 0.1%) of pixels: TNG300 is 41 slabs of 2099² pixels of
+0.097666 Mpc/h. A model applies to a volume only when its training maps had the same pixel and thickness.
+Slabs are addressed as (axis, slab); ``slab_key`` numbers them over the whole volume, so the sampling
+noise of a slab does not depend on which other slabs a run selects.
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import yaml
+
+PRESETS_DIR = Path(__file__).resolve().parents[1] / "configs" / "volumes"
+PIXEL_TOLERANCE = 1e-3  # relative: box / pixels against the preset pixel, and preset against model
+KEYS = ("name", "box_mpc_h", "slab_mpc_h", "pixel_mpc_h")
+
+
+@dataclass(frozen=True)
+class Volume:
+    name: str
+    box_mpc_h: float
+    slab_mpc_h: float
+    pixel_mpc_h: float
+
+    @property
+    def pixels(self) -> int:
+        """Map pixels per side."""
+        return int(round(self.box_mpc_h / self.pixel_mpc_h))
+
+    @property
+    def n_slabs(self) -> int:
+        """Slabs per axis."""
+        return int(round(self.box_mpc_h / self.slab_mpc_h))
+
+    def slab_key(self, axis: int, slab: int) -> int:
+        return axis * self.n_slabs + slab
+
+    def select(self, axes: Sequence[int], slabs: Sequence[int]) -> list[tuple[int, int]]:
+        """(axis, slab) pairs of a run, axis-major; ``slabs=[]`` means all; out-of-range values raise."""
+        bad_axes = [a for a in axes if a not in (0, 1, 2)]
+        if bad_axes or not axes or len(set(axes)) != len(axes):
+            raise ValueError(f"axes must be distinct values in 0, 1, 2, got {list(axes)}")
+        slabs = list(slabs) or list(range(self.n_slabs))
+        bad = [s for s in slabs if not 0 <= s < self.n_slabs]
+        if bad or len(set(slabs)) != len(slabs):
+            raise ValueError(f"slabs must be distinct indices in [0, {self.n_slabs}) for volume {self.name!r}, "
+                             f"got {slabs}")
+        return [(a, s) for a in axes for s in slabs]
+
+    def as_dict(self) -> dict:
+        return {k: getattr(self, k) for k in KEYS} | {"pixels": self.pixels, "n_slabs": self.n_slabs}
+
+
+def presets() -> list[str]:
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
+
+
+def load_volume(spec: str) -> Volume:
+    """A preset by name (``tng300``) or from a YAML file; checked for whole slabs and pixels."""
+    path = Path(spec)
+    if not (spec.endswith((".yaml", ".yml")) or path.is_file()):
+        path = PRESETS_DIR / f"{spec}.yaml"
+        if not path.is_file():
+            close = difflib.get_close_matches(spec, presets(), n=3, cutoff=0.3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise ValueError(f"unknown volume preset {spec!r}{hint} (presets: {', '.join(presets())}, "
+                             f"or a path to a preset YAML)")
+    if not path.is_file():
+        raise FileNotFoundError(f"no volume preset file {str(path)!r}")
+    raw = yaml.safe_load(path.read_text()) or {}
+    missing = [k for k in KEYS if k not in raw]
+    unknown = sorted(set(raw) - set(KEYS))
+    if missing or unknown:
+        raise ValueError(f"volume preset {str(path)!r}: missing keys {missing}, unknown keys {unknown} "
+                         f"(expected {list(KEYS)})")
+    vol = Volume(str(raw["name"]), *(float(raw[k]) for k in KEYS[1:]))
+    if min(vol.box_mpc_h, vol.slab_mpc_h, vol.pixel_mpc_h) <= 0:
+        raise ValueError(f"volume {vol.name!r}: box, slab and pixel must be positive, got {vol}")
+    if abs(vol.box_mpc_h / vol.slab_mpc_h - vol.n_slabs) > 1e-6 * vol.n_slabs:
+        raise ValueError(f"volume {vol.name!r}: box {vol.box_mpc_h} Mpc/h is not a whole number of "
+                         f"{vol.slab_mpc_h} Mpc/h slabs ({vol.box_mpc_h / vol.slab_mpc_h:.4g})")
+    if abs(vol.box_mpc_h / vol.pixels / vol.pixel_mpc_h - 1) > PIXEL_TOLERANCE:
+        raise ValueError(f"volume {vol.name!r}: box {vol.box_mpc_h} Mpc/h is not a whole number of "
+                         f"{vol.pixel_mpc_h} Mpc/h pixels ({vol.box_mpc_h / vol.pixel_mpc_h:.4f})")
+    return vol
+
+
+def check_model(vol: Volume, store_attrs: Mapping) -> None:
+    """The model's training maps must have the volume's pixel scale and slab thickness."""
+    pixel = float(store_attrs["pixel_size_mpc_h"])
+    if abs(pixel / vol.pixel_mpc_h - 1) > PIXEL_TOLERANCE:
+        raise ValueError(f"pixel scale mismatch: the model was trained on {pixel:.6g} Mpc/h pixels, volume "
+                         f"{vol.name!r} has {vol.pixel_mpc_h:.6g} Mpc/h")
+    slab = float(store_attrs["slab_thickness_mpc_h"])
+    if abs(slab / vol.slab_mpc_h - 1) > PIXEL_TOLERANCE:
+        raise ValueError(f"slab thickness mismatch: the model was trained on {slab:.6g} Mpc/h slabs, volume "
+                         f"{vol.name!r} has {vol.slab_mpc_h:.6g} Mpc/h")
