@@ -254,7 +254,7 @@ def test_two_mpi_ranks_give_the_one_rank_store(finished, model, preset, tmp_path
 
 @pytest.mark.slow
 def test_killed_run_reruns_to_the_uninterrupted_store(model, preset, tmp_path):
-    slow = ("--steps", "40", "--set", "tile.samples_per_pass=1")
+    slow = ("--steps", "15", "--set", "tile.samples_per_pass=1")
     whole = tmp_path / "whole.zarr"
     subprocess.run(tile_cmd(model, preset, whole, *slow), env=clean_env(), check=True, capture_output=True,
                    timeout=300)

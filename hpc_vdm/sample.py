@@ -1,0 +1,168 @@
+"""``python -m hpc_vdm.sample``: posterior samples of held-out maps from an exported model.
+
+    python -m hpc_vdm.sample --model runs/x/export/model.pt --n-maps 4 --n-samples 16 --out runs/x/samples
+
+For the first ``n_maps`` maps of a held-out split: ``n_samples`` posterior samples of the dark-matter map,
+their mean and standard deviation, and the pixelwise z-score of the truth, (truth − mean) / std.
+Written to ``OUT/samples.zarr`` (arrays cond, truth, samples (S, n, H, W), mean, std, zscore; physical
+units), ``OUT/summary.json`` (per map: P(k) error of the mean and of the samples, r(k), z-score mean and
+spread, 1σ coverage) and ``OUT/samples.png`` (the papers' Fig. 1 layout). Noise is keyed by
+(seed, map index, sample, step): the same seed gives the same numbers, whatever the device batch.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+import zarr
+from tqdm import tqdm
+
+from . import cli, dist
+from .data import camels, transforms
+from .data.store import open_store
+from .export import load_model
+from .spectra import cross_spectrum
+from .tiled import sample_tiled
+
+log = logging.getLogger("hpc_vdm.sample")
+
+SHORTCUTS = {"model": "sample.model", "store": "sample.store", "split": "sample.split", "n_maps": "sample.n_maps",
+             "n_samples": "sample.n_samples", "steps": "sample.steps", "seed": "sample.seed", "out": "sample.out",
+             "device": "sample.device", "which": "sample.which"}
+
+
+def held_out_maps(attrs: dict, split: str, n_maps: int) -> list[int]:
+    sims = attrs["splits"][split]
+    per_sim = attrs["maps_per_sim"]
+    index = [s * per_sim + k for s in sims for k in range(per_sim)]
+    if not index:
+        raise ValueError(f"split {split!r} of the store has no simulations")
+    return index[:n_maps]
+
+
+def summarise(truth: np.ndarray, draws: np.ndarray, mean: np.ndarray, std: np.ndarray, box_mpc_h: float) -> dict:
+    """Accuracy and calibration of one map's posterior: truth (H, W), draws (S, H, W)."""
+    z = (truth - mean) / np.maximum(std, np.finfo(np.float64).tiny)
+    cs_mean = cross_spectrum(truth, mean, box_mpc_h)
+    per_draw = [cross_spectrum(truth, d, box_mpc_h) for d in draws]
+    return {"pk_ratio_err_mean_map": float(np.mean(np.abs(cs_mean.power_b / cs_mean.power_a - 1))),
+            "pk_ratio_err_samples": float(np.mean([np.abs(c.power_b / c.power_a - 1).mean() for c in per_draw])),
+            "r_mean_samples": float(np.mean([c.r.mean() for c in per_draw])),
+            "r_mean_posterior_mean": float(cs_mean.r.mean()),
+            "zscore_mean": float(z.mean()), "zscore_std": float(z.std()),
+            "coverage_1sigma": float(np.mean(np.abs(z) < 1))}
+
+
+def run(cfg) -> Path:
+    s = cfg.sample
+    vdm, meta = load_model(s.model, s.which)
+    store_path = s.store or meta["config"]["data"]["store"]
+    root = open_store(store_path)
+    attrs = dict(root.attrs)
+    if abs(attrs["pixel_size_mpc_h"] / meta["store"]["pixel_size_mpc_h"] - 1) > 1e-3:
+        raise ValueError(f"pixel scale mismatch: the model was trained on {meta['store']['pixel_size_mpc_h']:.6g} "
+                         f"Mpc/h pixels, store {store_path!r} has {attrs['pixel_size_mpc_h']:.6g} Mpc/h")
+    out = Path(s.out)
+    if (out / "samples.zarr").exists():
+        raise FileExistsError(f"{str(out / 'samples.zarr')!r} exists; choose another --out (nothing was written)")
+    maps = held_out_maps(attrs, s.split, s.n_maps)
+    data = meta["config"]["data"]
+    stats = meta["store"]["stats"]
+    device = dist.pick_device(dist.detect(), s.device)
+    vdm = vdm.to(device)
+    conditions_on_params = bool(getattr(vdm.score, "n_params", 0))
+    cond_maps = root[data["condition"]].oindex[maps].astype(np.float64)  # (n, H, W)
+    truth = root[data["target"]].oindex[maps].astype(np.float64)
+    h = cond_maps.shape[-1]
+    log.info("sampling %d maps of split %r (%s) x %d samples, %d steps, on %s", len(maps), s.split, store_path,
+             s.n_samples, s.steps, device)
+
+    draws = np.empty((s.n_samples, len(maps), h, h))
+    for k, m in enumerate(tqdm(maps, desc="sample", unit="map", disable=not s.progress)):
+        cond = torch.from_numpy(transforms.normalise(cond_maps[k], stats[data["condition"]]))[None]
+        params = None
+        if conditions_on_params:
+            row = root["params"][int(root["sim"][m])][None]
+            params = torch.as_tensor(camels.normalise_params(row), dtype=torch.float32)
+        z = sample_tiled(vdm, cond, tile=h, halo=0, n_steps=s.steps, seed=s.seed, slab=m,
+                         samples=range(s.n_samples), batch_size=1, device=device, params=params)
+        draws[:, k] = transforms.denormalise(z.numpy(), stats[data["target"]])
+    mean, std = draws.mean(0), draws.std(0)
+    zscore = (truth - mean) / np.maximum(std, np.finfo(np.float64).tiny)
+    box = attrs["box_size_mpc_h"]
+    summary = {"model": str(Path(s.model).resolve()), "store": str(store_path), "split": s.split, "maps": maps,
+               "n_samples": s.n_samples, "steps": s.steps, "seed": s.seed,
+               "per_map": [summarise(truth[k], draws[:, k], mean[k], std[k], box) for k in range(len(maps))]}
+
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / f".samples.zarr.tmp{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    g = zarr.open_group(str(tmp), mode="w")
+    for name, arr in [("cond", cond_maps), ("truth", truth), ("samples", draws), ("mean", mean), ("std", std),
+                      ("zscore", zscore)]:
+        g.create_array(name, data=arr.astype(np.float32), chunks=(1,) * (arr.ndim - 2) + (h, h))
+    g.create_array("map_index", data=np.asarray(maps, dtype=np.int64))
+    g.attrs.update({k: v for k, v in summary.items() if k != "per_map"} | {"units": "(Msun/h)/(Mpc/h)^2"})
+    os.replace(tmp, out / "samples.zarr")
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    figure(cond_maps, truth, draws, mean, std, zscore, out / "samples.png")
+    log.info("wrote %s, summary.json and samples.png in %s", "samples.zarr", out)
+    return out
+
+
+def figure(cond, truth, draws, mean, std, zscore, png: Path, rows: int = 3) -> None:
+    """The papers' Fig. 1: stellar map, true dark matter, a sample, posterior mean, std and z-score per row."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = min(rows, cond.shape[0])
+    fig, axes = plt.subplots(n, 6, figsize=(19, 3.3 * n), squeeze=False, constrained_layout=True)
+    for k in range(n):
+        lo, hi = np.percentile(np.log10(truth[k]), [1, 99.5])
+        panels = [("log10 M* (condition)", np.log10(cond[k] + 1.0), "magma", None),
+                  ("log10 M_cdm truth", np.log10(truth[k]), "viridis", (lo, hi)),
+                  ("log10 M_cdm sample", np.log10(draws[0, k]), "viridis", (lo, hi)),
+                  ("log10 posterior mean", np.log10(mean[k]), "viridis", (lo, hi)),
+                  ("posterior std / mean", std[k] / mean[k], "cividis", None),
+                  ("z-score (truth - mean) / std", zscore[k], "RdBu_r", (-3, 3))]
+        for ax, (title, img, cmap, lim) in zip(axes[k], panels):
+            im = ax.imshow(img.T, origin="lower", cmap=cmap, vmin=lim and lim[0], vmax=lim and lim[1])
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if k == 0:
+                ax.set_title(title)
+            fig.colorbar(im, ax=ax, shrink=0.8)
+    fig.savefig(png, dpi=80)
+    plt.close(fig)
+
+
+def _main(argv) -> int:
+    p = cli.parser("python -m hpc_vdm.sample", __doc__.splitlines()[0])
+    p.add_argument("--model", help="exported model.pt (sample.model)")
+    p.add_argument("--which", help="ema or raw weights (sample.which)")
+    p.add_argument("--store", help="maps store (sample.store; default: the model's training store)")
+    p.add_argument("--split", help="val, test or train (sample.split)")
+    p.add_argument("--n-maps", type=int, help="held-out maps (sample.n_maps)")
+    p.add_argument("--n-samples", type=int, help="samples per map (sample.n_samples)")
+    p.add_argument("--steps", type=int, help="sampler steps (sample.steps)")
+    p.add_argument("--seed", type=int, help="sampling seed (sample.seed)")
+    p.add_argument("--device", help="auto, cpu or cuda (sample.device)")
+    p.add_argument("--out", help="output folder (sample.out)")
+    args = p.parse_args(argv)
+    cli.setup_logging()
+    run(cli.resolve(args, SHORTCUTS))
+    return 0
+
+
+def main(argv=None) -> int:
+    return cli.run(_main, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

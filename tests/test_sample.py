@@ -1,0 +1,63 @@
+"""`python -m hpc_vdm.sample`: held-out posterior samples, their summary and figure; deterministic for a seed."""
+import json
+
+import numpy as np
+import pytest
+import torch
+import zarr
+
+from hpc_vdm import sample
+from hpc_vdm.config import RunConfig, to_dict
+from hpc_vdm.data.dataset import read_attrs
+from hpc_vdm.diffusion import build_vdm
+from hpc_vdm.export import write_export
+
+
+@pytest.fixture(scope="module")
+def model(maps_store, tmp_path_factory):
+    cfg = RunConfig()
+    cfg.model.channels, cfg.model.channel_mults, cfg.model.norm_groups, cfg.model.dropout = 8, [1, 2, 2], 4, 0.0
+    cfg.data.store = str(maps_store)
+    torch.manual_seed(1)
+    vdm = build_vdm(cfg.model, cfg.diffusion)
+    with torch.no_grad():
+        for p in vdm.score.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    state = {k: v.float() for k, v in vdm.state_dict().items()}
+    path = tmp_path_factory.mktemp("sample_model") / "model.pt"
+    return write_export(path, raw=state, ema=state, config=to_dict(cfg), store_attrs=read_attrs(maps_store),
+                        step=0, tag="test")
+
+
+def run(model, out, *extra):
+    return sample.main(["--model", str(model), "--n-maps", "2", "--n-samples", "3", "--steps", "3", "--out", str(out),
+                        "--set", "sample.progress=false", *extra])
+
+
+def test_sample_writes_posterior_statistics_summary_and_figure(model, maps_store, tmp_path):
+    assert run(model, tmp_path / "a") == 0
+    g = zarr.open_group(str(tmp_path / "a" / "samples.zarr"), mode="r")
+    draws, truth = g["samples"][:].astype(np.float64), g["truth"][:]
+    assert draws.shape == (3, 2, 256, 256) and (draws > 0).all()
+    np.testing.assert_allclose(g["mean"][:], draws.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(g["zscore"][:], (truth - g["mean"][:]) / g["std"][:], rtol=1e-3, atol=1e-3)
+    attrs = read_attrs(maps_store)
+    first_test_map = attrs["splits"]["test"][0] * attrs["maps_per_sim"]
+    assert list(g["map_index"][:]) == [first_test_map, first_test_map + 1]
+    np.testing.assert_array_equal(truth[0], zarr.open_group(str(maps_store), mode="r")["Mcdm"][first_test_map])
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text())
+    assert len(summary["per_map"]) == 2 and 0 <= summary["per_map"][0]["coverage_1sigma"] <= 1
+    assert (tmp_path / "a" / "samples.png").stat().st_size > 20_000
+
+    assert run(model, tmp_path / "b") == 0  # same seed: the same numbers
+    np.testing.assert_array_equal(zarr.open_group(str(tmp_path / "b" / "samples.zarr"))["samples"][:], draws)
+    assert run(model, tmp_path / "c", "--seed", "1") == 0
+    assert not np.allclose(zarr.open_group(str(tmp_path / "c" / "samples.zarr"))["samples"][:], draws)
+
+
+def test_sample_refuses_to_overwrite_and_missing_model(model, tmp_path, capsys):
+    (tmp_path / "a" / "samples.zarr").mkdir(parents=True)
+    assert run(model, tmp_path / "a") == 2
+    assert "exists; choose another --out" in capsys.readouterr().err
+    assert run(tmp_path / "none.pt", tmp_path / "b") == 2
+    assert "no exported model" in capsys.readouterr().err and not (tmp_path / "b").exists()
