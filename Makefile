@@ -20,7 +20,8 @@ $(VENV)/.installed: setup.py constraints.txt
 	$(PIP) install -q -c constraints.txt -e ".[test,mpi]"
 	touch $@
 
-# The main job on the embedded default: mock CAMELS maps -> maps.zarr -> DeepSpeed training -> export.
+# The main job on the embedded default: mock CAMELS maps -> maps.zarr -> DeepSpeed training -> export,
+# then held-out posterior samples and one TNG100-sized mock slab by fused tiling.
 # Each stage runs once; rerunning `make demo` resumes (or finishes) the training run.
 DEMO_CMD   := $(DEMO)/cmd/params_LH_IllustrisTNG.txt
 DEMO_STORE := $(DEMO)/maps.zarr/zarr.json
@@ -31,8 +32,15 @@ $(DEMO_CMD): | venv
 $(DEMO_STORE): $(DEMO_CMD)
 	$(PY) -m hpc_vdm.prepare --config configs/demo.yaml --set data.source_dir=$(DEMO)/cmd --set data.store=$(DEMO)/maps.zarr --overwrite
 
+DEMO_SAMPLES := $(DEMO)/samples/summary.json
+
 demo: $(DEMO_STORE)
 	$(PY) -m hpc_vdm.train configs/demo.yaml --set data.store=$(DEMO)/maps.zarr --run-dir $(DEMO)/run
+	$(MAKE) $(DEMO_SAMPLES)
+	$(PY) -m hpc_vdm.tile --config configs/demo.yaml --set tile.model=$(DEMO)/run/export/model.pt --out $(DEMO)/tng100.zarr
+
+$(DEMO_SAMPLES):
+	$(PY) -m hpc_vdm.sample --config configs/demo.yaml --model $(DEMO)/run/export/model.pt --out $(DEMO)/samples
 
 test: venv
 	$(PY) -m pytest -q
@@ -43,6 +51,7 @@ test-fast: venv
 bench: venv
 	$(PY) tools/bench_loader.py
 	$(PY) tools/bench_train.py
+	$(PY) tools/bench_tile.py
 
 # A single-node SLURM on localhost (root or sudo; Debian packages): then `export` the line it prints.
 slurm-up:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from helpers import REPO, clean_env, metrics
+from test_tile import args as tile_args, arrays, model, preset  # noqa: F401 (fixtures)
 from hpc_vdm.checkpoint import Checkpoints
 
 pytestmark = pytest.mark.slow
@@ -33,9 +34,9 @@ def _has(cmd):
     return any(Path(p, cmd).exists() for p in os.environ["PATH"].split(os.pathsep))
 
 
-def sbatch(slurm, workdir, *args) -> str:
+def sbatch(slurm, workdir, *args, script: str = "train_multinode.sh") -> str:
     env = clean_env(**slurm, HPC_VDM_PYTHON=os.environ.get("HPC_VDM_PYTHON", __import__("sys").executable))
-    out = subprocess.run(["sbatch", "--parsable", *CPU_TEST_CLUSTER, str(REPO / "slurm" / "train_multinode.sh"), *args],
+    out = subprocess.run(["sbatch", "--parsable", *CPU_TEST_CLUSTER, str(REPO / "slurm" / script), *args],
                          env=env, cwd=workdir, capture_output=True, text=True, check=True)
     return out.stdout.strip().split(";")[0]
 
@@ -120,3 +121,15 @@ def test_preemption_signal_requeues_and_resumes(slurm, maps_store, tmp_path):
     assert "requeueing job" in log and "(restart 1)" in log
     assert f"resumed from step{step:08d}" in log
     assert [int(r["step"]) for r in metrics(run)] == list(range(1, 25))
+
+
+def test_sbatch_tile_splits_slabs_over_two_tasks(slurm, model, preset, tmp_path):
+    out = tmp_path / "tile.zarr"
+    job = sbatch(slurm, tmp_path, *tile_args(model, preset, out), script="tile_tng300.sh")
+    log = tmp_path / f"hpc_vdm-tile-{job}.out"
+    wait_for(lambda: job_state(slurm, job) in TERMINAL, 300, f"job {job}", lambda: diagnosis(slurm, job, log))
+    text = log.read_text()
+    assert job_state(slurm, job) == "COMPLETED", text[-3000:]
+    assert "rank 0/2" in text and "rank 1/2" in text
+    got = arrays(out)
+    assert got["done"].all() and got["summary_done"].all() and out.with_suffix(".png").is_file()
