@@ -48,7 +48,6 @@ def sample_tiled(vdm, cond: torch.Tensor, *, tile: int, halo: int, n_steps: int,
     cond = cond.float().cpu()
     samples = list(samples)
     n = len(samples)
-    shape = (n, *cond.shape[1:])
     gammas = vdm.gamma(time_grid(n_steps).to(next(vdm.parameters()).device)).detach().cpu()
 
     def eps_fn(z, g_t):
