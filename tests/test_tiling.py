@@ -69,6 +69,24 @@ def test_zarr_input_is_read_window_by_window(tmp_path):
     np.testing.assert_allclose(tile_apply(fn, z, 16, 1), tile_apply(fn, x, 16, 1), rtol=0, atol=0)
 
 
+def test_zarr_volume_streams_into_a_zarr_output(tmp_path):
+    """Out of core in and out: a 3D Zarr field through a torch fn into a Zarr array equals the in-memory result."""
+    zarr = pytest.importorskip("zarr")
+    import torch
+
+    x = np.random.default_rng(4).normal(size=(1, 30, 26, 22))
+    z = zarr.create_array(str(tmp_path / "in.zarr"), shape=x.shape, chunks=(1, 8, 8, 8), dtype="float64")
+    z[:] = x
+    out = zarr.create_array(str(tmp_path / "out.zarr"), shape=x.shape, chunks=(1, 8, 8, 8), dtype="float64")
+    kernel = np.random.default_rng(5).normal(size=(3, 3, 3))
+    fn = batched(lambda w: periodic_conv(w, kernel))
+    torch_fn = lambda w: torch.as_tensor(fn(w.cpu().numpy()))  # noqa: E731
+    assert tile_apply(torch_fn, z, (12, 10, 9), 1, batch_size=5, device="cpu", out=out) is out
+    np.testing.assert_allclose(out[:], periodic_conv(x, kernel), rtol=0, atol=1e-10)
+    with pytest.raises(ValueError, match="needs blend='core'"):
+        tile_apply(fn, z, 12, 1, blend="cosine", out=out)
+
+
 def test_grid_covers_any_size_with_equal_windows():
     g = TileGrid.make((37, 50), 16, 3)
     assert g.counts == (3, 4) and g.window == (22, 22) and len(g) == 12

@@ -43,9 +43,15 @@ def gather(field, index: Sequence[np.ndarray]):
 class Accumulator:
     """The output field and, for smooth blends, the accumulated weight (numpy or torch)."""
 
-    def __init__(self, like, grid: TileGrid, channels: int, blend: str):
+    def __init__(self, like, grid: TileGrid, channels: int, blend: str, out=None):
         self.grid, self.blend = grid, blend
         shape = (channels, *grid.shape)
+        if out is not None:  # a writable array (zarr, memmap): each tile's core is written once, in tile order
+            if tuple(out.shape) != shape:
+                raise ValueError(f"out must have shape {shape}, got {tuple(out.shape)}")
+            self.out, self.weight, self.streamed = out, None, True
+            return
+        self.streamed = False
         if _is_torch(like):
             import torch
 
@@ -63,7 +69,10 @@ class Accumulator:
         """Put one window's result (C_out, *window) back into the field."""
         if self.blend == "core":
             glob, local = self.grid.owned_slices(tile)
-            self.out[(slice(None),) + glob] = values[(slice(None),) + local]
+            core = values[(slice(None),) + local]
+            if self.streamed and _is_torch(core):
+                core = core.detach().cpu().numpy()
+            self.out[(slice(None),) + glob] = core
             return
         flat = np.ravel_multi_index(np.ix_(*self.grid.window_index(tile)), self.grid.shape).ravel()
         c = self.out.shape[0]
@@ -84,9 +93,16 @@ class Accumulator:
 
 
 def tile_apply(fn: Callable, field, tile: int | Sequence[int], halo: int | Sequence[int] = 0, blend: str = "core",
-               batch_size: int = 8, device=None):
-    """Apply ``fn`` tile by tile to a periodic (C, *spatial) field; returns (C_out, *spatial) like the field."""
+               batch_size: int = 8, device=None, out=None):
+    """Apply ``fn`` tile by tile to a periodic (C, *spatial) field; returns (C_out, *spatial) like the field.
+
+    ``out``: a writable (C_out, *spatial) array (a Zarr array, a numpy memmap) that receives the result
+    instead of memory, for fields larger than memory (with a Zarr or dask ``field``); ``blend="core"`` only,
+    since smooth blends normalise by a weight accumulated over the whole field. Returns ``out``.
+    """
     check_blend(blend)
+    if out is not None and blend != "core":
+        raise ValueError(f"out= streams tile cores and needs blend='core', got blend={blend!r}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if len(field.shape) < 2:
@@ -115,7 +131,8 @@ def tile_apply(fn: Callable, field, tile: int | Sequence[int], halo: int | Seque
             raise ValueError(f"fn must map (B, C, *{grid.window}) to (B, C_out, *{grid.window}); "
                              f"got {tuple(y.shape)} for a batch of {len(batch)}")
         if acc is None:
-            acc = Accumulator(field if _is_torch(field) or isinstance(field, np.ndarray) else y, grid, y.shape[1], blend)
+            acc = Accumulator(field if _is_torch(field) or isinstance(field, np.ndarray) else y, grid, y.shape[1],
+                              blend, out)
         for t, values in zip(batch, y):
             acc.add(t, values)
     return acc.result()
