@@ -37,7 +37,7 @@ def tag_for(step: int) -> str:
     return f"step{step:08d}"
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 22), b""):
@@ -82,7 +82,7 @@ class Checkpoints:
                 return f"{rel} is missing"
             if path.stat().st_size != size:
                 return f"{rel} has {path.stat().st_size} bytes, the manifest says {size}"
-            if _sha256(path) != digest:
+            if sha256_file(path) != digest:
                 return f"{rel} fails its SHA-256 check"
         return None
 
@@ -120,7 +120,7 @@ class Checkpoints:
             folder = self.root / tag
             for name, obj in (extra_files or {}).items():
                 torch.save(obj, folder / name)
-            files = {str(p.relative_to(folder)): (p.stat().st_size, _sha256(p))
+            files = {str(p.relative_to(folder)): (p.stat().st_size, sha256_file(p))
                      for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MANIFEST}
             meta = {"step": step, "world": int(os.environ.get("WORLD_SIZE", 1)),
                     "zero_stage": engine.zero_optimization_stage(), "time": time.time(), **(meta or {}),

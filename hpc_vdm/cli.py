@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 from typing import Mapping, Sequence
@@ -18,12 +19,31 @@ def parser(prog: str, description: str) -> argparse.ArgumentParser:
     return p
 
 
+def _field(key: str):
+    """(dataclass field, default value) of ``section.key``."""
+    section, name = key.split(".")
+    defaults = getattr(RunConfig(), section)
+    return {f.name: f for f in dataclasses.fields(defaults)}[name], getattr(defaults, name)
+
+
+def add_shortcuts(p: argparse.ArgumentParser, shortcuts: Mapping[str, str]) -> None:
+    """One ``--flag`` per shortcut (dest ``n_samples`` -> ``--n-samples``), typed and documented by its field."""
+    for dest, key in shortcuts.items():
+        f, default = _field(key)
+        kind = type(default)
+        note = "; comma-separated" if kind is list else ""
+        p.add_argument("--" + dest.replace("_", "-"), dest=dest, type=kind if kind in (int, float) else str,
+                       help=f"{f.metadata['doc']} ({key}{note})")
+
+
 def resolve(args: argparse.Namespace, shortcuts: Mapping[str, str] = {}) -> RunConfig:
     """The config of a command: YAML, then ``--set``, then shortcut flags (``--particles`` -> mock.particles)."""
     overrides = list(args.overrides)
     for dest, key in shortcuts.items():
         value = getattr(args, dest, None)
         if value is not None:
+            if isinstance(_field(key)[1], list) and isinstance(value, str):
+                value = f"[{value}]"  # --axes 0,1,2 -> [0,1,2]
             overrides.append(f"{key}={value}")
     return load_config(args.config, overrides)
 

@@ -372,6 +372,18 @@ def from_dict(raw: dict, cls: type = RunConfig) -> Any:
     return _build(cls, raw, "")
 
 
+def differing(a: dict, b: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two nested dicts (configs, fingerprints)."""
+    out = []
+    for k in sorted(set(a) | set(b)):
+        va, vb = a.get(k), b.get(k)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += differing(va, vb, f"{prefix}{k}.")
+        elif va != vb:
+            out.append(f"{prefix}{k}")
+    return out
+
+
 def to_dict(cfg: Any) -> dict:
     return dataclasses.asdict(cfg)
 

@@ -28,6 +28,7 @@ from .data.store import open_store
 from .export import load_model
 from .spectra import cross_spectrum
 from .tiled import sample_tiled
+from .volumes import check_scale
 
 log = logging.getLogger("hpc_vdm.sample")
 
@@ -45,9 +46,8 @@ def held_out_maps(attrs: dict, split: str, n_maps: int) -> list[int]:
     return index[:n_maps]
 
 
-def summarise(truth: np.ndarray, draws: np.ndarray, mean: np.ndarray, std: np.ndarray, box_mpc_h: float) -> dict:
-    """Accuracy and calibration of one map's posterior: truth (H, W), draws (S, H, W)."""
-    z = (truth - mean) / np.maximum(std, np.finfo(np.float64).tiny)
+def summarise(truth: np.ndarray, draws: np.ndarray, mean: np.ndarray, z: np.ndarray, box_mpc_h: float) -> dict:
+    """Accuracy and calibration of one map's posterior: truth (H, W), draws (S, H, W), z-score (H, W)."""
     cs_mean = cross_spectrum(truth, mean, box_mpc_h)
     per_draw = [cross_spectrum(truth, d, box_mpc_h) for d in draws]
     return {"pk_ratio_err_mean_map": float(np.mean(np.abs(cs_mean.power_b / cs_mean.power_a - 1))),
@@ -64,9 +64,7 @@ def run(cfg) -> Path:
     store_path = s.store or meta["config"]["data"]["store"]
     root = open_store(store_path)
     attrs = dict(root.attrs)
-    if abs(attrs["pixel_size_mpc_h"] / meta["store"]["pixel_size_mpc_h"] - 1) > 1e-3:
-        raise ValueError(f"pixel scale mismatch: the model was trained on {meta['store']['pixel_size_mpc_h']:.6g} "
-                         f"Mpc/h pixels, store {store_path!r} has {attrs['pixel_size_mpc_h']:.6g} Mpc/h")
+    check_scale("pixel scale", "pixels", meta["store"]["pixel_size_mpc_h"], attrs["pixel_size_mpc_h"], f"store {store_path!r}")
     out = Path(s.out)
     if (out / "samples.zarr").exists():
         raise FileExistsError(f"{str(out / 'samples.zarr')!r} exists; choose another --out (nothing was written)")
@@ -97,7 +95,7 @@ def run(cfg) -> Path:
     box = attrs["box_size_mpc_h"]
     summary = {"model": str(Path(s.model).resolve()), "store": str(store_path), "split": s.split, "maps": maps,
                "n_samples": s.n_samples, "steps": s.steps, "seed": s.seed,
-               "per_map": [summarise(truth[k], draws[:, k], mean[k], std[k], box) for k in range(len(maps))]}
+               "per_map": [summarise(truth[k], draws[:, k], mean[k], zscore[k], box) for k in range(len(maps))]}
 
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / f".samples.zarr.tmp{os.getpid()}"
@@ -144,16 +142,7 @@ def figure(cond, truth, draws, mean, std, zscore, png: Path, rows: int = 3) -> N
 
 def _main(argv) -> int:
     p = cli.parser("python -m hpc_vdm.sample", __doc__.splitlines()[0])
-    p.add_argument("--model", help="exported model.pt (sample.model)")
-    p.add_argument("--which", help="ema or raw weights (sample.which)")
-    p.add_argument("--store", help="maps store (sample.store; default: the model's training store)")
-    p.add_argument("--split", help="val, test or train (sample.split)")
-    p.add_argument("--n-maps", type=int, help="held-out maps (sample.n_maps)")
-    p.add_argument("--n-samples", type=int, help="samples per map (sample.n_samples)")
-    p.add_argument("--steps", type=int, help="sampler steps (sample.steps)")
-    p.add_argument("--seed", type=int, help="sampling seed (sample.seed)")
-    p.add_argument("--device", help="auto, cpu or cuda (sample.device)")
-    p.add_argument("--out", help="output folder (sample.out)")
+    cli.add_shortcuts(p, SHORTCUTS)
     args = p.parse_args(argv)
     cli.setup_logging()
     run(cli.resolve(args, SHORTCUTS))

@@ -213,9 +213,9 @@ def _is_snapshot(path: str) -> bool:
         return "Header" in f and "PartType4" in f
 
 
-def read_slabs(tile_cfg, vol: Volume, pairs: Pairs, progress: bool = False) -> dict:
-    """{(axis, slab): (P, P) float64 stellar surface density} for ``pairs`` from ``tile.input``."""
-    kind = check_input(tile_cfg, vol, pairs)
+def read_slabs(tile_cfg, vol: Volume, pairs: Pairs, kind: str, progress: bool = False) -> dict:
+    """{(axis, slab): (P, P) float64 stellar surface density} for ``pairs`` from ``tile.input`` of ``kind``
+    (what :func:`check_input` returned)."""
     if kind == "mock":
         return mock_slabs(vol, pairs, slabs=tile_cfg.mock_slabs, spacing_mpc_h=tile_cfg.mock_spacing_mpc_h,
                           pm_steps=tile_cfg.mock_pm_steps, seed=tile_cfg.mock_seed)

@@ -12,7 +12,6 @@ Everything is checked before anything is written.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import platform
 import sys
@@ -27,6 +26,7 @@ from tqdm import tqdm
 from tiling import TileGrid
 
 from . import cli, dist, slab_inputs, tile_store
+from .checkpoint import sha256_file
 from .config import to_dict
 from .data import camels, transforms
 from .export import load_model
@@ -39,14 +39,6 @@ SHORTCUTS = {"volume": "tile.volume", "model": "tile.model", "input": "tile.inpu
              "slabs": "tile.slabs", "n_samples": "tile.n_samples", "steps": "tile.steps", "tile": "tile.tile",
              "halo": "tile.halo", "blend": "tile.blend", "batch_size": "tile.batch_size", "seed": "tile.seed",
              "out": "tile.out", "device": "tile.device", "which": "tile.which"}
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 24), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def fingerprint(t, vol: Volume, pairs, kind: str, model_sha: str) -> dict:
@@ -82,7 +74,7 @@ def run(cfg) -> Path:
     check_window(vdm, t.tile, t.halo)
     kind = slab_inputs.check_input(t, vol, pairs)
     out = Path(t.out)
-    fp = fingerprint(t, vol, pairs, kind, sha256(model_path))
+    fp = fingerprint(t, vol, pairs, kind, sha256_file(model_path))
     resume = tile_store.check_existing(out, fp)
 
     env = dist.detect()
@@ -104,19 +96,19 @@ def run(cfg) -> Path:
              t.halo, t.blend, env.rank, env.world, device)
 
     mine = [i for i in range(len(pairs)) if i % env.world == env.rank and not store.summary_done(i)]
-    sample_slabs(cfg, vdm.to(device), meta, vol, store, mine, device, env.rank == 0 and t.progress)
+    sample_slabs(cfg, vdm.to(device), meta, vol, store, mine, kind, device, env.rank == 0 and t.progress)
 
     if env.rank == 0:
         while not store.all_done():  # the other ranks' slabs
             time.sleep(1.0)
         store.mark_complete()
         png = out.with_suffix(".png")
-        figure_slab(store, 0, png, meta)
+        figure_slab(store, 0, png)
         log.info("complete: %s and %s", out, png)
     return out
 
 
-def sample_slabs(cfg, vdm, meta, vol: Volume, store, mine: list[int], device, progress: bool) -> None:
+def sample_slabs(cfg, vdm, meta, vol: Volume, store, mine: list[int], kind: str, device, progress: bool) -> None:
     """Conditioning then samples then summary of this rank's slabs, skipping what the store records as done."""
     t = cfg.tile
     data = meta["config"]["data"]
@@ -124,7 +116,7 @@ def sample_slabs(cfg, vdm, meta, vol: Volume, store, mine: list[int], device, pr
     pairs = store.pairs
     need = [i for i in mine if not store.cond_done(i)]
     if need:
-        slabs = slab_inputs.read_slabs(t, vol, [pairs[i] for i in need], progress=progress)
+        slabs = slab_inputs.read_slabs(t, vol, [pairs[i] for i in need], kind, progress=progress)
         for i in need:
             store.write_cond(i, slabs[pairs[i]])
     params = fiducial_params(vdm)
@@ -147,7 +139,7 @@ def sample_slabs(cfg, vdm, meta, vol: Volume, store, mine: list[int], device, pr
     bar.close()
 
 
-def figure_slab(store, i: int, png: Path, meta) -> None:
+def figure_slab(store, i: int, png: Path) -> None:
     """Stellar map, one sample, posterior mean and std of slab ``i`` (log10 surface densities)."""
     import matplotlib
     matplotlib.use("Agg")
@@ -174,32 +166,10 @@ def figure_slab(store, i: int, png: Path, meta) -> None:
     plt.close(fig)
 
 
-def _lists(args) -> None:
-    for name in ("axes", "slabs"):
-        value = getattr(args, name)
-        if value is not None:
-            setattr(args, name, "[" + value + "]")
-
-
 def _main(argv) -> int:
     p = cli.parser("python -m hpc_vdm.tile", __doc__.splitlines()[0])
-    p.add_argument("--volume", help="preset name (camels, tng100, tng300) or preset YAML (tile.volume)")
-    p.add_argument("--model", help="exported model.pt (tile.model)")
-    p.add_argument("--which", help="ema or raw weights (tile.which)")
-    p.add_argument("--input", help="mock, a 3D grid .zarr/.h5, or snapshot folder/glob (tile.input)")
-    p.add_argument("--axes", help="comma-separated projection axes, e.g. 0,1,2 (tile.axes)")
-    p.add_argument("--slabs", help="comma-separated slab indices; default all (tile.slabs)")
-    p.add_argument("--n-samples", type=int, help="posterior samples per slab (tile.n_samples)")
-    p.add_argument("--steps", type=int, help="sampler steps (tile.steps)")
-    p.add_argument("--tile", type=int, help="tile core in pixels (tile.tile)")
-    p.add_argument("--halo", type=int, help="halo in pixels (tile.halo)")
-    p.add_argument("--blend", help="core, cosine or gaussian (tile.blend)")
-    p.add_argument("--batch-size", type=int, help="tiles per network call (tile.batch_size)")
-    p.add_argument("--seed", type=int, help="sampling seed (tile.seed)")
-    p.add_argument("--device", help="auto, cpu or cuda (tile.device)")
-    p.add_argument("--out", help="output Zarr store (tile.out)")
+    cli.add_shortcuts(p, SHORTCUTS)
     args = p.parse_args(argv)
-    _lists(args)
     cli.setup_logging()
     run(cli.resolve(args, SHORTCUTS))
     return 0

@@ -27,20 +27,10 @@ from typing import Sequence
 import numpy as np
 import zarr
 
+from .config import differing
+
 FORMAT = "hpc_vdm.tile/1"
 UNITS = "(Msun/h)/(Mpc/h)^2"
-
-
-def differing(a: dict, b: dict, prefix: str = "") -> list[str]:
-    """Dotted keys whose values differ between two nested dicts."""
-    out = []
-    for k in sorted(set(a) | set(b)):
-        va, vb = a.get(k), b.get(k)
-        if isinstance(va, dict) and isinstance(vb, dict):
-            out += differing(va, vb, f"{prefix}{k}.")
-        elif va != vb:
-            out.append(f"{prefix}{k}")
-    return out
 
 
 def check_existing(path: Path, fingerprint: dict) -> bool:

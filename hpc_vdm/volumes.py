@@ -96,13 +96,14 @@ def load_volume(spec: str) -> Volume:
     return vol
 
 
+def check_scale(name: str, unit: str, model_value: float, other_value: float, other: str) -> None:
+    """A length of the model's training maps [Mpc/h] against another's, to PIXEL_TOLERANCE."""
+    if abs(model_value / other_value - 1) > PIXEL_TOLERANCE:
+        raise ValueError(f"{name} mismatch: the model was trained on {model_value:.6g} Mpc/h {unit}, {other} has "
+                         f"{other_value:.6g} Mpc/h")
+
+
 def check_model(vol: Volume, store_attrs: Mapping) -> None:
     """The model's training maps must have the volume's pixel scale and slab thickness."""
-    pixel = float(store_attrs["pixel_size_mpc_h"])
-    if abs(pixel / vol.pixel_mpc_h - 1) > PIXEL_TOLERANCE:
-        raise ValueError(f"pixel scale mismatch: the model was trained on {pixel:.6g} Mpc/h pixels, volume "
-                         f"{vol.name!r} has {vol.pixel_mpc_h:.6g} Mpc/h")
-    slab = float(store_attrs["slab_thickness_mpc_h"])
-    if abs(slab / vol.slab_mpc_h - 1) > PIXEL_TOLERANCE:
-        raise ValueError(f"slab thickness mismatch: the model was trained on {slab:.6g} Mpc/h slabs, volume "
-                         f"{vol.name!r} has {vol.slab_mpc_h:.6g} Mpc/h")
+    check_scale("pixel scale", "pixels", float(store_attrs["pixel_size_mpc_h"]), vol.pixel_mpc_h, f"volume {vol.name!r}")
+    check_scale("slab thickness", "slabs", float(store_attrs["slab_thickness_mpc_h"]), vol.slab_mpc_h, f"volume {vol.name!r}")
