@@ -53,7 +53,7 @@ SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket=$SOCK
+AuthInfo=socket=$SOCK,cred_expire=20
 SlurmctldPort=6817
 SlurmdPort=6818
 StateSaveLocation=$STATE/state
