@@ -5,7 +5,7 @@ Layout of ``run_dir/checkpoints``::
     step00001000/            DeepSpeed's files (every rank writes its shard) + COMPLETE.json (manifest)
     step00001000_universal/  made on demand when a run resumes on another world size
     latest                   the newest complete tag, replaced atomically after COMPLETE.json exists
-    best.json                the tag with the best validation bound (never pruned)
+    best.json                the tag with the best validation score (train.select_on; never pruned)
 
 A tag counts only when COMPLETE.json exists and every file it lists has its size and SHA-256; a torn or
 corrupt newest checkpoint is skipped for the previous one. Every rank must call :meth:`save`.

@@ -7,8 +7,8 @@ over M nodes; :mod:`hpc_vdm.dist` reads the launcher. One optimizer step = ``gra
     config.json  ds_config.json  train.log  metrics.csv  tb/  checkpoints/  export/model.pt
 
 and resumes by default. Everything that changes during a run is checkpointed: weights, optimizer and LR
-schedule (DeepSpeed), the EMA (``ema.pt``), step/epoch/sampler position and the best validation bound
-(``client_state``). Random draws are keyed by (seed, rank, step, micro-batch), so a resumed run repeats an
+schedule (DeepSpeed), the EMA (``ema.pt``), step/epoch/sampler position and the best validation score
+(``client_state``; ``train.select_on`` names the metric). Random draws are keyed by (seed, rank, step, micro-batch), so a resumed run repeats an
 uninterrupted one exactly. SIGTERM/SIGUSR2 set a flag that all ranks agree on at the next step; all ranks
 save and the process exits with 75 (and rank 0 writes the tag to ``$HPC_VDM_REQUEUE_FILE`` when set), which
 ``slurm/train_multinode.sh`` turns into ``scontrol requeue``.
@@ -46,6 +46,7 @@ STORE_KEYS = ("suite", "set", "fields", "stats", "box_size_mpc_h", "pixel_size_m
 METRICS = ("step", "kind", "epoch", "samples", "lr", "loss", "loss_diff", "loss_klz", "loss_recon", "gamma_0",
            "gamma_1", "samples_per_s", "val_bound", "val_loss_diff", "val_loss_klz", "val_loss_recon",
            "val_pk_ratio_err", "val_r_mean")
+SELECT_SIGN = {"val_bound": 1.0, "val_pk_ratio_err": 1.0, "val_r_mean": -1.0}  # score = sign x metric, lower wins
 
 
 # ---------------------------------------------------------------------------------------------
@@ -58,6 +59,14 @@ def check_batch(cfg: RunConfig, world: int) -> int:
         raise ConfigError(f"train.global_batch={cfg.train.global_batch} but data.batch_size ({cfg.data.batch_size})"
                           f" x train.grad_accum ({cfg.train.grad_accum}) x world ({world}) = {derived}")
     return derived
+
+
+def check_selection(cfg: RunConfig) -> None:
+    """The metric that picks the best checkpoint must be one the validation computes."""
+    t = cfg.train
+    if t.select_on != "val_bound" and t.val_sample_maps == 0:
+        raise ConfigError(f"train.select_on={t.select_on!r} needs posterior samples in the validation, but "
+                          f"train.val_sample_maps=0; set it > 0 or select on val_bound")
 
 
 def check_store(cfg: RunConfig) -> dict:
@@ -218,6 +227,7 @@ def train(cfg: RunConfig) -> int:
     t_cfg, run_dir = cfg.train, Path(cfg.train.run_dir)
     env = dist.detect()
     check_batch(cfg, env.world)
+    check_selection(cfg)
     store_attrs = check_store(cfg)
     check_run_dir(cfg, run_dir, store_attrs)
     device = dist.pick_device(env, t_cfg.device)
@@ -262,7 +272,8 @@ def train(cfg: RunConfig) -> int:
         model=vdm, model_parameters=[p for p in vdm.parameters() if p.requires_grad], config=config,
         lr_scheduler=lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, schedule))
 
-    state = {"step": 0, "epoch": 0, "position": 0, "samples": 0, "world": world, "best_val": math.inf}
+    state = {"step": 0, "epoch": 0, "position": 0, "samples": 0, "world": world, "best_val": math.inf,
+             "best_on": t_cfg.select_on}
     if resume_tag:
         _, client = engine.load_checkpoint(str(load_dir), tag=resume_tag, load_module_strict=True)
         if client is None:
@@ -272,6 +283,10 @@ def train(cfg: RunConfig) -> int:
         if state["world"] != world:  # same global sample count, spread over the new world
             state["position"] = state["position"] * state["world"] // world
             state["world"] = world
+        if state.get("best_on", "val_bound") != t_cfg.select_on:  # scores of another metric do not compare
+            if main:
+                log.info("best checkpoint now selected on %s (was %s)", t_cfg.select_on, state.get("best_on"))
+            state["best_val"], state["best_on"] = math.inf, t_cfg.select_on
         if main:
             log.info("resumed from %s (step %d, epoch %d%s)", resume_tag, state["step"], state["epoch"],
                      ", universal checkpoint" if universal else "")
@@ -359,15 +374,16 @@ def train(cfg: RunConfig) -> int:
             metrics.write({"step": step, "kind": "val", "epoch": state["epoch"], "samples": state["samples"], **val})
             if main:
                 log.info("step %d validation: %s", step, ", ".join(f"{k}={v:.5g}" for k, v in val.items()))
-            if val["val_bound"] < state["best_val"]:
-                state["best_val"], improved = val["val_bound"], True
+            score = SELECT_SIGN[t_cfg.select_on] * val.get(t_cfg.select_on, math.nan)
+            if score < state["best_val"]:  # NaN (no held-out maps) never wins
+                state["best_val"], improved = score, True
             engine.train()
 
         if step % t_cfg.ckpt_every == 0 or timed or preempted or last or improved:
             tag = save()
             last_ckpt_time = time.time()
             if improved:
-                ckpts.mark_best(tag, "val_bound", state["best_val"])
+                ckpts.mark_best(tag, t_cfg.select_on, SELECT_SIGN[t_cfg.select_on] * state["best_val"])
         if preempted:
             if main and os.environ.get("HPC_VDM_REQUEUE_FILE"):
                 # the batch script's cue: srun may report 143 instead of 75 when it kills the slower ranks
@@ -383,7 +399,7 @@ def train(cfg: RunConfig) -> int:
     if exit_code == 0 and t_cfg.export and main:
         from .export import export_run
 
-        path = export_run(run_dir, "latest")
+        path = export_run(run_dir, t_cfg.export_tag)
         log.info("exported %s", path)
     dist.barrier()
     return exit_code

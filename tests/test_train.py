@@ -43,7 +43,11 @@ def test_run_dir_contents(straight):
     assert len(metrics(straight, "val")) == 2  # val_every=3
     ckpts = Checkpoints(straight / "checkpoints")
     assert ckpts.latest() == "step00000006" and ckpts.verify("step00000006") is None
-    assert ckpts.best()["tag"] in ckpts.tags()
+    best, val = ckpts.best(), metrics(straight, "val")
+    lowest = min(val, key=lambda r: float(r["val_bound"]))
+    assert best == {"tag": f"step{int(lowest['step']):08d}", "metric": "val_bound",
+                    "value": pytest.approx(float(lowest["val_bound"]), rel=1e-7)}
+    assert best["tag"] in ckpts.tags()
 
 
 def test_export_loads_without_deepspeed(straight):
@@ -76,6 +80,21 @@ def test_preemption_saves_and_resumes_from_that_step(maps_store, tmp_path):
     proc = train(maps_store, run, f"train.steps={step + 2}")
     assert f"resumed from step{step:08d}" in proc.stderr
     assert [int(r["step"]) for r in metrics(run)] == list(range(1, step + 3))
+
+
+def test_selection_on_r_after_resume_and_export_of_best(maps_store, straight, tmp_path):
+    """Switching train.select_on on resume starts a new best; r(k) is maximised; export_tag=best exports it."""
+    run = tmp_path / "run"
+    shutil.copytree(straight, run)
+    train(maps_store, run, "train.steps=12", "train.select_on=val_r_mean", "train.val_sample_maps=1",
+          "train.export_tag=best")
+    after = [r for r in metrics(run, "val") if int(r["step"]) > 6]
+    assert [int(r["step"]) for r in after] == [9, 12]
+    highest = max(after, key=lambda r: float(r["val_r_mean"]))
+    best = Checkpoints(run / "checkpoints").best()
+    assert best == {"tag": f"step{int(highest['step']):08d}", "metric": "val_r_mean",
+                    "value": pytest.approx(float(highest["val_r_mean"]), rel=1e-7)}
+    assert exported(run)["tag"] == best["tag"] and exported(run)["step"] == int(highest["step"])
 
 
 class FakeEngine:
@@ -153,6 +172,13 @@ def test_batch_size_mismatch(capsys, maps_store, tmp_path):
     rc, err = run_main(capsys, "--set", f"data.store={maps_store}", "--set", "train.global_batch=12",
                        "--run-dir", str(tmp_path / "r"))
     assert rc == 2 and "train.global_batch=12" in err and "= 2" in err and not (tmp_path / "r").exists()
+
+
+def test_selection_metric_the_validation_does_not_compute(capsys, maps_store, tmp_path):
+    rc, err = run_main(capsys, "--set", f"data.store={maps_store}", "--set", "train.select_on=val_pk_ratio_err",
+                       "--set", "train.val_sample_maps=0", "--run-dir", str(tmp_path / "r"))
+    assert rc == 2 and "train.select_on='val_pk_ratio_err'" in err and "val_sample_maps=0" in err
+    assert not (tmp_path / "r").exists()
 
 
 def test_checkpoint_from_another_model(capsys, maps_store, straight, tmp_path):
