@@ -9,9 +9,9 @@ over M nodes; :mod:`hpc_vdm.dist` reads the launcher. One optimizer step = ``gra
 and resumes by default. Everything that changes during a run is checkpointed: weights, optimizer and LR
 schedule (DeepSpeed), the EMA (``ema.pt``), step/epoch/sampler position and the best validation score
 (``client_state``; ``train.select_on`` names the metric). Random draws are keyed by (seed, rank, step,
-micro-batch), so a resumed run repeats an uninterrupted one exactly. SIGTERM/SIGUSR2 set a flag that all ranks agree on at the next step; all ranks
-save and the process exits with 75 (and rank 0 writes the tag to ``$HPC_VDM_REQUEUE_FILE`` when set), which
-``slurm/train_multinode.sh`` turns into ``scontrol requeue``.
+micro-batch), so a resumed run repeats an uninterrupted one exactly. SIGTERM/SIGUSR2 set a flag that all
+ranks agree on at the next step; all ranks save and the process exits with 75 (and rank 0 writes the tag to
+``$HPC_VDM_REQUEUE_FILE`` when set), which ``slurm/train_multinode.sh`` turns into ``scontrol requeue``.
 """
 from __future__ import annotations
 
