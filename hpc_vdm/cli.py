@@ -5,7 +5,7 @@ import argparse
 import dataclasses
 import logging
 import sys
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 from .config import ConfigError, RunConfig, load_config
 
@@ -60,3 +60,19 @@ def run(main_fn, argv: Sequence[str] | None) -> int:
     except (ConfigError, ValueError, FileNotFoundError, FileExistsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+
+
+def command(prog: str, description: str, shortcuts: Mapping[str, str], body: Callable[[RunConfig], object]):
+    """``main(argv) -> exit code`` of a command set by ``--config``, ``--set`` and its shortcut flags alone."""
+    def main(argv: Sequence[str] | None = None) -> int:
+        def parse_and_run(argv) -> int:
+            p = parser(prog, description)
+            add_shortcuts(p, shortcuts)
+            args = p.parse_args(argv)
+            setup_logging()
+            body(resolve(args, shortcuts))
+            return 0
+
+        return run(parse_and_run, argv)
+
+    return main

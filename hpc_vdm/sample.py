@@ -22,7 +22,7 @@ import torch
 import zarr
 from tqdm import tqdm
 
-from . import cli, dist
+from . import cli, dist, figures
 from .data import camels, transforms
 from .data.store import open_store
 from .export import load_model
@@ -115,9 +115,7 @@ def run(cfg) -> Path:
 
 def figure(cond, truth, draws, mean, std, zscore, png: Path, rows: int = 3) -> None:
     """The papers' Fig. 1: stellar map, true dark matter, a sample, posterior mean, std and z-score per row."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = figures.pyplot()
 
     n = min(rows, cond.shape[0])
     fig, axes = plt.subplots(n, 6, figsize=(19, 3.3 * n), squeeze=False, constrained_layout=True)
@@ -130,27 +128,12 @@ def figure(cond, truth, draws, mean, std, zscore, png: Path, rows: int = 3) -> N
                   ("posterior std / mean", std[k] / mean[k], "cividis", None),
                   ("z-score (truth - mean) / std", zscore[k], "RdBu_r", (-3, 3))]
         for ax, (title, img, cmap, lim) in zip(axes[k], panels):
-            im = ax.imshow(img.T, origin="lower", cmap=cmap, vmin=lim and lim[0], vmax=lim and lim[1])
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if k == 0:
-                ax.set_title(title)
-            fig.colorbar(im, ax=ax, shrink=0.8)
+            figures.map_panel(fig, ax, img, title=title if k == 0 else None, cmap=cmap, vlim=lim)
     fig.savefig(png, dpi=80)
     plt.close(fig)
 
 
-def _main(argv) -> int:
-    p = cli.parser("python -m hpc_vdm.sample", __doc__.splitlines()[0])
-    cli.add_shortcuts(p, SHORTCUTS)
-    args = p.parse_args(argv)
-    cli.setup_logging()
-    run(cli.resolve(args, SHORTCUTS))
-    return 0
-
-
-def main(argv=None) -> int:
-    return cli.run(_main, argv)
+main = cli.command("python -m hpc_vdm.sample", __doc__.splitlines()[0], SHORTCUTS, run)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from tiling import TileGrid
 
-from . import cli, dist, slab_inputs, tile_store
+from . import cli, dist, figures, slab_inputs, tile_store
 from .checkpoint import sha256_file
 from .config import to_dict
 from .data import camels, transforms
@@ -141,9 +141,7 @@ def sample_slabs(cfg, vdm, meta, vol: Volume, store, mine: list[int], kind: str,
 
 def figure_slab(store, i: int, png: Path) -> None:
     """Stellar map, one sample, posterior mean and std of slab ``i`` (log10 surface densities)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = figures.pyplot()
 
     root = store.root
     axis, slab = store.pairs[i]
@@ -153,11 +151,7 @@ def figure_slab(store, i: int, png: Path) -> None:
               ("posterior std / mean", root["std"][i] / root["mean"][i], "cividis")]
     fig, axes = plt.subplots(1, 4, figsize=(17, 4.4), constrained_layout=True)
     for ax, (title, img, cmap) in zip(axes, panels):
-        im = ax.imshow(img.T, origin="lower", cmap=cmap)
-        ax.set_title(title)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        fig.colorbar(im, ax=ax, shrink=0.8)
+        figures.map_panel(fig, ax, img, title=title, cmap=cmap)
     fp = root.attrs["fingerprint"]
     fig.suptitle(f"{fp['volume']['name']}: axis {axis}, slab {slab} ({fp['volume']['box_mpc_h']:g} Mpc/h, "
                  f"{root['samples'].shape[0]} samples, tile {fp['tiling']['tile']} + halo {fp['tiling']['halo']}); "
@@ -166,17 +160,7 @@ def figure_slab(store, i: int, png: Path) -> None:
     plt.close(fig)
 
 
-def _main(argv) -> int:
-    p = cli.parser("python -m hpc_vdm.tile", __doc__.splitlines()[0])
-    cli.add_shortcuts(p, SHORTCUTS)
-    args = p.parse_args(argv)
-    cli.setup_logging()
-    run(cli.resolve(args, SHORTCUTS))
-    return 0
-
-
-def main(argv=None) -> int:
-    return cli.run(_main, argv)
+main = cli.command("python -m hpc_vdm.tile", __doc__.splitlines()[0], SHORTCUTS, run)
 
 
 if __name__ == "__main__":

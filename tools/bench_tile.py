@@ -27,6 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _timing import best_of  # noqa: E402
 
+from hpc_vdm import dist  # noqa: E402
 from hpc_vdm.config import RunConfig  # noqa: E402
 from hpc_vdm.diffusion import build_vdm  # noqa: E402
 from hpc_vdm.tiled import check_window, sample_tiled  # noqa: E402
@@ -52,11 +53,10 @@ def main(argv=None) -> int:
     p.add_argument("--samples", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--repeat", type=int, default=2)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--paper", action="store_true", help="the papers' 32.7 M U-Net instead of the demo one")
     a = p.parse_args(argv)
-    device = torch.device("cuda" if a.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if a.device == "auto" else a.device))
+    device = dist.pick_device(dist.detect(), a.device)
     vdm = make_vdm(a.paper, device)
     check_window(vdm, a.tile, a.halo)
     grid = TileGrid.make((a.field, a.field), a.tile, a.halo)

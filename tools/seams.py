@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hpc_vdm import figures
 from hpc_vdm.data import transforms
 from hpc_vdm.data.store import open_store
 from hpc_vdm.export import load_model
@@ -101,10 +102,7 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "seams.json").write_text(json.dumps(summary, indent=1))
 
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = figures.pyplot()
     fig, ax = plt.subplots(1, 4, figsize=(20, 4.4), constrained_layout=True)
     ax[0].loglog(k_h, np.mean(pk_whole, 0), label="whole map")
     ax[0].loglog(k_h, np.mean(pk_tiled, 0), "--", label=f"tiled {a.tile}+2x{a.halo}")
@@ -118,9 +116,8 @@ def main(argv=None) -> int:
     ax[2].plot(centres, pdf["tiled"], "--", label="tiled")
     ax[2].set(xlabel="log10 M_cdm", title="pixel PDF")
     ax[2].legend()
-    im = ax[3].imshow(np.abs(d).T, origin="lower", cmap="magma")
-    ax[3].set_title(f"|tiled - whole| (last map); seams/interior power {summary['seam_over_interior']:.2f}")
-    fig.colorbar(im, ax=ax[3], shrink=0.8)
+    figures.map_panel(fig, ax[3], np.abs(d), cmap="magma",
+                      title=f"|tiled - whole| (last map); seams/interior power {summary['seam_over_interior']:.2f}")
     fig.savefig(out / "seams.png", dpi=80)
     print(json.dumps({k: v for k, v in summary.items() if k != "per_map"}, indent=1))
     return 0

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .. import cli
+from .. import cli, figures
 from ..config import RunConfig
 from ..data import camels
 from . import simulate, stars
@@ -76,9 +76,7 @@ def generate(cfg: RunConfig, *, overwrite: bool = False, progress: bool = True) 
 
 def preview(paths: dict[str, Path], png: str | Path, n_pairs: int = 3) -> None:
     """A figure of a few (stellar, dark-matter) map pairs in log10 surface density."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = figures.pyplot()
 
     mstar, mcdm = np.load(paths["Mstar"], mmap_mode="r"), np.load(paths["Mcdm"], mmap_mode="r")
     idx = np.linspace(0, mstar.shape[0] - 1, n_pairs).astype(int)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import cli
+from .. import cli, figures
 from . import fft, stats
 from .pk import cross_spectrum_stack, power_spectrum_stack
 from .volume import volume_spectrum
@@ -85,9 +85,7 @@ def _scheduler(spec: str | None):
 
 
 def _figure_auto(png, k, power, label):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = figures.pyplot()
 
     b = stats.bands(np.atleast_2d(power))
     fig, ax = plt.subplots(figsize=(5, 4))
@@ -131,9 +129,7 @@ def compare(truth, samples, box: float, *, mas=None, pdf_edges=None, scheduler=N
 
 def figure_compare(png, res: dict) -> None:
     """Fig. 2 of the papers: pixel PDF, P(k) and r(k), samples (bands) against the truth."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = figures.pyplot()
 
     fig, ax = plt.subplots(1, 3, figsize=(13, 3.8))
     c = res["pdf_centres"]
