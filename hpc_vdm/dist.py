@@ -99,12 +99,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def pick_device(dist_env: DistEnv, want: str = "auto"):
-    """cuda:(local_rank mod visible GPUs) when a GPU is wanted and present, else cpu."""
+def pick_device(dist_env: DistEnv, want: str = "auto", setting: str = "device"):
+    """cuda:(local_rank mod visible GPUs) when a GPU is wanted and present, else cpu; ``setting`` names the
+    config key in the error."""
     import torch
 
     if want == "cuda" and not torch.cuda.is_available():
-        raise ValueError("train.device=cuda but no CUDA device is visible to this process")
+        raise ValueError(f"{setting}='cuda' but no CUDA device is visible to this process (CUDA_VISIBLE_DEVICES="
+                         f"{os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}); use 'auto' or 'cpu'")
     if want != "cpu" and torch.cuda.is_available():
         device = torch.device("cuda", dist_env.local_rank % torch.cuda.device_count())
         torch.cuda.set_device(device)

@@ -71,7 +71,7 @@ def run(cfg) -> Path:
     maps = held_out_maps(attrs, s.split, s.n_maps)
     data = meta["config"]["data"]
     stats = meta["store"]["stats"]
-    device = dist.pick_device(dist.detect(), s.device)
+    device = dist.pick_device(dist.detect(), s.device, "sample.device")
     vdm = vdm.to(device)
     conditions_on_params = bool(getattr(vdm.score, "n_params", 0))
     cond_maps = root[data["condition"]].oindex[maps].astype(np.float64)  # (n, H, W)

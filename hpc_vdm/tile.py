@@ -78,7 +78,7 @@ def run(cfg) -> Path:
     resume = tile_store.check_existing(out, fp)
 
     env = dist.detect()
-    device = dist.pick_device(env, t.device)
+    device = dist.pick_device(env, t.device, "tile.device")
     if env.rank == 0 and not resume:
         out.parent.mkdir(parents=True, exist_ok=True)
         provenance = {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "argv": sys.argv,

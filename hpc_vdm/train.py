@@ -230,7 +230,7 @@ def train(cfg: RunConfig) -> int:
     check_selection(cfg)
     store_attrs = check_store(cfg)
     check_run_dir(cfg, run_dir, store_attrs)
-    device = dist.pick_device(env, t_cfg.device)
+    device = dist.pick_device(env, t_cfg.device, "train.device")
 
     dist.init(env, device)
     import deepspeed

@@ -168,6 +168,14 @@ def test_bad_input_is_refused_before_anything_is_written(model, preset, tmp_path
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_asked_for_without_a_gpu_is_refused_before_anything_is_written(model, preset, tmp_path, capsys):
+    out = tmp_path / "out" / "x.zarr"
+    assert tile.main(args(model, preset, out, "--device", "cuda")) == 2
+    assert "tile.device='cuda' but no CUDA device is visible" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_existing_output_from_another_configuration_is_refused_untouched(finished, model, preset, capsys):
     before = {p: p.stat().st_mtime_ns for p in finished.rglob("*")}
     assert tile.main(args(model, preset, finished, "--seed", "1", "--steps", "5")) == 2
