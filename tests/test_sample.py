@@ -46,7 +46,10 @@ def test_sample_writes_posterior_statistics_summary_and_figure(model, maps_store
     assert list(g["map_index"][:]) == [first_test_map, first_test_map + 1]
     np.testing.assert_array_equal(truth[0], zarr.open_group(str(maps_store), mode="r")["Mcdm"][first_test_map])
     summary = json.loads((tmp_path / "a" / "summary.json").read_text())
-    assert len(summary["per_map"]) == 2 and 0 <= summary["per_map"][0]["coverage_1sigma"] <= 1
+    assert len(summary["per_map"]) == 2
+    for z, row in zip(g["zscore"][:].astype(np.float64), summary["per_map"]):  # calibration from the stored z
+        assert row["coverage_1sigma"] == pytest.approx(np.mean(np.abs(z) < 1), abs=1e-3)
+        assert (row["zscore_mean"], row["zscore_std"]) == pytest.approx((z.mean(), z.std()), rel=1e-3, abs=1e-3)
     assert (tmp_path / "a" / "samples.png").stat().st_size > 20_000
 
     assert run(model, tmp_path / "b") == 0  # same seed: the same numbers
