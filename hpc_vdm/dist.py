@@ -4,7 +4,8 @@ One place maps every way users start the trainer:
 
 * torchrun / the ``deepspeed`` launcher: RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT;
 * SLURM ``srun`` (one task per GPU): SLURM_PROCID, SLURM_STEP_NUM_TASKS, SLURM_LOCALID, the first host of
-  SLURM_JOB_NODELIST (``scontrol show hostnames``) and a port derived from the job id;
+  SLURM_JOB_NODELIST (``scontrol show hostnames``) and a port derived from the job id and the restart
+  count (a requeued job keeps its id, and ranks of its previous run may still hold the old port);
 * MPI (``mpiexec``/``mpirun``): rank and size from mpi4py, rank 0's host broadcast;
 * nothing: one process.
 
@@ -66,9 +67,10 @@ def env_rank(env: Mapping[str, str] | None = None) -> int:
     return 0
 
 
-def port_for_job(job_id: str | int, base: int = 20000, span: int = 20000) -> int:
-    """A port derived from the job id, so that two jobs on one node do not collide."""
-    return base + int(str(job_id).split("_")[0]) % span
+def port_for_job(job_id: str | int, restart: str | int = 0, base: int = 20000, span: int = 20000) -> int:
+    """A port derived from the job id and its restart count, so that two jobs on one node, or a requeued job
+    and the ranks of its previous run, do not collide."""
+    return base + (int(str(job_id).split("_")[0]) + 7919 * int(restart or 0)) % span
 
 
 def detect(env: Mapping[str, str] | None = None) -> DistEnv:
@@ -79,7 +81,8 @@ def detect(env: Mapping[str, str] | None = None) -> DistEnv:
                        env["MASTER_ADDR"], int(env["MASTER_PORT"]), "torchrun")
     if "SLURM_STEP_NUM_TASKS" in env and "SLURM_PROCID" in env:
         addr = env.get("MASTER_ADDR") or _first_host(env.get("SLURM_STEP_NODELIST", env.get("SLURM_JOB_NODELIST", "")))
-        port = int(env["MASTER_PORT"]) if "MASTER_PORT" in env else port_for_job(env.get("SLURM_JOB_ID", 0))
+        port = (int(env["MASTER_PORT"]) if "MASTER_PORT" in env
+                else port_for_job(env.get("SLURM_JOB_ID", 0), env.get("SLURM_RESTART_COUNT", 0)))
         return DistEnv(int(env["SLURM_PROCID"]), int(env.get("SLURM_LOCALID", 0)),
                        int(env["SLURM_STEP_NUM_TASKS"]), addr, port, "slurm")
     if any(k in env for k in MPI_RANK_VARS):

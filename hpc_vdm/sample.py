@@ -2,19 +2,18 @@
 
     python -m hpc_vdm.sample --model runs/x/export/model.pt --n-maps 4 --n-samples 16 --out runs/x/samples
 
-For the first ``n_maps`` maps of a held-out split: ``n_samples`` posterior samples of the dark-matter map,
-their mean and standard deviation, and the pixelwise z-score of the truth, (truth − mean) / std.
-Written to ``OUT/samples.zarr`` (arrays cond, truth, samples (S, n, H, W), mean, std, zscore; physical
-units), ``OUT/summary.json`` (per map: P(k) error of the mean and of the samples, r(k), z-score mean and
-spread, 1σ coverage) and ``OUT/samples.png`` (the papers' Fig. 1 layout). Noise is keyed by
-(seed, map index, sample, step): the same seed gives the same numbers, whatever the device batch.
+For ``n_maps`` maps spread over the simulations of a held-out split: ``n_samples`` posterior samples of the
+dark-matter map, their mean and standard deviation, and the pixelwise z-score of the truth in log space
+(:mod:`hpc_vdm.evaluate.posterior`). Written to ``OUT/samples.zarr`` (arrays cond, truth, samples
+(S, n, H, W), mean, std in physical units; zscore), ``OUT/summary.json`` (per map: P(k) error of the mean
+and of the samples and r(k), of the overdensity up to k_Nyq; z-score mean and spread, 1σ coverage) and
+``OUT/samples.png`` (the papers' Fig. 1 layout). Noise is keyed by (seed, map index, sample, step): the
+same seed gives the same numbers whatever the device batch, and sample 0 is what validation draws.
 """
 from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -23,12 +22,13 @@ import zarr
 from tqdm import tqdm
 
 from . import cli, dist, figures
-from .data import camels, transforms
+from .data.dataset import spread
 from .data.store import open_store
-from .export import load_model
-from .spectra import cross_spectrum
-from .tiled import sample_tiled
-from .volumes import check_scale
+from .diffusion import sample_tiled
+from .evaluate import map_summary, zscore_log
+from .inference.volumes import check_scale
+from .io import atomic_dir, atomic_write_text
+from .training.artifact import load_bundle
 
 log = logging.getLogger("hpc_vdm.sample")
 
@@ -38,76 +38,59 @@ SHORTCUTS = {"model": "sample.model", "store": "sample.store", "split": "sample.
 
 
 def held_out_maps(attrs: dict, split: str, n_maps: int) -> list[int]:
+    """``n_maps`` store indices spread over every simulation of ``split`` (not the first maps of one)."""
     sims = attrs["splits"][split]
     per_sim = attrs["maps_per_sim"]
     index = [s * per_sim + k for s in sims for k in range(per_sim)]
     if not index:
         raise ValueError(f"split {split!r} of the store has no simulations")
-    return index[:n_maps]
-
-
-def summarise(truth: np.ndarray, draws: np.ndarray, mean: np.ndarray, z: np.ndarray, box_mpc_h: float) -> dict:
-    """Accuracy and calibration of one map's posterior: truth (H, W), draws (S, H, W), z-score (H, W)."""
-    cs_mean = cross_spectrum(truth, mean, box_mpc_h)
-    per_draw = [cross_spectrum(truth, d, box_mpc_h) for d in draws]
-    return {"pk_ratio_err_mean_map": float(np.mean(np.abs(cs_mean.power_b / cs_mean.power_a - 1))),
-            "pk_ratio_err_samples": float(np.mean([np.abs(c.power_b / c.power_a - 1).mean() for c in per_draw])),
-            "r_mean_samples": float(np.mean([c.r.mean() for c in per_draw])),
-            "r_mean_posterior_mean": float(cs_mean.r.mean()),
-            "zscore_mean": float(z.mean()), "zscore_std": float(z.std()),
-            "coverage_1sigma": float(np.mean(np.abs(z) < 1))}
+    return [index[i] for i in spread(len(index), n_maps)]
 
 
 def run(cfg) -> Path:
     s = cfg.sample
-    vdm, meta = load_model(s.model, s.which)
-    store_path = s.store or meta["config"]["data"]["store"]
+    bundle = load_bundle(s.model, s.which).require("vdm", "python -m hpc_vdm.sample")
+    d, norm = bundle.config.data, bundle.norm
+    store_path = s.store or d.store
     root = open_store(store_path)
     attrs = dict(root.attrs)
-    check_scale("pixel scale", "pixels", meta["store"]["pixel_size_mpc_h"], attrs["pixel_size_mpc_h"], f"store {store_path!r}")
+    check_scale("pixel scale", "pixels", bundle.store["pixel_size_mpc_h"], attrs["pixel_size_mpc_h"],
+                f"store {store_path!r}")
     out = Path(s.out)
     if (out / "samples.zarr").exists():
         raise FileExistsError(f"{str(out / 'samples.zarr')!r} exists; choose another --out (nothing was written)")
     maps = held_out_maps(attrs, s.split, s.n_maps)
-    data = meta["config"]["data"]
-    stats = meta["store"]["stats"]
     device = dist.pick_device(dist.detect(), s.device, "sample.device")
-    vdm = vdm.to(device)
-    conditions_on_params = bool(getattr(vdm.score, "n_params", 0))
-    cond_maps = root[data["condition"]].oindex[maps].astype(np.float64)  # (n, H, W)
-    truth = root[data["target"]].oindex[maps].astype(np.float64)
+    vdm = bundle.module.to(device)
+    cond_maps = root[d.condition].oindex[maps].astype(np.float64)  # (n, H, W)
+    truth = root[d.target].oindex[maps].astype(np.float64)
     h = cond_maps.shape[-1]
     log.info("sampling %d maps of split %r (%s) x %d samples, %d steps, on %s", len(maps), s.split, store_path,
              s.n_samples, s.steps, device)
 
     draws = np.empty((s.n_samples, len(maps), h, h))
     for k, m in enumerate(tqdm(maps, desc="sample", unit="map", disable=not s.progress)):
-        cond = torch.from_numpy(transforms.normalise(cond_maps[k], stats[data["condition"]]))[None]
-        params = None
-        if conditions_on_params:
-            row = root["params"][int(root["sim"][m])][None]
-            params = torch.as_tensor(camels.normalise_params(row), dtype=torch.float32)
+        cond = torch.from_numpy(norm.condition_in(cond_maps[k]))[None]
+        params = bundle.params(root["params"][int(root["sim"][m])]) if bundle.conditions_on_params else None
         z = sample_tiled(vdm, cond, tile=h, halo=0, n_steps=s.steps, seed=s.seed, slab=m,
                          samples=range(s.n_samples), batch_size=1, device=device, params=params)
-        draws[:, k] = transforms.denormalise(z.numpy(), stats[data["target"]])
+        draws[:, k] = norm.target_out(z.numpy())
     mean, std = draws.mean(0), draws.std(0)
-    zscore = (truth - mean) / np.maximum(std, np.finfo(np.float64).tiny)
+    zscore = np.stack([zscore_log(truth[k], draws[:, k]) for k in range(len(maps))])
     box = attrs["box_size_mpc_h"]
     summary = {"model": str(Path(s.model).resolve()), "store": str(store_path), "split": s.split, "maps": maps,
-               "n_samples": s.n_samples, "steps": s.steps, "seed": s.seed,
-               "per_map": [summarise(truth[k], draws[:, k], mean[k], zscore[k], box) for k in range(len(maps))]}
+               "n_samples": s.n_samples, "steps": s.steps, "seed": s.seed, "zscore_space": "log10",
+               "per_map": [map_summary(truth[k], draws[:, k], box) for k in range(len(maps))]}
 
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / f".samples.zarr.tmp{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    g = zarr.open_group(str(tmp), mode="w")
-    for name, arr in [("cond", cond_maps), ("truth", truth), ("samples", draws), ("mean", mean), ("std", std),
-                      ("zscore", zscore)]:
-        g.create_array(name, data=arr.astype(np.float32), chunks=(1,) * (arr.ndim - 2) + (h, h))
-    g.create_array("map_index", data=np.asarray(maps, dtype=np.int64))
-    g.attrs.update({k: v for k, v in summary.items() if k != "per_map"} | {"units": "(Msun/h)/(Mpc/h)^2"})
-    os.replace(tmp, out / "samples.zarr")
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    with atomic_dir(out / "samples.zarr") as tmp:
+        g = zarr.open_group(str(tmp), mode="w")
+        for name, arr in [("cond", cond_maps), ("truth", truth), ("samples", draws), ("mean", mean), ("std", std),
+                          ("zscore", zscore)]:
+            g.create_array(name, data=arr.astype(np.float32), chunks=(1,) * (arr.ndim - 2) + (h, h))
+        g.create_array("map_index", data=np.asarray(maps, dtype=np.int64))
+        g.attrs.update({k: v for k, v in summary.items() if k != "per_map"} | {"units": "(Msun/h)/(Mpc/h)^2"})
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
     figure(cond_maps, truth, draws, mean, std, zscore, out / "samples.png")
     log.info("wrote %s, summary.json and samples.png in %s", "samples.zarr", out)
     return out
@@ -126,7 +109,7 @@ def figure(cond, truth, draws, mean, std, zscore, png: Path, rows: int = 3) -> N
                   ("log10 M_cdm sample", np.log10(draws[0, k]), "viridis", (lo, hi)),
                   ("log10 posterior mean", np.log10(mean[k]), "viridis", (lo, hi)),
                   ("posterior std / mean", std[k] / mean[k], "cividis", None),
-                  ("z-score (truth - mean) / std", zscore[k], "RdBu_r", (-3, 3))]
+                  ("z-score of log10 truth", zscore[k], "RdBu_r", (-3, 3))]
         for ax, (title, img, cmap, lim) in zip(axes[k], panels):
             figures.map_panel(fig, ax, img, title=title if k == 0 else None, cmap=cmap, vlim=lim)
     fig.savefig(png, dpi=80)

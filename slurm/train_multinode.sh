@@ -15,7 +15,8 @@
 # job (--requeue) and the requeued job resumes from the run dir. The log file is appended (--open-mode).
 # The run dir (train.run_dir or --run-dir) must be on a shared filesystem.
 #
-# Environment: HPC_VDM_PYTHON (default: python on PATH), MASTER_PORT (default: from the job id and restart count),
+# Environment: HPC_VDM_PYTHON (default: python on PATH), MASTER_ADDR and MASTER_PORT (default: hpc_vdm.dist
+# takes the first node and a port from the job id and restart count),
 # NCCL_* as your site recommends (NCCL_SOCKET_IFNAME, NCCL_IB_HCA ...).
 #SBATCH --job-name=hpc_vdm-train
 #SBATCH --nodes=2
@@ -35,9 +36,6 @@ fi
 CONFIG=$1; shift
 PYTHON=${HPC_VDM_PYTHON:-python}
 
-export MASTER_ADDR=${MASTER_ADDR:-$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n1)}
-# a requeued job (same id) gets another port: ranks of its previous run may still hold the old one
-export MASTER_PORT=${MASTER_PORT:-$((20000 + (SLURM_JOB_ID + 7919 * ${SLURM_RESTART_COUNT:-0}) % 20000))}
 export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}
 export PYTHONUNBUFFERED=1 PYTHONFAULTHANDLER=1
 export NCCL_DEBUG=${NCCL_DEBUG:-WARN} TORCH_NCCL_ASYNC_ERROR_HANDLING=${TORCH_NCCL_ASYNC_ERROR_HANDLING:-1}
@@ -46,8 +44,7 @@ if [[ -z "${SLURM_GPUS_ON_NODE:-}" || "${SLURM_GPUS_ON_NODE}" == "0" ]]; then
 fi
 
 echo "== $(date -Is) job ${SLURM_JOB_ID} (restart ${SLURM_RESTART_COUNT:-0}) on ${SLURM_JOB_NODELIST}:" \
-     "${SLURM_NTASKS} tasks, ${SLURM_CPUS_PER_TASK:-1} CPUs and ${SLURM_GPUS_ON_NODE:-0} GPUs per node," \
-     "master ${MASTER_ADDR}:${MASTER_PORT}"
+     "${SLURM_NTASKS} tasks, ${SLURM_CPUS_PER_TASK:-1} CPUs and ${SLURM_GPUS_ON_NODE:-0} GPUs per node"
 
 # Rank 0 writes this file after the preemption checkpoint; it is the one requeue signal, because srun's exit
 # code is not: --kill-on-bad-exit terminates ranks still tearing down once the first exits with 75 (srun: 143).

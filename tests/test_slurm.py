@@ -8,7 +8,7 @@ import pytest
 
 from helpers import REPO, clean_env, metrics
 from test_tile import args as tile_args, arrays, model, preset  # noqa: F401 (fixtures)
-from hpc_vdm.checkpoint import Checkpoints
+from hpc_vdm.training.checkpoint import Checkpoints
 
 pytestmark = pytest.mark.slow
 

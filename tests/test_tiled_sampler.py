@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from hpc_vdm.diffusion import LinearSchedule, sample_loop, time_grid
-from hpc_vdm.tiled import INITIAL, keyed_noise, sample_tiled
+from hpc_vdm.diffusion.tiled import INITIAL, keyed_noise, sample_tiled
 
 
 class LocalToyVDM(torch.nn.Module):
@@ -69,7 +69,7 @@ def test_samples_drawn_together_equal_samples_drawn_alone():
 def test_window_that_misses_the_unet_stride_is_refused():
     from test_models import tiny_vdm
 
-    from hpc_vdm.tiled import check_window
+    from hpc_vdm.diffusion.tiled import check_window
 
     with pytest.raises(ValueError, match=r"tile 30 \+ 2 x halo 8 = 46 pixels is not a multiple of the U-Net stride 8"):
         check_window(tiny_vdm(), 30, 8)

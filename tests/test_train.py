@@ -10,8 +10,9 @@ import torch
 
 from helpers import REPO, exported, metrics, preempt, train
 from hpc_vdm import dist
-from hpc_vdm.checkpoint import Checkpoints
-from hpc_vdm.train import lr_factor, main as train_main
+from hpc_vdm.training.checkpoint import Checkpoints
+from hpc_vdm.train import main as train_main
+from hpc_vdm.training.engine import lr_factor
 
 
 @pytest.fixture(scope="module")
@@ -51,14 +52,14 @@ def test_run_dir_contents(straight):
 
 
 def test_export_loads_without_deepspeed(straight):
-    from hpc_vdm.export import load_model
+    from hpc_vdm.training.artifact import load_bundle
 
-    vdm, meta = load_model(straight / "export" / "model.pt")
-    assert meta["step"] == 6 and meta["store"]["map_pixels"] == 256
+    bundle = load_bundle(straight / "export" / "model.pt")
+    assert bundle.step == 6 and bundle.store["map_pixels"] == 256 and bundle.kind == "vdm"
     x = torch.zeros(1, 1, 256, 256)
-    assert vdm(x, x).loss.shape == (1,)
-    raw, _ = load_model(straight / "export" / "model.pt", which="raw")
-    assert any(not torch.equal(a, b) for a, b in zip(vdm.parameters(), raw.parameters()))  # EMA != raw
+    assert bundle.module(x, x).loss.shape == (1,)
+    raw = load_bundle(straight / "export" / "model.pt", which="raw").module
+    assert any(not torch.equal(a, b) for a, b in zip(bundle.module.parameters(), raw.parameters()))  # EMA != raw
 
 
 def test_resume_equals_uninterrupted(maps_store, straight, tmp_path):

@@ -2,10 +2,13 @@
 
 ``tile_apply(fn, field, tile, halo, blend, batch_size)``: ``field`` is (C, X, Y[, Z]) — a numpy array, a
 torch tensor, or anything indexable per axis like a Zarr or dask array (read window by window, so the
-input need not fit in memory) — and ``fn`` maps a batch (B, C, *window) to (B, C_out, *window). Windows
-run in batches of ``batch_size`` on ``device`` (torch), while the result stays on the field's device.
-With ``blend="core"`` every pixel comes from the one tile that owns it; for an operator whose reach fits
-in the halo the result equals the operator applied to the whole torus.
+input need not fit in memory) — and ``fn`` maps a batch (B, C, *window) to (B, C_out, *window), or with
+``mode="valid"`` to (B, C_out, *tile) (the core only, as valid convolutions of receptive radius halo and
+the dense dm2gal network return). Windows run in batches of ``batch_size`` on ``device`` (torch), while
+the result stays on the field's device. With ``blend="core"`` every pixel comes from the one tile that
+owns it; for an operator whose reach fits in the halo the result equals the operator applied to the
+whole torus. ``tiles=`` runs a subset (one rank's share, or the tiles a resumed run still lacks) and
+``out=`` streams each owned region into a writable array (see :mod:`tiling.stream` for chunk alignment).
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ import numpy as np
 
 from .blend import check_blend, window_weights
 from .grid import TileGrid
+from .stream import check_aligned, write_chunks
 
 
 def _is_torch(x) -> bool:
@@ -92,47 +96,89 @@ class Accumulator:
         return self.out
 
 
+def _check_tiles(grid: TileGrid, tiles) -> list[tuple[int, ...]]:
+    """``tiles`` as a list of in-range multi-indices, each once (None: every tile, in C order)."""
+    if tiles is None:
+        return list(grid.tiles())
+    picked = [tuple(int(i) for i in t) for t in tiles]
+    for t in picked:
+        if len(t) != grid.ndim or not all(0 <= i < c for i, c in zip(t, grid.counts)):
+            raise ValueError(f"tile {t} is not in the grid: expected {grid.ndim} indices below {grid.counts}")
+    if len(set(picked)) != len(picked):
+        raise ValueError(f"tiles lists a tile more than once: {sorted(t for t in set(picked) if picked.count(t) > 1)}")
+    return picked
+
+
+def _run(fn, windows: list, device):
+    """fn on a stacked batch (B, C, *window), on ``device`` if given; the result on the windows' side."""
+    if _is_torch(windows[0]):
+        import torch
+
+        x = torch.stack(windows)                                       # (B, C, *window)
+        return fn(x if device is None else x.to(device)).to(windows[0].device)
+    x = np.stack(windows)                                              # (B, C, *window)
+    if device is not None:  # numpy field, torch function on a device
+        import torch
+
+        return fn(torch.as_tensor(x, device=device)).cpu().numpy()
+    return np.asarray(fn(x))
+
+
 def tile_apply(fn: Callable, field, tile: int | Sequence[int], halo: int | Sequence[int] = 0, blend: str = "core",
-               batch_size: int = 8, device=None, out=None):
+               batch_size: int = 8, device=None, out=None, *, mode: str = "same", tiles=None,
+               done: Callable | None = None):
     """Apply ``fn`` tile by tile to a periodic (C, *spatial) field; returns (C_out, *spatial) like the field.
 
-    ``out``: a writable (C_out, *spatial) array (a Zarr array, a numpy memmap) that receives the result
-    instead of memory, for fields larger than memory (with a Zarr or dask ``field``); ``blend="core"`` only,
-    since smooth blends normalise by a weight accumulated over the whole field. Returns ``out``.
+    ``mode``: ``"same"`` (fn returns the whole window) or ``"valid"`` (fn returns the core, (B, C_out, *tile);
+    any halo, even >= tile; ``blend="core"`` only). ``out``: a writable (C_out, *spatial) array (a Zarr
+    array, a numpy memmap) that receives the result instead of memory, for fields larger than memory;
+    ``blend="core"`` only, since smooth blends normalise by a weight accumulated over the whole field.
+    Returns ``out``. ``tiles``: the multi-indices to run (default all, e.g. ``grid.tiles_of(rank, world)``;
+    ``blend="core"`` only); pixels owned by other tiles are left as they are (zeros in a new result).
+    Given a chunked ``out`` too, the grid must be chunk-aligned (:func:`check_aligned`), so that ranks
+    writing their own tiles into one store never share a chunk. ``done(tile)`` is called once a tile's
+    owned region has been written, so a caller can record progress and resume with the remaining tiles.
+
+    >>> import numpy as np
+    >>> x = np.arange(10.0)[None]                                    # (C, X) on a ring of 10
+    >>> diff = lambda w: w[..., 3:-3] - w[..., :-6]                  # valid: (B, C, 10) -> (B, C, 4), reach 3
+    >>> y = tile_apply(diff, x, 4, 3, mode="valid")
+    >>> bool(np.array_equal(y, x - np.roll(x, 3, axis=1)))
+    True
     """
     check_blend(blend)
     if out is not None and blend != "core":
         raise ValueError(f"out= streams tile cores and needs blend='core', got blend={blend!r}")
+    if mode == "valid" and blend != "core":
+        raise ValueError(f"mode='valid' returns only each tile's core, so only blend='core' applies; "
+                         f"got blend={blend!r}")
+    if tiles is not None and blend != "core":
+        raise ValueError(f"tiles= runs a subset of tiles and needs blend='core' (smooth blends normalise by the "
+                         f"weight of every window); got blend={blend!r}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if len(field.shape) < 2:
         raise ValueError(f"field must be (C, *spatial), got shape {tuple(field.shape)}")
-    grid = TileGrid.make(field.shape[1:], tile, halo)
-    tiles = list(grid.tiles())
+    grid = TileGrid.make(field.shape[1:], tile, halo, mode)
+    todo = _check_tiles(grid, tiles)
+    if tiles is not None and out is not None and write_chunks(out) is not None:
+        check_aligned(grid, write_chunks(out))
     acc = None
-    for b0 in range(0, len(tiles), batch_size):
-        batch = tiles[b0:b0 + batch_size]
-        windows = [gather(field, grid.window_index(t)) for t in batch]
-        if _is_torch(windows[0]):
-            import torch
-
-            x = torch.stack(windows)                                   # (B, C, *window)
-            y = fn(x if device is None else x.to(device))
-            y = y.to(windows[0].device)
-        else:
-            x = np.stack(windows)
-            if device is not None:  # numpy field, torch function on a device
-                import torch
-
-                y = fn(torch.as_tensor(x, device=device)).cpu().numpy()
-            else:
-                y = np.asarray(fn(x))
-        if tuple(y.shape[2:]) != grid.window or y.shape[0] != len(batch):
-            raise ValueError(f"fn must map (B, C, *{grid.window}) to (B, C_out, *{grid.window}); "
-                             f"got {tuple(y.shape)} for a batch of {len(batch)}")
+    for b0 in range(0, len(todo), batch_size):
+        batch = todo[b0:b0 + batch_size]
+        y = _run(fn, [gather(field, grid.window_index(t)) for t in batch], device)
+        if tuple(y.shape[2:]) != grid.output or y.shape[0] != len(batch):
+            raise ValueError(f"fn must map (B, C, *{grid.window}) to (B, C_out, *{grid.output}) in mode={mode!r}; "
+                             f"expected ({len(batch)}, C_out, *{grid.output}), got {tuple(y.shape)}")
         if acc is None:
             acc = Accumulator(field if _is_torch(field) or isinstance(field, np.ndarray) else y, grid, y.shape[1],
                               blend, out)
         for t, values in zip(batch, y):
             acc.add(t, values)
+            if done is not None:
+                done(t)
+    if acc is None:  # no tiles to run: nothing tells the output's channels unless out= gives them
+        if out is None:
+            raise ValueError("tiles= selected no tiles and no out= was given, so there is no result to return")
+        return out
     return acc.result()

@@ -4,7 +4,7 @@
     python tools/bench_tile.py [--field 2048] [--tile 192] [--halo 32] [--steps 2] [--batch-size 8]
                                [--device auto|cpu|cuda] [--paper] [--samples 1]
 
-``tiled``: ``hpc_vdm.tiled.sample_tiled`` for ``--steps`` ancestral steps of a field² map: per step, gather
+``tiled``: ``hpc_vdm.diffusion.sample_tiled`` for ``--steps`` ancestral steps of a field² map: per step, gather
 every (tile + 2 halo)² window with wrap-around, predict ε̂ in batches, keep the cores, one global step with
 keyed global noise. ``untiled`` (the baseline, measured in the same run): exactly the same number of network
 evaluations on random (tile + 2 halo)² batches of the same size, nothing else. ``overhead_pct`` is what the
@@ -30,7 +30,7 @@ from _timing import best_of  # noqa: E402
 from hpc_vdm import dist  # noqa: E402
 from hpc_vdm.config import RunConfig  # noqa: E402
 from hpc_vdm.diffusion import build_vdm  # noqa: E402
-from hpc_vdm.tiled import check_window, sample_tiled  # noqa: E402
+from hpc_vdm.diffusion.tiled import check_window, sample_tiled  # noqa: E402
 from tiling import TileGrid  # noqa: E402
 
 TNG300 = {"pixels": 2099, "slabs": 3 * 41, "steps": 250}

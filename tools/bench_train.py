@@ -59,7 +59,7 @@ def plain_step(vdm, opt, x, c):
 def deepspeed_step(vdm, cfg, x, c, bf16: bool):
     os.environ.setdefault("DS_ACCELERATOR", "cpu" if not x.is_cuda else "cuda")
     from hpc_vdm import dist
-    from hpc_vdm.train import ds_config
+    from hpc_vdm.training.engine import ds_config
 
     env = dist.detect()
     if not torch.distributed.is_initialized():

@@ -21,12 +21,11 @@ import numpy as np
 import torch
 
 from hpc_vdm import figures
-from hpc_vdm.data import transforms
 from hpc_vdm.data.store import open_store
-from hpc_vdm.export import load_model
+from hpc_vdm.training.artifact import load_bundle
 from hpc_vdm.sample import held_out_maps
 from hpc_vdm.spectra import power_spectrum
-from hpc_vdm.tiled import check_window, sample_tiled
+from hpc_vdm.diffusion.tiled import check_window, sample_tiled
 
 
 def seam_mask(n: int, tile: int, band: int) -> np.ndarray:
@@ -51,18 +50,18 @@ def main(argv=None) -> int:
     p.add_argument("--band", type=int, default=4)
     p.add_argument("--out", default="out/seams")
     a = p.parse_args(argv)
-    vdm, meta = load_model(a.model)
+    bundle = load_bundle(a.model).require("vdm", "tools/seams.py")
+    vdm, norm = bundle.module, bundle.norm
     check_window(vdm, a.tile, a.halo)
     root = open_store(a.store)
     attrs = dict(root.attrs)
     maps = held_out_maps(attrs, a.split, a.n_maps)
-    data, stats = meta["config"]["data"], meta["store"]["stats"]
     box = attrs["box_size_mpc_h"]
-    n = root[data["condition"]].shape[-1]
+    n = root[norm.condition].shape[-1]
     seams = seam_mask(n, a.tile, a.band)
     rows, pk_whole, pk_tiled, logs = [], [], [], {"whole": [], "tiled": []}
     for m in maps:
-        cond = torch.from_numpy(transforms.normalise(root[data["condition"]][m], stats[data["condition"]]))[None]
+        cond = torch.from_numpy(norm.condition_in(root[norm.condition][m]))[None]
         kw = dict(n_steps=a.steps, slab=m, samples=[0])
         whole = sample_tiled(vdm, cond, tile=n, halo=0, seed=0, **kw)[0].numpy()
         other = sample_tiled(vdm, cond, tile=n, halo=0, seed=1, **kw)[0].numpy()
@@ -73,7 +72,7 @@ def main(argv=None) -> int:
                      "diff_power_interior": float(np.mean(d[~seams] ** 2)),
                      "sample_spread_power": float(np.mean(spread ** 2)),
                      "max_abs_diff": float(np.abs(d).max())})
-        phys = {k: transforms.denormalise(v, stats[data["target"]]) for k, v in (("whole", whole), ("tiled", tiled))}
+        phys = {k: norm.target_out(v) for k, v in (("whole", whole), ("tiled", tiled))}
         pw, pt = power_spectrum(phys["whole"], box), power_spectrum(phys["tiled"], box)
         pk_whole.append(pw.power)
         pk_tiled.append(pt.power)

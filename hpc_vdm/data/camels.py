@@ -86,3 +86,8 @@ def normalise_params(params: np.ndarray) -> np.ndarray:
         x = params[..., i]
         out[..., i] = (np.log(x / lo) / np.log(hi / lo)) if name in LOG_PARAMS else (x - lo) / (hi - lo)
     return out.astype(np.float32)
+
+
+def fiducial_params() -> np.ndarray:
+    """(6,) the CAMELS fiducial parameters in :data:`PARAM_NAMES` order (the 1P and CV sets' centre)."""
+    return np.array([FIDUCIAL[n] for n in PARAM_NAMES], dtype=np.float64)

@@ -141,3 +141,10 @@ def build_loader(data_cfg, split: str, *, rank: int = 0, world: int = 1, train: 
                            dihedral=train and data_cfg.augment_dihedral,
                            roll_pixels=ds.map_pixels if train and data_cfg.augment_roll else 0)
     return ds, sampler, make_loader(ds, sampler, data_cfg.batch_size, data_cfg.num_workers if train else 0)
+
+
+def spread(n_items: int, n: int) -> list[int]:
+    """``n`` item indices spread evenly over ``range(n_items)`` (every simulation of a split, not the first
+    maps of one): held-out maps for validation and ``sample``. Deterministic; all items if n >= n_items."""
+    n = min(n, n_items)
+    return [(i * n_items) // n for i in range(n)]

@@ -8,9 +8,12 @@ once and applied identically to condition and target, so a pair stays aligned pi
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Mapping
 
 import numpy as np
+
+from . import camels
 
 N_DIHEDRAL = 8
 
@@ -42,3 +45,34 @@ def dihedral(x: np.ndarray, k: int) -> np.ndarray:
 def augment(x: np.ndarray, k: int, shift: tuple[int, int]) -> np.ndarray:
     """Dihedral element ``k`` then a periodic roll by ``shift`` pixels on the last two axes (a copy)."""
     return np.ascontiguousarray(np.roll(dihedral(x, k), shift, axis=(-2, -1)))
+
+
+@dataclass(frozen=True)
+class MapNormalisation:
+    """The normalisation a model was trained with: condition and target fields, their statistics and
+    the parameter scaling. One object serves training, validation, ``sample`` and ``tile``."""
+
+    condition: str
+    target: str
+    stats: Mapping[str, Mapping]  # field -> {"offset", "mean", "std"} of log10(x + offset), training sims only
+
+    def condition_in(self, x: np.ndarray) -> np.ndarray:
+        """Physical condition map(s) -> the model's input space."""
+        return normalise(x, self.stats[self.condition])
+
+    def target_in(self, x: np.ndarray) -> np.ndarray:
+        return normalise(x, self.stats[self.target])
+
+    def target_out(self, y: np.ndarray) -> np.ndarray:
+        """The model's output space -> physical target map(s)."""
+        return denormalise(y, self.stats[self.target])
+
+    @staticmethod
+    def params(rows: np.ndarray) -> np.ndarray:
+        """(..., 6) CAMELS parameters -> the [0, 1] scaling models condition on."""
+        return camels.normalise_params(rows)
+
+    @classmethod
+    def fiducial(cls) -> np.ndarray:
+        """(1, 6) normalised fiducial parameters (what a parameter-conditioned model sees on TNG volumes)."""
+        return cls.params(camels.fiducial_params()[None])

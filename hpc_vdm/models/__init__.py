@@ -1,4 +1,5 @@
-"""Networks. Plain torch modules: no DeepSpeed, SLURM or config imports (``build_*`` take keywords)."""
-from .unet import UNet, build_unet
+"""Networks. Plain torch modules: no DeepSpeed, SLURM or config imports (``build_*`` read attributes)."""
+from .regressor import FieldRegressor, build_regressor
+from .unet import UNet, build_unet, unet_stride
 
-__all__ = ["UNet", "build_unet"]
+__all__ = ["FieldRegressor", "UNet", "build_regressor", "build_unet", "unet_stride"]

@@ -17,6 +17,11 @@ from torch import nn
 from .blocks import AttentionBlock, GammaEmbedding, ResnetBlock, conv3x3, group_norm
 
 
+def unet_stride(channel_mults: Sequence[int]) -> int:
+    """Total downsampling of the U-Net: map sizes must be multiples of it (16 for the papers' 4 levels)."""
+    return 2 ** len(channel_mults)
+
+
 class UNet(nn.Module):
     def __init__(self, *, channels: int = 48, channel_mults: Sequence[int] = (1, 2, 4, 8), blocks_per_level: int = 1,
                  attention: bool = True, attention_heads: int = 1, norm_groups: int = 8, dropout: float = 0.1,
@@ -26,7 +31,7 @@ class UNet(nn.Module):
         if not channel_mults:
             raise ValueError("channel_mults must name at least one level")
         E, emb_dim = channels, 4 * channels
-        self.add_zt, self.n_params, self.stride = add_zt, n_params, 2 ** len(channel_mults)
+        self.add_zt, self.n_params, self.stride = add_zt, n_params, unet_stride(channel_mults)
         block = dict(emb_dim=emb_dim, groups=norm_groups, dropout=dropout)
 
         self.embed = GammaEmbedding(E, emb_dim, gamma_range, n_params)

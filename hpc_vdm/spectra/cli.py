@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import cli, figures
+from ..evaluate import posterior
 from . import fft, stats
 from .pk import cross_spectrum_stack, power_spectrum_stack
 from .volume import volume_spectrum
@@ -119,12 +120,15 @@ def compare(truth, samples, box: float, *, mas=None, pdf_edges=None, scheduler=N
     centres, pdf_s, pdf_bands = stats.pixel_pdf(samples.reshape(s * n, -1), edges)
     _, pdf_t, _ = stats.pixel_pdf(truth.reshape(n, -1), edges)
     rb, tb = stats.bands(x.r), stats.bands(ratio)
+    scores = posterior.spectra_scores(x.k, ratio, x.r, posterior.k_nyquist(box, truth.shape[-1]))
     return {"k": x.k, "n_modes": x.n_modes, "power_truth": stats.bands(x.power_b[:n]).median,
             "power_samples_median": stats.bands(x.power_a).median, "ratio_median": tb.median, "ratio_lo": tb.lo,
             "ratio_hi": tb.hi, "r_median": rb.median, "r_lo": rb.lo, "r_hi": rb.hi, "pdf_centres": centres,
             "pdf_truth": pdf_t.mean(0), "pdf_samples_median": pdf_bands.median, "pdf_samples_lo": pdf_bands.lo,
             "pdf_samples_hi": pdf_bands.hi,
-            "reduced_chi2": stats.reduced_chi2(x.power_a, x.power_b[:n]) if s * n + n >= 3 else np.nan}
+            "reduced_chi2": stats.reduced_chi2(x.power_a, x.power_b[:n]) if s * n + n >= 3 else np.nan,
+            "pk_ratio_err": scores["pk_ratio_err"], "r_mean": scores["r_mean"],
+            "k_nyquist": posterior.k_nyquist(box, truth.shape[-1])}
 
 
 def figure_compare(png, res: dict) -> None:

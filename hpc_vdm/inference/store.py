@@ -18,8 +18,6 @@ The store is created under a temporary name and renamed, so a half-created store
 """
 from __future__ import annotations
 
-import os
-import shutil
 import time
 from pathlib import Path
 from typing import Sequence
@@ -27,7 +25,8 @@ from typing import Sequence
 import numpy as np
 import zarr
 
-from .config import differing
+from ..config import describe, differing
+from ..io import atomic_dir
 
 FORMAT = "hpc_vdm.tile/1"
 UNITS = "(Msun/h)/(Mpc/h)^2"
@@ -44,10 +43,11 @@ def check_existing(path: Path, fingerprint: dict) -> bool:
     if attrs.get("format") != FORMAT:
         raise FileExistsError(f"{str(path)!r} exists and is not a tile output store (format "
                               f"{attrs.get('format')!r}); choose another --out")
-    keys = differing(attrs.get("fingerprint", {}), fingerprint)
-    if keys:
-        raise FileExistsError(f"{str(path)!r} holds an output from another configuration (differs in "
-                              f"{', '.join(keys)}); choose another --out or rerun with the same settings")
+    diff = differing(attrs.get("fingerprint", {}), fingerprint)
+    if diff:
+        raise FileExistsError(f"{str(path)!r} holds an output from another configuration ("
+                              f"{describe(diff, ('stored', 'this run'))}); choose another --out or rerun with "
+                              f"the same settings")
     return True
 
 
@@ -55,9 +55,14 @@ def create(path: Path, *, pairs: Sequence[tuple[int, int]], pixels: int, n_sampl
            provenance: dict) -> None:
     """Write an empty store under a temporary name and rename it into place."""
     n, p = len(pairs), pixels
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    root = zarr.open_group(str(tmp), mode="w")
+    with atomic_dir(path) as tmp:
+        root = zarr.open_group(str(tmp), mode="w")
+        _layout(root, n, p, pairs, n_samples)
+        root.attrs.update({"format": FORMAT, "fingerprint": fingerprint, "provenance": provenance, "units": UNITS,
+                           "complete": False})
+
+
+def _layout(root, n: int, p: int, pairs, n_samples: int) -> None:
     slab = (1, p, p)
     root.create_array("slabs", data=np.asarray(pairs, dtype=np.int32).reshape(n, 2))
     for name in ("cond", "mean", "std"):
@@ -66,9 +71,6 @@ def create(path: Path, *, pairs: Sequence[tuple[int, int]], pixels: int, n_sampl
     root.create_array("cond_done", shape=(n,), chunks=(1,), dtype="uint8", fill_value=0)
     root.create_array("summary_done", shape=(n,), chunks=(1,), dtype="uint8", fill_value=0)
     root.create_array("done", shape=(n, n_samples), chunks=(1, n_samples), dtype="uint8", fill_value=0)
-    root.attrs.update({"format": FORMAT, "fingerprint": fingerprint, "provenance": provenance, "units": UNITS,
-                       "complete": False})
-    os.replace(tmp, path)
 
 
 def wait_for(path: Path, timeout_s: float = 600.0) -> None:

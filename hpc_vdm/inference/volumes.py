@@ -1,4 +1,4 @@
-"""Volume presets (``configs/volumes/*.yaml``): a periodic box cut into slabs at the training pixel scale.
+"""Volume presets (package data in ``hpc_vdm/inference/presets/``, linked as ``configs/volumes/``): a periodic box cut into slabs at the training pixel scale.
 
 A preset names the box side, the slab thickness and the map pixel, all in Mpc/h::
 
@@ -21,7 +21,7 @@ from typing import Mapping, Sequence
 
 import yaml
 
-PRESETS_DIR = Path(__file__).resolve().parents[1] / "configs" / "volumes"
+PRESETS_DIR = Path(__file__).resolve().parent / "presets"
 PIXEL_TOLERANCE = 1e-3  # relative: box / pixels against the preset pixel, and preset against model
 KEYS = ("name", "box_mpc_h", "slab_mpc_h", "pixel_mpc_h")
 

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import torch
 
-from . import dist
+from .. import dist
+from ..io import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -45,17 +46,11 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 class Checkpoints:
     """The checkpoints of one run dir (``root`` = run_dir/checkpoints)."""
 
-    def __init__(self, root: str | Path, *, rank: int = 0, keep_last: int = 3):
-        self.root, self.rank, self.keep_last = Path(root), rank, keep_last
+    def __init__(self, root: str | Path, *, rank: int = 0, world: int = 1, keep_last: int = 3):
+        self.root, self.rank, self.world, self.keep_last = Path(root), rank, world, keep_last
 
     # -- reading ---------------------------------------------------------------------------------
     def tags(self) -> list[str]:
@@ -122,11 +117,11 @@ class Checkpoints:
                 torch.save(obj, folder / name)
             files = {str(p.relative_to(folder)): (p.stat().st_size, sha256_file(p))
                      for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MANIFEST}
-            meta = {"step": step, "world": int(os.environ.get("WORLD_SIZE", 1)),
+            meta = {"step": step, "world": self.world,
                     "zero_stage": engine.zero_optimization_stage(), "time": time.time(), **(meta or {}),
                     "files": files}
-            _write_atomic(folder / MANIFEST, json.dumps(meta, indent=1))
-            _write_atomic(self.root / "latest", tag + "\n")
+            atomic_write_text(folder / MANIFEST, json.dumps(meta, indent=1))
+            atomic_write_text(self.root / "latest", tag + "\n")
             self.prune(protect | {tag})
             log.info("checkpoint %s written in %.1f s", tag, time.time() - t0)
         dist.barrier()
@@ -146,7 +141,7 @@ class Checkpoints:
 
     def mark_best(self, tag: str, metric: str, value: float) -> None:
         if self.rank == 0:
-            _write_atomic(self.root / "best.json", json.dumps({"tag": tag, "metric": metric, "value": value}))
+            atomic_write_text(self.root / "best.json", json.dumps({"tag": tag, "metric": metric, "value": value}))
 
     # -- other world sizes -----------------------------------------------------------------------
     def universal(self, tag: str) -> Path:

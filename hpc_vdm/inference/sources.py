@@ -1,6 +1,9 @@
-"""Stellar surface-density slabs of a big volume, from three kinds of input.
+"""Stellar surface-density slabs of a big volume, from three kinds of input: one typed source object each.
 
-Every source returns, for (axis, slab) pairs of a :class:`~hpc_vdm.volumes.Volume`, maps (P, P) float64 in
+:func:`source_for` turns ``tile.input`` into a :class:`GridSource`, :class:`SnapshotSource` or
+:class:`MockSource`; each checks itself against the volume before anything runs (:meth:`SlabSource.check`),
+says which axes it can give, reads slabs and describes itself for the output's fingerprint.
+Every source returns, for (axis, slab) pairs of a :class:`~hpc_vdm.inference.volumes.Volume`, maps (P, P) float64 in
 (M☉/h)/(Mpc/h)², the training maps' unit. A slab along ``axis`` covers [slab·t, (slab+1)·t) Mpc/h on that axis
 and its map spans the plane ((axis+1) % 3, (axis+2) % 3), as in CAMELS' map making.
 
@@ -15,6 +18,7 @@ and its map spans the plane ((axis+1) % 3, (axis+2) % 3), as in CAMELS' map maki
 """
 from __future__ import annotations
 
+import abc
 import glob
 import logging
 import math
@@ -37,7 +41,7 @@ def plane_axes(axis: int) -> tuple[int, int]:
 
 def paint(pos_mpc_h: np.ndarray, mass: np.ndarray, vol: Volume, pairs: Pairs, out: dict) -> None:
     """Add CIC surface densities of particles (n, 3), masses (n,) [M☉/h] into ``out[(axis, slab)]``."""
-    from .mock import mesh
+    from ..mock import mesh
 
     p, pixel = vol.pixels, vol.box_mpc_h / vol.pixels
     for axis in sorted({a for a, _ in pairs}):
@@ -157,15 +161,15 @@ def mock_axes(vol: Volume, mock_slabs: int) -> tuple[int, ...]:
 
 def mock_slabs(vol: Volume, pairs: Pairs, *, slabs: int, spacing_mpc_h: float, pm_steps: int, seed: int,
                suite: str = "IllustrisTNG") -> dict:
-    from .data import camels
-    from .mock import stars
-    from .mock.cosmology import Cosmology
-    from .mock.pm import run_pm
+    from ..data import camels
+    from ..mock import stars
+    from ..mock.cosmology import Cosmology
+    from ..mock.pm import run_pm
 
     slabs = min(slabs, vol.n_slabs)
     box = (vol.box_mpc_h, vol.box_mpc_h, slabs * vol.slab_mpc_h)
     shape = tuple(max(2, int(round(b / spacing_mpc_h))) for b in box)
-    params = np.array([camels.FIDUCIAL[n] for n in camels.PARAM_NAMES])
+    params = camels.fiducial_params()
     log.info("mock volume: PM box %s Mpc/h, %s particles, %d steps", box, shape, pm_steps)
     ic_seed, star_seed = (np.random.SeedSequence([seed, 300, i]) for i in (0, 1))
     parts = run_pm(Cosmology(params[0], params[1]), shape, box, n_steps=pm_steps, a_start=0.1,
@@ -178,30 +182,104 @@ def mock_slabs(vol: Volume, pairs: Pairs, *, slabs: int, spacing_mpc_h: float, p
 
 
 # ---------------------------------------------------------------------------------------------
-def check_input(tile_cfg, vol: Volume, pairs: Pairs) -> str:
-    """The kind of ``tile.input`` (mock, grid, snapshot), checked against the volume before anything runs."""
-    spec = tile_cfg.input
-    if spec == "mock":
-        axes = mock_axes(vol, tile_cfg.mock_slabs)
-        bad = sorted({a for a, _ in pairs if a not in axes})
-        if bad:
-            raise ValueError(f"the mock volume is a thin-slab box with slabs along axis 2 only (tile.mock_slabs="
-                             f"{tile_cfg.mock_slabs} < {vol.n_slabs}); asked for axes {bad}")
-        over = sorted({s for _, s in pairs if s >= tile_cfg.mock_slabs})
-        if over:
-            raise ValueError(f"the mock volume has {tile_cfg.mock_slabs} slab(s) along axis 2 (tile.mock_slabs); "
-                             f"asked for slabs {over}")
-        return "mock"
-    if spec.endswith((".zarr", ".h5", ".hdf5")) and Path(spec).exists() and not _is_snapshot(spec):
-        arr, handle = open_grid(spec, tile_cfg.input_key)
+# the typed sources
+# ---------------------------------------------------------------------------------------------
+class SlabSource(abc.ABC):
+    kind = ""
+
+    @abc.abstractmethod
+    def axes(self, vol: Volume) -> tuple[int, ...]:
+        """Projection axes this source can give for ``vol``."""
+
+    def slab_indices(self, vol: Volume) -> list[int]:
+        """Slab indices this source can give along each of its axes."""
+        return list(range(vol.n_slabs))
+
+    @abc.abstractmethod
+    def check(self, vol: Volume, pairs: Pairs) -> None:
+        """Raise (naming the value) if the source cannot give these slabs of this volume."""
+
+    @abc.abstractmethod
+    def read(self, vol: Volume, pairs: Pairs, progress: bool = False) -> dict:
+        """{(axis, slab): (P, P) float64 stellar surface density}."""
+
+    @abc.abstractmethod
+    def describe(self) -> dict:
+        """What the output's numbers depend on (for the store fingerprint)."""
+
+
+class GridSource(SlabSource):
+    kind = "grid"
+
+    def __init__(self, path: str, key: str):
+        self.path, self.key = path, key
+
+    def axes(self, vol: Volume) -> tuple[int, ...]:
+        return (0, 1, 2)
+
+    def check(self, vol: Volume, pairs: Pairs) -> None:
+        arr, handle = open_grid(self.path, self.key)
         try:
-            check_grid(arr.shape, vol, spec)
+            check_grid(arr.shape, vol, self.path)
         finally:
             if handle is not None:
                 handle.close()
-        return "grid"
-    snapshot_files(spec)
-    return "snapshot"
+
+    def read(self, vol: Volume, pairs: Pairs, progress: bool = False) -> dict:
+        return grid_slabs(self.path, self.key, vol, pairs)
+
+    def describe(self) -> dict:
+        return {"kind": self.kind, "input": str(Path(self.path).resolve()), "key": self.key}
+
+
+class SnapshotSource(SlabSource):
+    kind = "snapshot"
+
+    def __init__(self, spec: str):
+        self.spec = spec
+
+    def axes(self, vol: Volume) -> tuple[int, ...]:
+        return (0, 1, 2)
+
+    def check(self, vol: Volume, pairs: Pairs) -> None:
+        snapshot_files(self.spec)
+
+    def read(self, vol: Volume, pairs: Pairs, progress: bool = False) -> dict:
+        return snapshot_slabs(self.spec, vol, pairs, progress)
+
+    def describe(self) -> dict:
+        return {"kind": self.kind, "input": str(Path(self.spec).resolve())}
+
+
+class MockSource(SlabSource):
+    kind = "mock"
+
+    def __init__(self, *, slabs: int, spacing_mpc_h: float, pm_steps: int, seed: int):
+        self.slabs, self.spacing_mpc_h, self.pm_steps, self.seed = slabs, spacing_mpc_h, pm_steps, seed
+
+    def axes(self, vol: Volume) -> tuple[int, ...]:
+        return mock_axes(vol, self.slabs)
+
+    def slab_indices(self, vol: Volume) -> list[int]:
+        return list(range(min(self.slabs, vol.n_slabs)))
+
+    def check(self, vol: Volume, pairs: Pairs) -> None:
+        bad = sorted({a for a, _ in pairs if a not in self.axes(vol)})
+        if bad:
+            raise ValueError(f"the mock volume is a thin-slab box with slabs along axis 2 only (tile.mock_slabs="
+                             f"{self.slabs} < {vol.n_slabs}); asked for axes {bad}")
+        over = sorted({s for _, s in pairs if s >= self.slabs})
+        if over:
+            raise ValueError(f"the mock volume has {self.slabs} slab(s) along axis 2 (tile.mock_slabs); "
+                             f"asked for slabs {over}")
+
+    def read(self, vol: Volume, pairs: Pairs, progress: bool = False) -> dict:
+        return mock_slabs(vol, pairs, slabs=self.slabs, spacing_mpc_h=self.spacing_mpc_h, pm_steps=self.pm_steps,
+                          seed=self.seed)
+
+    def describe(self) -> dict:
+        return {"kind": self.kind, "input": "mock", "slabs": self.slabs, "spacing_mpc_h": self.spacing_mpc_h,
+                "pm_steps": self.pm_steps, "seed": self.seed}
 
 
 def _is_snapshot(path: str) -> bool:
@@ -213,12 +291,12 @@ def _is_snapshot(path: str) -> bool:
         return "Header" in f and "PartType4" in f
 
 
-def read_slabs(tile_cfg, vol: Volume, pairs: Pairs, kind: str, progress: bool = False) -> dict:
-    """{(axis, slab): (P, P) float64 stellar surface density} for ``pairs`` from ``tile.input`` of ``kind``
-    (what :func:`check_input` returned)."""
-    if kind == "mock":
-        return mock_slabs(vol, pairs, slabs=tile_cfg.mock_slabs, spacing_mpc_h=tile_cfg.mock_spacing_mpc_h,
+def source_for(tile_cfg) -> SlabSource:
+    """The source ``tile.input`` names: ``mock``, a grid (.zarr/.h5/.hdf5 with an array), or snapshot chunks."""
+    spec = tile_cfg.input
+    if spec == "mock":
+        return MockSource(slabs=tile_cfg.mock_slabs, spacing_mpc_h=tile_cfg.mock_spacing_mpc_h,
                           pm_steps=tile_cfg.mock_pm_steps, seed=tile_cfg.mock_seed)
-    if kind == "grid":
-        return grid_slabs(tile_cfg.input, tile_cfg.input_key, vol, pairs)
-    return snapshot_slabs(tile_cfg.input, vol, pairs, progress)
+    if spec.endswith((".zarr", ".h5", ".hdf5")) and Path(spec).exists() and not _is_snapshot(spec):
+        return GridSource(spec, tile_cfg.input_key)
+    return SnapshotSource(spec)

@@ -15,7 +15,7 @@ import torch
 
 from tiling import tile_apply
 
-from .diffusion import keyed_generator, sample_loop, time_grid
+from .sampler import keyed_generator, sample_loop, time_grid
 
 INITIAL = -1  # the "step" key of z_1
 
