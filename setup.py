@@ -12,7 +12,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["hpc_vdm", "hpc_vdm.*", "tiling", "tiling.*"]),
     include_package_data=True,
-    package_data={"hpc_vdm": ["configs/*.yaml"]},
+    package_data={"hpc_vdm": ["inference/presets/*.yaml"]},  # volume presets, read at run time
     install_requires=[
         "torch==2.13.0",  # pinned: the CPU wheel from disk here; a CUDA build on GPU clusters
         "deepspeed>=0.16",

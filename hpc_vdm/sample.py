@@ -22,7 +22,7 @@ import zarr
 from tqdm import tqdm
 
 from . import cli, dist, figures
-from .data.dataset import spread
+from .data.dataset import held_out_maps
 from .data.store import open_store
 from .diffusion import sample_tiled
 from .evaluate import map_summary, zscore_log
@@ -35,16 +35,6 @@ log = logging.getLogger("hpc_vdm.sample")
 SHORTCUTS = {"model": "sample.model", "store": "sample.store", "split": "sample.split", "n_maps": "sample.n_maps",
              "n_samples": "sample.n_samples", "steps": "sample.steps", "seed": "sample.seed", "out": "sample.out",
              "device": "sample.device", "which": "sample.which"}
-
-
-def held_out_maps(attrs: dict, split: str, n_maps: int) -> list[int]:
-    """``n_maps`` store indices spread over every simulation of ``split`` (not the first maps of one)."""
-    sims = attrs["splits"][split]
-    per_sim = attrs["maps_per_sim"]
-    index = [s * per_sim + k for s in sims for k in range(per_sim)]
-    if not index:
-        raise ValueError(f"split {split!r} of the store has no simulations")
-    return [index[i] for i in spread(len(index), n_maps)]
 
 
 def run(cfg) -> Path:

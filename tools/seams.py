@@ -23,7 +23,7 @@ import torch
 from hpc_vdm import figures
 from hpc_vdm.data.store import open_store
 from hpc_vdm.training.artifact import load_bundle
-from hpc_vdm.sample import held_out_maps
+from hpc_vdm.data.dataset import held_out_maps
 from hpc_vdm.spectra import power_spectrum
 from hpc_vdm.diffusion.tiled import check_window, sample_tiled
 

@@ -133,9 +133,9 @@ class TrainConfig:
     val_times: int = param(8, "fixed diffusion times per map of the deterministic bound", range=(1, 1024))
     val_sample_maps: int = param(2, "held-out maps sampled for P(k) ratio and r(k) (0: skip)", range=(0, None))
     val_sample_steps: int = param(250, "sampler steps of the validation samples", range=(1, 100_000))
-    select_on: str = param("val_bound", "validation metric that picks the best checkpoint (best.json): val_bound or "
-                           "val_pk_ratio_err (lower is better), val_r_mean (higher is better)",
-                           choices=("val_bound", "val_pk_ratio_err", "val_r_mean"))
+    select_on: str = param("", "validation metric that picks the best checkpoint (best.json); '' = the task's "
+                           "first: vdm val_bound (or val_pk_ratio_err, lower is better; val_r_mean, higher is "
+                           "better), regressor val_mse")
     ckpt_every: int = param(1000, "steps between checkpoints", range=(1, None))
     ckpt_minutes: float = param(30.0, "minutes between checkpoints (whichever comes first; 0 disables)",
                                 range=(0.0, None))

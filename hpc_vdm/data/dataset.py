@@ -148,3 +148,13 @@ def spread(n_items: int, n: int) -> list[int]:
     maps of one): held-out maps for validation and ``sample``. Deterministic; all items if n >= n_items."""
     n = min(n, n_items)
     return [(i * n_items) // n for i in range(n)]
+
+
+def held_out_maps(attrs: dict, split: str, n_maps: int) -> list[int]:
+    """``n_maps`` store indices spread over every simulation of ``split`` of a maps store (its attrs)."""
+    sims = attrs["splits"][split]
+    per_sim = attrs["maps_per_sim"]
+    index = [s * per_sim + k for s in sims for k in range(per_sim)]
+    if not index:
+        raise ValueError(f"split {split!r} of the store has no simulations")
+    return [index[i] for i in spread(len(index), n_maps)]
