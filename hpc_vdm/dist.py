@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import subprocess
 from dataclasses import dataclass
@@ -117,8 +118,32 @@ def pick_device(dist_env: DistEnv, want: str = "auto", setting: str = "device"):
     return torch.device("cpu")
 
 
+def die_with_parent(sig: int = signal.SIGTERM) -> bool:
+    """Ask Linux to send ``sig`` to this process when its parent (torchrun's agent, MPI's proxy) dies.
+
+    torchrun starts its workers in sessions of their own, so killing the launcher's process group would
+    otherwise leave them training; with this they get SIGTERM, checkpoint at the next step and exit.
+    Returns False where the kernel call is not available (not Linux).
+    """
+    import ctypes
+    import ctypes.util
+
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        if libc.prctl(1, int(sig), 0, 0, 0) != 0:  # PR_SET_PDEATHSIG = 1
+            return False
+    except (OSError, AttributeError):
+        return False
+    if os.getppid() != parent:  # the parent died before the call took effect
+        os.kill(os.getpid(), sig)
+    return True
+
+
 def init(dist_env: DistEnv, device) -> None:
     """Export the env:// variables and start DeepSpeed's process group (gloo on CPU, NCCL on GPU)."""
+    if dist_env.launcher in ("torchrun", "mpi"):
+        die_with_parent()
     os.environ.update(RANK=str(dist_env.rank), LOCAL_RANK=str(dist_env.local_rank),
                       WORLD_SIZE=str(dist_env.world), MASTER_ADDR=dist_env.master_addr,
                       MASTER_PORT=str(dist_env.master_port))

@@ -69,7 +69,13 @@ def load_params(root: str | Path, suite: str, set_: str) -> np.ndarray:
     path = params_path(root, suite, set_)
     if not path.is_file():
         raise FileNotFoundError(f"missing CMD params file {str(path)!r} (suite {suite!r}, set {set_!r})")
-    params = np.loadtxt(path, ndmin=2, dtype=np.float64)
+    try:
+        params = np.loadtxt(path, ndmin=2, dtype=np.float64)
+    except ValueError as e:
+        raise ValueError(f"{str(path)!r} is not a table of numbers: {e}") from None
+    if params.shape[1] < len(PARAM_NAMES):
+        raise ValueError(f"{str(path)!r} has {params.shape[1]} columns; a CAMELS params file has at least "
+                         f"{len(PARAM_NAMES)} ({' '.join(PARAM_NAMES)})")
     return params
 
 

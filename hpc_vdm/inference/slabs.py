@@ -21,7 +21,7 @@ from .. import figures
 from ..diffusion import check_window, sample_tiled
 from ..training.artifact import ModelBundle, load_bundle
 from ..training.checkpoint import sha256_file
-from .sources import SlabSource, source_for
+from .sources import FIELD, SlabSource, source_for
 from .store import TileStore
 from .volumes import Volume, check_model, load_volume
 
@@ -47,6 +47,9 @@ def plan(t) -> Plan:
     pairs = vol.select(t.axes or list(source.axes(vol)), t.slabs or source.slab_indices(vol))
     TileGrid.make((vol.pixels, vol.pixels), t.tile, t.halo)           # halo < tile <= field
     bundle = load_bundle(t.model, t.which).require("vdm", "python -m hpc_vdm.tile")
+    if bundle.norm.condition != FIELD:
+        raise ValueError(f"{t.model!r} is conditioned on {bundle.norm.condition!r}, but tile inputs give stellar "
+                         f"mass ({FIELD!r}); use a model trained with data.condition={FIELD}")
     check_model(vol, bundle.store)
     check_window(bundle.module, t.tile, t.halo)
     source.check(vol, pairs)

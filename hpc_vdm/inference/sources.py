@@ -32,7 +32,17 @@ from .volumes import Volume
 log = logging.getLogger(__name__)
 
 Pairs = Sequence[tuple[int, int]]
+FIELD = "Mstar"  # what every source gives: stellar surface density; a model must be conditioned on it
 TNG_MASS_MSUN_H = 1e10  # PartType4/Masses unit of TNG snapshots
+
+
+def check_masses(values: np.ndarray, where: str) -> None:
+    """Masses must be finite and non-negative: a NaN or a negative voxel or particle is an error, not a map."""
+    bad = ~np.isfinite(values)
+    if bad.any():
+        raise ValueError(f"{where}: {int(bad.sum())} NaN or inf values")
+    if (values < 0).any():
+        raise ValueError(f"{where}: {int((values < 0).sum())} negative masses (min {float(values.min()):.4g})")
 
 
 def plane_axes(axis: int) -> tuple[int, int]:
@@ -99,7 +109,9 @@ def grid_slabs(path: str, key: str, vol: Volume, pairs: Pairs) -> dict:
             lo, hi = (math.ceil(edge * vol.slab_mpc_h * n / vol.box_mpc_h - 0.5) for edge in (s, s + 1))
             index = [slice(None)] * 3
             index[axis] = slice(lo, hi)
-            block = np.asarray(arr[tuple(index)], dtype=np.float64).sum(axis=axis)  # plane in (min, max) axis order
+            voxels = np.asarray(arr[tuple(index)], dtype=np.float64)
+            check_masses(voxels, f"grid input {path!r} ({key}), voxels {lo}:{hi} along axis {axis}")
+            block = voxels.sum(axis=axis)  # plane in (min, max) axis order
             if axis == 1:
                 block = block.T  # plane (2, 0)
             block = block.reshape(p, f, p, f).sum(axis=(1, 3))
@@ -123,6 +135,47 @@ def snapshot_files(spec: str) -> list[str]:
     return files
 
 
+def snapshot_length_unit(path: str, f, vol: Volume) -> float:
+    """Mpc/h per coordinate unit of one snapshot file, from its header's BoxSize (Mpc/h or kpc/h)."""
+    if "Header" not in f or "BoxSize" not in f["Header"].attrs:
+        raise ValueError(f"snapshot {path!r} has no Header/BoxSize attribute")
+    box = float(f["Header"].attrs["BoxSize"])
+    if abs(box / vol.box_mpc_h - 1) < 1e-3:
+        return 1.0
+    if abs(box / (1e3 * vol.box_mpc_h) - 1) < 1e-3:
+        return 1e-3  # kpc/h
+    raise ValueError(f"snapshot {path!r} has BoxSize {box:g}; volume {vol.name!r} is "
+                     f"{vol.box_mpc_h:g} Mpc/h (or {1e3 * vol.box_mpc_h:g} kpc/h)")
+
+
+def check_snapshots(spec: str, vol: Volume) -> list[str]:
+    """Every file's header and PartType4 datasets (shapes only, no data read); at least one file has stars."""
+    import h5py
+
+    files, with_stars = snapshot_files(spec), 0
+    for path in files:
+        try:
+            f = h5py.File(path, "r")
+        except OSError as e:
+            raise ValueError(f"snapshot {path!r} is not a readable HDF5 file ({e})") from None
+        with f:
+            snapshot_length_unit(path, f, vol)
+            if "PartType4" not in f:
+                continue
+            stars = f["PartType4"]
+            missing = [k for k in ("Coordinates", "Masses") if k not in stars]
+            if missing:
+                raise ValueError(f"snapshot {path!r}: PartType4 has no {missing}")
+            n = stars["Masses"].shape[0] if stars["Masses"].ndim == 1 else -1
+            if stars["Coordinates"].shape != (n, 3) or n < 0:
+                raise ValueError(f"snapshot {path!r}: PartType4/Coordinates {stars['Coordinates'].shape} and "
+                                 f"Masses {stars['Masses'].shape} must be (n, 3) and (n,)")
+            with_stars += 1
+    if not with_stars:
+        raise ValueError(f"none of the {len(files)} snapshot files of {spec!r} has PartType4 (stars)")
+    return files
+
+
 def snapshot_slabs(spec: str, vol: Volume, pairs: Pairs, progress: bool = False) -> dict:
     import h5py
     from tqdm import tqdm
@@ -131,19 +184,16 @@ def snapshot_slabs(spec: str, vol: Volume, pairs: Pairs, progress: bool = False)
     out: dict = {}
     for path in tqdm(files, desc="paint snapshot", unit="file", disable=not progress):
         with h5py.File(path, "r") as f:
-            box = float(f["Header"].attrs["BoxSize"])
-            if abs(box / vol.box_mpc_h - 1) < 1e-3:
-                length = 1.0
-            elif abs(box / (1e3 * vol.box_mpc_h) - 1) < 1e-3:
-                length = 1e-3  # kpc/h
-            else:
-                raise ValueError(f"snapshot {path!r} has BoxSize {box:g}; volume {vol.name!r} is "
-                                 f"{vol.box_mpc_h:g} Mpc/h (or {1e3 * vol.box_mpc_h:g} kpc/h)")
+            length = snapshot_length_unit(path, f, vol)
             if "PartType4" not in f:
                 continue
             stars = f["PartType4"]
-            pos = np.asarray(stars["Coordinates"], dtype=np.float64) * length % vol.box_mpc_h
+            pos = np.asarray(stars["Coordinates"], dtype=np.float64) * length
             mass = np.asarray(stars["Masses"], dtype=np.float64) * TNG_MASS_MSUN_H
+            if not np.isfinite(pos).all():
+                raise ValueError(f"snapshot {path!r}: {int((~np.isfinite(pos)).sum())} NaN or inf coordinates")
+            check_masses(mass, f"snapshot {path!r} PartType4/Masses")
+            pos %= vol.box_mpc_h
             if "GFM_StellarFormationTime" in stars:
                 real = np.asarray(stars["GFM_StellarFormationTime"]) > 0  # drop wind particles
                 pos, mass = pos[real], mass[real]
@@ -242,7 +292,7 @@ class SnapshotSource(SlabSource):
         return (0, 1, 2)
 
     def check(self, vol: Volume, pairs: Pairs) -> None:
-        snapshot_files(self.spec)
+        check_snapshots(self.spec, vol)
 
     def read(self, vol: Volume, pairs: Pairs, progress: bool = False) -> dict:
         return snapshot_slabs(self.spec, vol, pairs, progress)

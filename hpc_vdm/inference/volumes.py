@@ -15,15 +15,27 @@ noise of a slab does not depend on which other slabs a run selects.
 from __future__ import annotations
 
 import difflib
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
-import yaml
+from ..config import ConfigError, param, read_yaml
+from ..config import schema
 
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
 PIXEL_TOLERANCE = 1e-3  # relative: box / pixels against the preset pixel, and preset against model
 KEYS = ("name", "box_mpc_h", "slab_mpc_h", "pixel_mpc_h")
+
+
+@dataclass
+class VolumePreset:
+    """The preset file's schema: checked like a config (key, expected type or range, value in every message)."""
+
+    name: str = param("", "name of the volume (tng300, ...)")
+    box_mpc_h: float = param(0.0, "side of the periodic box [Mpc/h]", range=(1e-3, 1e5))
+    slab_mpc_h: float = param(0.0, "thickness of every projected slab [Mpc/h]", range=(1e-3, 1e5))
+    pixel_mpc_h: float = param(0.0, "side of a map pixel [Mpc/h]", range=(1e-6, 1e5))
 
 
 @dataclass(frozen=True)
@@ -78,15 +90,26 @@ def load_volume(spec: str) -> Volume:
                              f"or a path to a preset YAML)")
     if not path.is_file():
         raise FileNotFoundError(f"no volume preset file {str(path)!r}")
-    raw = yaml.safe_load(path.read_text()) or {}
+    raw = read_yaml(path, "volume preset")
+    if not isinstance(raw, dict):
+        raise ValueError(f"volume preset {str(path)!r}: expected a mapping of {list(KEYS)}, got {raw!r}")
     missing = [k for k in KEYS if k not in raw]
-    unknown = sorted(set(raw) - set(KEYS))
-    if missing or unknown:
-        raise ValueError(f"volume preset {str(path)!r}: missing keys {missing}, unknown keys {unknown} "
-                         f"(expected {list(KEYS)})")
-    vol = Volume(str(raw["name"]), *(float(raw[k]) for k in KEYS[1:]))
-    if min(vol.box_mpc_h, vol.slab_mpc_h, vol.pixel_mpc_h) <= 0:
-        raise ValueError(f"volume {vol.name!r}: box, slab and pixel must be positive, got {vol}")
+    if missing:
+        raise ValueError(f"volume preset {str(path)!r}: missing keys {missing} (expected {list(KEYS)})")
+    try:
+        spec = schema.build(VolumePreset, raw)
+    except ConfigError as e:
+        raise ValueError(f"volume preset {str(path)!r}: {e}") from None
+    if not spec.name:
+        raise ValueError(f"volume preset {str(path)!r}: name must not be empty")
+    vol = Volume(spec.name, spec.box_mpc_h, spec.slab_mpc_h, spec.pixel_mpc_h)
+    for what, size in (("slab", vol.slab_mpc_h), ("pixel", vol.pixel_mpc_h)):
+        if size > vol.box_mpc_h:
+            raise ValueError(f"volume {vol.name!r}: the {what} ({size:g} Mpc/h) is larger than the box "
+                             f"({vol.box_mpc_h:g} Mpc/h)")
+    if not math.isfinite(vol.box_mpc_h / vol.pixel_mpc_h) or vol.pixels > 1_000_000:
+        raise ValueError(f"volume {vol.name!r}: {vol.box_mpc_h:g} / {vol.pixel_mpc_h:g} Mpc/h is "
+                         f"{vol.box_mpc_h / vol.pixel_mpc_h:.4g} pixels per side; at most 1e6 are supported")
     if abs(vol.box_mpc_h / vol.slab_mpc_h - vol.n_slabs) > 1e-6 * vol.n_slabs:
         raise ValueError(f"volume {vol.name!r}: box {vol.box_mpc_h} Mpc/h is not a whole number of "
                          f"{vol.slab_mpc_h} Mpc/h slabs ({vol.box_mpc_h / vol.slab_mpc_h:.4g})")

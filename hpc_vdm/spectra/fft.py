@@ -7,7 +7,6 @@ share between threads, and dask's threaded scheduler runs tasks concurrently.
 from __future__ import annotations
 
 import os
-import pickle
 import threading
 from pathlib import Path
 
@@ -23,7 +22,8 @@ PLANNER = os.environ.get("HPC_VDM_FFTW_PLANNER", "FFTW_MEASURE")
 if PLANNER not in ("FFTW_ESTIMATE", "FFTW_MEASURE"):
     raise ValueError(f"HPC_VDM_FFTW_PLANNER must be FFTW_ESTIMATE or FFTW_MEASURE (heavier planning costs "
                      f"minutes for no gain), got {PLANNER!r}")
-WISDOM_PATH = Path(os.environ.get("HPC_VDM_FFTW_WISDOM", Path.home() / ".cache" / "hpc_vdm" / "fftw_wisdom.pkl"))
+WISDOM_PATH = Path(os.environ.get("HPC_VDM_FFTW_WISDOM", Path.home() / ".cache" / "hpc_vdm" / "fftw_wisdom.txt"))
+WISDOM_SEPARATOR = b"\n;; hpc_vdm: next precision\n"  # FFTW's own text, one block per precision (double, single, long)
 _local = threading.local()
 
 
@@ -71,17 +71,26 @@ def fftn(x: np.ndarray, axes, threads: int | None = None) -> np.ndarray:
 
 
 def load_wisdom(path: str | Path = WISDOM_PATH) -> bool:
-    """Import saved FFTW wisdom (skips re-planning); False when there is none."""
+    """Import saved FFTW wisdom (skips re-planning); False when there is none or FFTW rejects it.
+
+    The file is FFTW's own text form (never a pickle): a damaged or foreign file is ignored with a warning.
+    """
     if pyfftw is None or not Path(path).is_file():
         return False
-    pyfftw.import_wisdom(pickle.loads(Path(path).read_bytes()))
-    return True
+    blocks = tuple(Path(path).read_bytes().split(WISDOM_SEPARATOR))
+    if len(blocks) != 3 or not all(b.startswith(b"(fftw-") or not b for b in blocks):
+        import warnings
+
+        warnings.warn(f"{str(path)!r} is not FFTW wisdom text; ignored (it will be rewritten)", stacklevel=2)
+        return False
+    return all(pyfftw.import_wisdom(blocks))
 
 
 def save_wisdom(path: str | Path = WISDOM_PATH) -> None:
+    """Export the plans' wisdom in FFTW's text form, atomically."""
     if pyfftw is None:
         return
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(path).with_suffix(".tmp")
-    tmp.write_bytes(pickle.dumps(pyfftw.export_wisdom()))
+    tmp = Path(path).with_name(f".{Path(path).name}.tmp{os.getpid()}")
+    tmp.write_bytes(WISDOM_SEPARATOR.join(pyfftw.export_wisdom()))
     tmp.replace(path)

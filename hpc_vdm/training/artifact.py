@@ -114,7 +114,7 @@ def read_export(path: str | Path) -> dict:
     except pickle.UnpicklingError as e:  # objects beyond plain data: refused, never executed
         raise ValueError(f"{str(path)!r} holds objects other than weights and plain data; refused to load it "
                          f"(hpc_vdm exports hold tensors and plain data only): {str(e).splitlines()[0]}") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
+    except (RuntimeError, EOFError, KeyError, zipfile.BadZipFile, OSError, ValueError, UnicodeDecodeError) as e:
         raise ValueError(f"{str(path)!r} is not a readable torch file (truncated or another format): "
                          f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
     if not isinstance(blob, dict) or blob.get("format") not in (FORMAT, *OLD_FORMATS):
