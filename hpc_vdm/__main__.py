@@ -11,6 +11,7 @@ COMMANDS = {
     "export": "consolidate a checkpoint into run_dir/export/model.pt (no DeepSpeed needed to load it)",
     "sample": "posterior samples of held-out maps: mean, std, z-score, P(k)/r(k) summary, Fig. 1",
     "tile": "posterior maps of big volumes (camels, tng100, tng300) by fused periodic tiling; resumable",
+    "evaluate": "report of a model on held-out maps: Fig. 1/2, spectra in k bands, rank calibration, 1P, suites",
     "spectra": "P(k), cross P(k), r(k) of maps, mosaics and out-of-core volumes (dask + pyFFTW)",
 }
 

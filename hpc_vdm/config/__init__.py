@@ -8,8 +8,8 @@ import typing
 from pathlib import Path
 
 from .schema import ConfigError, apply_override, describe, differing, param, parse_value, read_yaml, to_dict, to_json
-from .sections import (MODEL_KINDS, SETS, SUITES, DataConfig, DiffusionConfig, MockConfig, ModelConfig, RunConfig,
-                       SampleConfig, TileConfig, TrainConfig)
+from .sections import (MODEL_KINDS, SETS, SUITES, DataConfig, DiffusionConfig, EvaluateConfig, MockConfig, ModelConfig,
+                       RunConfig, SampleConfig, TileConfig, TrainConfig)
 from . import schema
 
 
@@ -23,6 +23,6 @@ def from_dict(raw: dict, cls: type = RunConfig) -> typing.Any:
     return schema.build(cls, raw)
 
 
-__all__ = ["ConfigError", "DataConfig", "DiffusionConfig", "MODEL_KINDS", "MockConfig", "ModelConfig", "RunConfig",
+__all__ = ["ConfigError", "DataConfig", "DiffusionConfig", "EvaluateConfig", "MODEL_KINDS", "MockConfig", "ModelConfig", "RunConfig",
            "SETS", "SUITES", "SampleConfig", "TileConfig", "TrainConfig", "apply_override", "describe", "differing",
            "from_dict", "load_config", "param", "parse_value", "read_yaml", "to_dict", "to_json"]

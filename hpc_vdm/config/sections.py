@@ -197,6 +197,31 @@ class TileConfig:
 
 
 @dataclass
+class EvaluateConfig:
+    """The report of an exported VDM on held-out maps (``python -m hpc_vdm.evaluate``)."""
+
+    model: str = param("runs/default/export/model.pt", "exported model (python -m hpc_vdm.export)")
+    which: str = param("ema", "weights: ema or raw", choices=("ema", "raw"))
+    store: str = param("", "maps store with the held-out maps ('' = the store the model was trained on)")
+    split: str = param("test", "held-out split", choices=("val", "test", "train"))
+    n_maps: int = param(8, "held-out maps, drawn from every simulation of the split in turn", range=(1, None))
+    n_samples: int = param(10, "posterior samples per map", range=(1, None))
+    steps: int = param(250, "ancestral sampler steps", range=(1, 100_000))
+    seed: int = param(0, "seed of the map choice and of the sampling noise", range=(0, 2**31 - 1))
+    one_p_store: str = param("", "maps store of a 1P set: P(k) ratio at low, fiducial and high one_p_params ('' = skip)")
+    one_p_params: list[str] = param(["Omega_m", "A_SN1"], "parameters of the 1P panel")
+    one_p_maps: int = param(2, "maps per 1P simulation", range=(1, None))
+    cv_store: str = param("", "maps store of a CV set: reduced chi^2 of P(k) against its truths ('' = skip)")
+    suites: dict[str, str] = param({}, "other suites' maps stores {name: store}: the model applied across suites, "
+                                       "normalised with its training suite's statistics")
+    suite_maps: int = param(4, "maps per other suite", range=(1, None))
+    tile_store: str = param("", "an hpc_vdm.tile output: P(k) of its slabs against the whole-map statistics")
+    out: str = param("runs/default/eval", "output folder: metrics.json and report/ (figures, summary.md)")
+    device: str = param("auto", "auto (GPU if present), cpu or cuda", choices=("auto", "cpu", "cuda"))
+    progress: bool = param(True, "progress bar")
+
+
+@dataclass
 class RunConfig:
     """Everything one run of any command reads."""
 
@@ -207,3 +232,4 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
     tile: TileConfig = field(default_factory=TileConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)

@@ -158,3 +158,18 @@ def held_out_maps(attrs: dict, split: str, n_maps: int) -> list[int]:
     if not index:
         raise ValueError(f"split {split!r} of the store has no simulations")
     return [index[i] for i in spread(len(index), n_maps)]
+
+
+def stratified_maps(attrs: dict, split: str, n_maps: int, seed: int) -> list[int]:
+    """``n_maps`` store indices from every simulation of ``split`` in turn (seed-fixed order of simulations
+    and of maps within each), sorted: the held-out maps of ``evaluate``."""
+    sims = list(attrs["splits"].get(split, []))
+    per_sim = int(attrs["maps_per_sim"])
+    if not sims:
+        raise ValueError(f"split {split!r} of the store has no simulations")
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 17]))
+    order = [int(s) for s in rng.permutation(sims)]
+    within = {s: rng.permutation(per_sim) for s in order}
+    n = min(n_maps, len(sims) * per_sim)
+    picked = [order[i % len(order)] * per_sim + int(within[order[i % len(order)]][i // len(order)]) for i in range(n)]
+    return sorted(picked)

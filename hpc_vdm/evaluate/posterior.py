@@ -46,6 +46,41 @@ def zscore_log(truth: np.ndarray, draws: np.ndarray) -> np.ndarray:
         return (log_t - log_d.mean(0)) / log_d.std(0)
 
 
+BANDS = ("k<kN/4", "kN/4-kN/2", "kN/2-kN")
+
+
+def band_edges(box_mpc_h: float, pixels: int) -> dict[str, tuple[float, float]]:
+    """The three k bands of the report [h/Mpc], up to the Nyquist frequency (no corner bins)."""
+    kn = k_nyquist(box_mpc_h, pixels)
+    return dict(zip(BANDS, ((0.0, kn / 4), (kn / 4, kn / 2), (kn / 2, kn))))
+
+
+def log_fluctuation(mass: np.ndarray) -> np.ndarray:
+    """log10 of a mass map minus its mean: the 'log space' spectra are of this field."""
+    lg = np.log10(np.maximum(np.asarray(mass, dtype=np.float64), np.finfo(np.float64).tiny))
+    return lg - lg.mean(axis=(-2, -1), keepdims=True)
+
+
+def band_scores(truth: np.ndarray, draws: np.ndarray, box_mpc_h: float) -> dict:
+    """Per space (overdensity, log) and k band: mean P_sample/P_true, mean |ratio − 1| and mean r(k) of
+    draws (S, N, N) against a truth (N, N), physical masses."""
+    draws = np.asarray(draws, dtype=np.float64).reshape(-1, *np.shape(truth))
+    out = {}
+    for space, f in (("overdensity", overdensity), ("log", log_fluctuation)):
+        ft = f(np.asarray(truth, dtype=np.float64))
+        spectra = [cross_spectrum(ft, f(d), box_mpc_h) for d in draws]
+        k = spectra[0].k
+        ratio = np.stack([s.power_b / s.power_a for s in spectra])                   # (S, nk)
+        r = np.stack([s.r for s in spectra])
+        out[space] = {}
+        for band, (lo, hi) in band_edges(box_mpc_h, np.shape(truth)[-1]).items():
+            sel = (k > lo) & (k <= hi * (1 + 1e-12))
+            out[space][band] = {"pk_ratio": float(ratio[:, sel].mean()),
+                                "pk_ratio_err": float(np.abs(ratio[:, sel] - 1).mean()),
+                                "r": float(r[:, sel].mean()), "n_bins": int(sel.sum())}
+    return out
+
+
 def map_summary(truth: np.ndarray, draws: np.ndarray, box_mpc_h: float) -> dict:
     """Accuracy and calibration of one map's posterior: truth (N, N), draws (S, N, N), physical units."""
     mean = np.asarray(draws, dtype=np.float64).mean(0)

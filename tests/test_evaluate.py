@@ -1,0 +1,54 @@
+"""`python -m hpc_vdm.evaluate`: the report of a model on held-out maps, and its bad inputs."""
+import json
+
+import numpy as np
+import pytest
+import zarr
+
+from hpc_vdm.data.dataset import read_attrs, stratified_maps
+from hpc_vdm.evaluate import cli as evaluate
+from test_sample import model  # noqa: F401 (fixture: a tiny exported VDM on the test store)
+
+
+def run(model, out, *extra):
+    return evaluate.main(["--model", str(model), "--n-maps", "3", "--n-samples", "4", "--steps", "2", "--out",
+                          str(out), "--set", "evaluate.progress=false", *extra])
+
+
+def test_report_writes_metrics_figures_and_summary(model, maps_store, tmp_path):
+    assert run(model, tmp_path / "ev", "--set", f"evaluate.cv_store={maps_store}") == 0
+    m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    p = m["posterior"]
+    assert p["n_maps"] == 3 and p["n_samples"] == 4 and m["n_sims"] >= 1
+    for space in ("overdensity", "log"):
+        assert set(p["samples"][space]) == {"k<kN/4", "kN/4-kN/2", "kN/2-kN"}
+    assert p["zscore_log_pixel"]["expected_std"] == pytest.approx(np.sqrt(5.0))  # (S + 1)/(S - 3), S = 4
+    assert [c["expected"] for c in p["calibration"]["pixel"]["coverage"]] == [0.6, 1.0]  # 3 and 5 of 5 ranks
+    assert p["chi2_r"]["truths_floor"] > 0
+    for name in ("fig1.png", "fig2.png", "calibration.png", "summary.md"):
+        assert (tmp_path / "ev" / "report" / name).stat().st_size > 1000, name
+    attrs = read_attrs(maps_store)
+    assert m["maps"] == stratified_maps(attrs, "test", 3, 0)
+
+
+def test_held_out_maps_come_from_every_simulation(maps_store):
+    attrs = dict(read_attrs(maps_store))
+    attrs["splits"] = {"test": [0, 1, 2]}
+    maps = stratified_maps(attrs, "test", 6, 0)
+    assert sorted({m // attrs["maps_per_sim"] for m in maps}) == [0, 1, 2] and len(set(maps)) == 6
+    assert stratified_maps(attrs, "test", 6, 0) == maps and stratified_maps(attrs, "test", 6, 1) != maps
+
+
+def test_bad_inputs_are_refused_before_anything_is_written(model, maps_store, tmp_path, capsys):
+    store = zarr.open_group(str(maps_store), mode="r")
+    no_truth = tmp_path / "no_truth.zarr"
+    g = zarr.open_group(str(no_truth), mode="w")
+    g.attrs.update({**dict(store.attrs), "fields": ["Mstar"]})
+    for bad, match in [((["--store", str(no_truth)]), r"has no \['Mcdm'\] maps"),
+                       ((["--n-samples", "0"]), r"evaluate\.n_samples: expected a value in \[1"),
+                       ((["--split", "nope"]), r"evaluate\.split: expected one of"),
+                       ((["--set", "evaluate.one_p_store=/nowhere.zarr"]), r"does not exist")]:
+        assert run(model, tmp_path / "ev", *bad) == 2
+        err = capsys.readouterr().err
+        assert __import__("re").search(match, err), err
+        assert not (tmp_path / "ev").exists()
