@@ -54,6 +54,8 @@ class DataConfig:
     box_mpc_h: float = param(25.0, "side of every map [Mpc/h]", range=(1e-3, None))
     slab_mpc_h: float = param(5.0, "thickness of the slab projected into every map [Mpc/h]", range=(1e-3, None))
     maps_per_sim: int = param(15, "maps per simulation (CAMELS: 5 slabs x 3 axes)", range=(1, None))
+    pool: int = param(1, "average-pool the maps by this factor per side before storing (e.g. 4: 256^2 -> 64^2, a "
+                         "CPU-sized problem; surface densities keep their units)", range=(1, 64))
     log_offsets: dict[str, float] = param({"Mstar": 1.0, "Mcdm": 0.0},
                                           "normalisation x -> (log10(x + offset) - mean) / std, per field")
     split_fractions: list[float] = param([0.8, 0.1, 0.1], "train/val/test fractions of the simulations")

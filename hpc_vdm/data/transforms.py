@@ -76,3 +76,29 @@ class MapNormalisation:
     def fiducial(cls) -> np.ndarray:
         """(1, 6) normalised fiducial parameters (what a parameter-conditioned model sees on TNG volumes)."""
         return cls.params(camels.fiducial_params()[None])
+
+
+class Pooled:
+    """A lazy (N, H/f, W/f) view of a stack of maps (N, H, W) averaged over f x f pixels: surface densities
+    stay surface densities (the mean of a pixel block), and a memory map is read block by block."""
+
+    def __init__(self, maps, factor: int):
+        h, w = maps.shape[1:]
+        if factor < 1 or h % factor or w % factor:
+            raise ValueError(f"data.pool={factor} must divide the map size {h}x{w}")
+        self.maps, self.factor = maps, factor
+        self.shape = (maps.shape[0], h // factor, w // factor)
+        self.dtype = maps.dtype
+        self.ndim = 3
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index) -> np.ndarray:
+        block = np.asarray(self.maps[index], dtype=np.float64)
+        f = self.factor
+        out = block.reshape(*block.shape[:-2], block.shape[-2] // f, f, block.shape[-1] // f, f).mean(axis=(-3, -1))
+        return out.astype(self.dtype)
+
+    def __array__(self, dtype=None, copy=None):
+        return self[:].astype(dtype) if dtype is not None else self[:]
