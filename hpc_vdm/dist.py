@@ -97,6 +97,15 @@ def detect(env: Mapping[str, str] | None = None) -> DistEnv:
     return DistEnv(0, 0, 1, "127.0.0.1", int(env.get("MASTER_PORT", 0)) or free_port(), "single")
 
 
+def requeue_protocol(env: Mapping[str, str] | None = None) -> tuple[str, str | None]:
+    """How this process's launcher requeues a preempted job: ("submitit", its preemption signal name) inside a
+    submitit job, else ("sbatch", the file the batch script watches, $HPC_VDM_REQUEUE_FILE, or None)."""
+    env = os.environ if env is None else env
+    if env.get("SUBMITIT_EXECUTOR"):
+        return "submitit", "SIG" + env.get("SUBMITIT_PREEMPT_SIGNAL", "USR2")
+    return "sbatch", env.get("HPC_VDM_REQUEUE_FILE")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -118,12 +118,6 @@ class EpochSampler(Sampler):
         for row in plan[start:]:
             yield tuple(int(v) for v in row)
 
-    def state_dict(self) -> dict:
-        return {"epoch": self.epoch, "position": self.position, "seed": self.seed}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.set_epoch(state["epoch"], state["position"])
-
 
 def make_loader(dataset: MapsDataset, sampler: EpochSampler, batch_size: int, num_workers: int = 0) -> DataLoader:
     """A DataLoader whose workers are spawned (zarr is not fork-safe) and persist across epochs."""

@@ -14,10 +14,11 @@ is a policy chosen from the environment (:func:`choose`):
 from __future__ import annotations
 
 import logging
-import os
 import signal
 from pathlib import Path
 from typing import Callable, Mapping
+
+from .. import dist
 
 log = logging.getLogger(__name__)
 
@@ -91,11 +92,10 @@ class SubmititRequeue(Policy):
 
 def choose(environ: Mapping[str, str] | None = None) -> Policy:
     """The policy of this process's launcher (not yet installed)."""
-    env = os.environ if environ is None else environ
-    if env.get("SUBMITIT_EXECUTOR"):
-        name = "SIG" + env.get("SUBMITIT_PREEMPT_SIGNAL", "USR2")
-        signum = getattr(signal, name, None)
+    protocol, detail = dist.requeue_protocol(environ)
+    if protocol == "submitit":
+        signum = getattr(signal, detail, None)
         if signum is None:
-            raise ValueError(f"SUBMITIT_PREEMPT_SIGNAL={env['SUBMITIT_PREEMPT_SIGNAL']!r} names no signal")
+            raise ValueError(f"SUBMITIT_PREEMPT_SIGNAL={detail[3:]!r} names no signal")
         return SubmititRequeue(signum)
-    return SbatchRequeue(env.get("HPC_VDM_REQUEUE_FILE"))
+    return SbatchRequeue(detail)
