@@ -80,11 +80,12 @@ def test_cancelled_task_is_reported_cancelled_and_would_be_resubmitted(slurm_env
 
 
 def test_time_limit_requeues_and_finishes_with_the_uninterrupted_result(slurm_env, maps_store, tmp_path):
-    # --time=2 with USR2 60 s before the limit: the signal comes 30-60 s in (SLURM checks limits every ~30 s),
-    # while the 2 ranks train; both save, rank 0 requeues through submitit, the task resumes after cred_expire
-    sets = FIXED + [f"data.store={maps_store}", "train.steps=32", "train.val_every=0", "train.ckpt_every=1000"]
+    # --time=3 with USR2 90 s before the limit: the signal comes 60-90 s in (SLURM checks limits every ~30 s),
+    # after a start-up of ~30 s (2 ranks on 2 loaded CPUs), while the ranks train; both save, rank 0 requeues
+    # through submitit, the task resumes after cred_expire (20 s) and may be requeued again (max_requeues)
+    sets = FIXED + [f"data.store={maps_store}", "train.steps=48", "train.val_every=0", "train.ckpt_every=1000"]
     path = write_sweep(tmp_path, set=sets, seeds=[5],
-                       resources={"tasks_per_node": 2, "time_min": 2, "signal_delay_s": 60, "max_requeues": 3,
+                       resources={"tasks_per_node": 2, "time_min": 3, "signal_delay_s": 90, "max_requeues": 3,
                                   "mem_gb": 4, "env": CPU_ENV})
     out = tmp_path / "out"
     t0 = time.time()
@@ -99,6 +100,6 @@ def test_time_limit_requeues_and_finishes_with_the_uninterrupted_result(slurm_en
     assert "this job is timed-out" in log and "Requeued job" in log
     assert "resumed from step" in log and "(restart 1)" in log
     run, straight = out / "runs" / "seed5", tmp_path / "ref" / "runs" / "seed5"
-    assert [int(r["step"]) for r in metrics(run)] == list(range(1, 33))
+    assert [int(r["step"]) for r in metrics(run)] == list(range(1, 49))
     assert untimed(metrics(run)) == untimed(metrics(straight))
     assert same_weights(exported(run), exported(straight))

@@ -105,8 +105,6 @@ def _from_job(info: dict, slurm: dict[str, str]) -> tuple[str, str]:
             return "unknown", f"sacct does not know job {job_id}"
     elif result is None and _alive(job_id):
         return "running", ""
-    if result is not None and result[0] == "error":
-        return "failed", log_tail(folder, job_id)
     return "failed", log_tail(folder, job_id)  # ended without an export: the log says why
 
 
