@@ -220,3 +220,14 @@ def test_a_failed_point_shows_its_log_and_is_resubmitted(tmp_path, maps_store):
     assert "submitted 1 point(s)" in again.stdout
     subs = json.loads((tmp_path / "out" / "jobs.json").read_text())["submissions"]
     assert [s["index"] for s in subs] == [0, 1] and subs[0]["folder"] != subs[1]["folder"]
+
+
+def test_executor_is_slurm_when_sbatch_is_on_path_else_local(monkeypatch):
+    from hpc_vdm.sweeps import submit
+
+    monkeypatch.setattr(submit.shutil, "which", lambda name: None)
+    assert submit.pick_executor(None) == "local" and submit.pick_executor("debug") == "debug"
+    with pytest.raises(ConfigError, match="sbatch is not on PATH"):
+        submit.pick_executor("slurm")
+    monkeypatch.setattr(submit.shutil, "which", lambda name: f"/usr/bin/{name}")
+    assert submit.pick_executor(None) == "slurm"

@@ -103,3 +103,16 @@ def test_time_limit_requeues_and_finishes_with_the_uninterrupted_result(slurm_en
     assert [int(r["step"]) for r in metrics(run)] == list(range(1, 49))
     assert untimed(metrics(run)) == untimed(metrics(straight))
     assert same_weights(exported(run), exported(straight))
+
+
+@pytest.mark.parametrize("resources, message", [
+    ({"gpus_per_node": 1}, "gpus_per_node=1 > 0 GPUs per node"),
+    ({"mem_gb": 100000}, "mem_gb=100000 >"),
+    ({"partition": "gpu"}, "resources.partition: 'gpu' is not a partition of this cluster (sinfo: ['debug'])"),
+])
+def test_resources_the_partition_cannot_satisfy_are_refused_before_submitting(slurm_env, maps_store, tmp_path,
+                                                                              resources, message):
+    path = write_sweep(tmp_path, set=FIXED + [f"data.store={maps_store}"], seeds=[1], resources=resources)
+    proc = sweep(path, env=slurm_env)
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
