@@ -76,9 +76,9 @@ def check_partition(res: Resources) -> None:
     else:
         rows = [r for r in rows if r[0].endswith("*")] or rows
     if not rows:
-        known = subprocess.run(["sinfo", "-h", "-o", "%P"], capture_output=True, text=True).stdout.split()
+        known = subprocess.run(["sinfo", "-h", "-o", "%P"], capture_output=True, text=True, timeout=60).stdout.split()
         raise ConfigError(f"resources.partition: {res.partition!r} is not a partition of this cluster "
-                          f"(sinfo: {sorted(set(known))})")
+                          f"(sinfo: {sorted({k.rstrip('*') for k in known})})")
     part = rows[0][0].rstrip("*")
     need_cpus = res.ranks_per_node * res.cpus_per_task
     ok = []
