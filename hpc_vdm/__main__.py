@@ -8,6 +8,7 @@ COMMANDS = {
     "mock": "particle-mesh mock CAMELS maps in the real CMD file layout",
     "prepare": "CMD .npy maps -> maps.zarr (splits by simulation, train-only statistics)",
     "train": "train a model family (model.kind: vdm, regressor) with DeepSpeed (1 process, torchrun, srun, mpiexec)",
+    "sweep": "submitit job arrays of --set axes (grid, lists, random/LHS draws, seeds); status, collect, requeue",
     "export": "consolidate a checkpoint into run_dir/export/model.pt (no DeepSpeed needed to load it)",
     "sample": "posterior samples of held-out maps: mean, std, z-score, P(k)/r(k) summary, Fig. 1",
     "tile": "posterior maps of big volumes (camels, tng100, tng300) by fused periodic tiling; resumable",
