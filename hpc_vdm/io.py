@@ -283,7 +283,7 @@ def _age(seconds: float) -> str:
         f"{seconds / 3600:.1f} h"
 
 
-def _holder_text(h: dict) -> str:
+def holder_text(h: dict) -> str:
     age = _age(max(time.time() - float(h.get("time", time.time())), 0.0))
     return f"pid {h.get('pid')} on host {h.get('host')}, started {h.get('started')} ({age} ago): {h.get('argv')}"
 
@@ -351,15 +351,25 @@ def _take_over(lock: Path, stale: dict) -> None:
         guard.unlink()
 
 
-def acquire_lock(path: str | Path) -> Lock:
-    """Take the lock of output ``path`` (atomic create) or raise naming its holder; stale locks are taken over."""
+def read_lock(path: str | Path) -> dict | None:
+    """The holder of the lock of output ``path``, or None when it is free (or unreadable)."""
+    return _json(lock_path(path))
+
+
+def is_stale(holder: dict) -> bool:
+    return _why_stale(holder) is not None
+
+
+def acquire_lock(path: str | Path, extra: dict | None = None) -> Lock:
+    """Take the lock of output ``path`` (atomic create) or raise naming its holder; stale locks are taken over.
+    ``extra`` is recorded with the holder (e.g. the launch, so other ranks can tell their own rank 0)."""
     path = Path(path)
     lock = lock_path(path)
     lock.parent.mkdir(parents=True, exist_ok=True)
     me = {"host": socket.gethostname(), "pid": os.getpid(), "time": time.time(),
           "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "argv": " ".join(sys.argv)[:300],
           "token": uuid.uuid4().hex, "slurm_job": os.environ.get("SLURM_JOB_ID"),
-          "slurm_restart": os.environ.get("SLURM_RESTART_COUNT", "0")}
+          "slurm_restart": os.environ.get("SLURM_RESTART_COUNT", "0"), **(extra or {})}
     for _ in range(5):
         if _link_new(lock, me):
             return Lock(lock, me)
@@ -374,8 +384,8 @@ def acquire_lock(path: str | Path) -> Lock:
             remote = holder.get("host") != me["host"]
             hint = (f"; if that process is no longer running, remove {str(lock)!r} and rerun" if remote else
                     "; wait for it to finish or stop it")
-            raise FileExistsError(f"{str(path)!r} is being written by another command: {_holder_text(holder)}"
+            raise FileExistsError(f"{str(path)!r} is being written by another command: {holder_text(holder)}"
                                   f"{hint}")
-        log.warning("taking over the stale lock %s (%s): %s", lock, why, _holder_text(holder))
+        log.warning("taking over the stale lock %s (%s): %s", lock, why, holder_text(holder))
         _take_over(lock, holder)
     raise FileExistsError(f"could not take the lock {str(lock)!r} of {str(path)!r}: other writers keep taking it")
