@@ -124,7 +124,8 @@ def writing(path: str | Path) -> Iterator[None]:
 
 # -- output kinds, recognised by their markers ------------------------------------------------------------
 MAPS, TILE, SAMPLES, SUMMARY = "maps store", "tile store", "samples store", "sample summary"
-SPECTRA, MODEL, RUN = "spectra file", "model file", "run dir"
+SPECTRA, MODEL, RUN, FIGURE = "spectra file", "model file", "run dir", "figure"
+FIGURE_METADATA = {"Software": "hpc_vdm figure"}  # savefig(..., metadata=FIGURE_METADATA): a PNG tEXt chunk
 FORMATS = {"hpc_vdm.maps/1": MAPS, "hpc_vdm.tile/1": TILE, "hpc_vdm.samples/1": SAMPLES,
            "hpc_vdm.sample_summary/1": SUMMARY, "hpc_vdm.spectra/1": SPECTRA}
 MAPS_KEYS = {"fields", "splits", "stats", "maps_per_sim"}  # maps stores written before the format marker
@@ -180,7 +181,17 @@ def identify(path: str | Path) -> str | None:
                 return FORMATS.get(str(f["format"])) if "format" in f.files else None
         except (OSError, ValueError, zipfile.BadZipFile):
             return None
+    if path.suffix == ".png":
+        with open(path, "rb") as f:
+            head = f.read(4096)
+        ours = head.startswith(b"\x89PNG\r\n\x1a\n") and FIGURE_METADATA["Software"].encode() in head
+        return FIGURE if ours else None
     return MODEL if _torch_format(path) else None
+
+
+def save_figure(fig, png: str | Path, **kw) -> Path:
+    """``fig.savefig`` to ``png`` atomically, marked as an hpc_vdm figure."""
+    return atomic_write(png, lambda tmp: fig.savefig(tmp, format="png", metadata=FIGURE_METADATA, **kw))
 
 
 def _what(path: Path, kind: str | None) -> str:

@@ -30,8 +30,8 @@ from .data.store import CODECS, WRITE_ALL, open_store, read_maps
 from .diffusion import sample_tiled
 from .evaluate import map_summary, zscore_log
 from .inference.volumes import check_scale
-from .io import (SAMPLES, SUMMARY, acquire_lock, atomic_dir, atomic_write, atomic_write_text, check_output, identify, marker,
-                 record_chunks, verify_chunks, writing)
+from .io import (FIGURE, SAMPLES, SUMMARY, acquire_lock, atomic_dir, atomic_write_text, check_output, marker,
+                 record_chunks, save_figure, verify_chunks, writing)
 from .training.artifact import load_bundle
 
 log = logging.getLogger("hpc_vdm.sample")
@@ -45,13 +45,7 @@ def check_outputs(out: Path, inputs, overwrite: bool) -> None:
     """samples.zarr, summary.json and samples.png may be written: new, or with ``overwrite`` our own."""
     check_output(out / "samples.zarr", SAMPLES, inputs=inputs, overwrite=overwrite)
     check_output(out / "summary.json", SUMMARY, inputs=inputs, overwrite=overwrite)
-    png = out / "samples.png"
-    if png.exists() or png.is_symlink():
-        ours = identify(out / "samples.zarr") == SAMPLES or identify(out / "summary.json") == SUMMARY
-        if not (overwrite and ours and png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"):
-            raise FileExistsError(f"{str(png)!r} exists and is not the figure of an hpc_vdm samples output "
-                                  f"{'being replaced' if overwrite else '(pass --overwrite to replace ours)'}; "
-                                  f"choose another --out (nothing was written)")
+    check_output(out / "samples.png", FIGURE, inputs=inputs, overwrite=overwrite)
 
 
 def run(cfg, overwrite: bool = False) -> Path:
@@ -150,7 +144,7 @@ def figure(cond, truth, draws, mean, std, zscore, png: Path, rows: int = 3) -> N
                   ("z-score of log10 truth", zscore[k], "RdBu_r", (-3, 3))]
         for ax, (title, img, cmap, lim) in zip(axes[k], panels):
             figures.map_panel(fig, ax, img, title=title if k == 0 else None, cmap=cmap, vlim=lim)
-    atomic_write(png, lambda tmp: fig.savefig(tmp, dpi=80, format="png"))
+    save_figure(fig, png, dpi=80)
     plt.close(fig)
 
 
