@@ -202,15 +202,9 @@ def _what(path: Path, kind: str | None) -> str:
     return "a file that is not an hpc_vdm output" if path.is_file() else "not a plain file or folder"
 
 
-def check_output(path: str | Path, kind: str, *, inputs=(), overwrite: bool = False, reuse: bool = False) -> bool:
-    """Before anything is written: may ``path`` receive an output of ``kind``? True if it exists.
-
-    Refused: a path that is, contains or lies inside one of ``inputs`` (symlinks resolved); an existing
-    path that is not an output of ``kind`` by its marker; one of ``kind`` without ``overwrite`` (or
-    ``reuse``, for outputs that are resumed rather than replaced: run dirs, tile stores).
-    """
-    path = Path(path)
-    out = path.resolve()
+def check_disjoint(path: str | Path, inputs) -> None:
+    """``path`` is not one of ``inputs``, inside one, or around one (symlinks resolved)."""
+    out = Path(path).resolve()
     for given in inputs:
         if given is None:
             continue
@@ -219,6 +213,17 @@ def check_output(path: str | Path, kind: str, *, inputs=(), overwrite: bool = Fa
             how = "is" if out == src else "lies inside" if src in out.parents else "contains"
             raise ValueError(f"refusing to write {str(path)!r}: it {how} the input {str(given)!r}; choose an "
                              f"output outside the inputs (nothing was written)")
+
+
+def check_output(path: str | Path, kind: str, *, inputs=(), overwrite: bool = False, reuse: bool = False) -> bool:
+    """Before anything is written: may ``path`` receive an output of ``kind``? True if it exists.
+
+    Refused: a path that is, contains or lies inside one of ``inputs`` (symlinks resolved); an existing
+    path that is not an output of ``kind`` by its marker; one of ``kind`` without ``overwrite`` (or
+    ``reuse``, for outputs that are resumed rather than replaced: run dirs, tile stores).
+    """
+    path = Path(path)
+    check_disjoint(path, inputs)
     if not (path.exists() or path.is_symlink()):
         return False
     found = identify(path)
@@ -371,6 +376,20 @@ def is_stale(holder: dict) -> bool:
     return _why_stale(holder) is not None
 
 
+def _held(path: Path, holder: dict) -> FileExistsError:
+    remote = holder.get("host") != socket.gethostname()
+    hint = (f"; if that process is no longer running, remove {str(lock_path(path))!r} and rerun" if remote else
+            "; wait for it to finish or stop it")
+    return FileExistsError(f"{str(path)!r} is being written by another command: {holder_text(holder)}{hint}")
+
+
+def check_unlocked(path: str | Path) -> None:
+    """Raise naming the holder if a live process holds the lock of ``path`` (a read-only early check)."""
+    holder = read_lock(path)
+    if holder and not is_stale(holder):
+        raise _held(Path(path), holder)
+
+
 def acquire_lock(path: str | Path, extra: dict | None = None) -> Lock:
     """Take the lock of output ``path`` (atomic create) or raise naming its holder; stale locks are taken over.
     ``extra`` is recorded with the holder (e.g. the launch, so other ranks can tell their own rank 0)."""
@@ -392,11 +411,7 @@ def acquire_lock(path: str | Path, extra: dict | None = None) -> Lock:
             continue
         why = _why_stale(holder)
         if why is None:
-            remote = holder.get("host") != me["host"]
-            hint = (f"; if that process is no longer running, remove {str(lock)!r} and rerun" if remote else
-                    "; wait for it to finish or stop it")
-            raise FileExistsError(f"{str(path)!r} is being written by another command: {holder_text(holder)}"
-                                  f"{hint}")
+            raise _held(path, holder)
         log.warning("taking over the stale lock %s (%s): %s", lock, why, holder_text(holder))
         _take_over(lock, holder)
     raise FileExistsError(f"could not take the lock {str(lock)!r} of {str(path)!r}: other writers keep taking it")
