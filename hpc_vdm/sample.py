@@ -26,12 +26,12 @@ from tqdm import tqdm
 
 from . import cli, dist, figures
 from .data.dataset import held_out_maps
-from .data.store import CODECS, WRITE_ALL, open_store, read_maps
+from .data.store import CODECS, WRITE_ALL, open_store, read_maps, record_chunks, verify_chunks
 from .diffusion import sample_tiled
 from .evaluate import map_summary, zscore_log
 from .inference.volumes import check_scale
 from .io import (FIGURE, SAMPLES, SUMMARY, acquire_lock, atomic_dir, atomic_write_text, check_output, marker,
-                 record_chunks, save_figure, verify_chunks, writing)
+                 save_figure, writing)
 from .training.artifact import load_bundle
 
 log = logging.getLogger("hpc_vdm.sample")

@@ -18,14 +18,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import zarr
 
 from helpers import clean_env, train_cmd, write_cmd
 from hpc_vdm import export, sample, spectra
 from hpc_vdm.config import RunConfig, load_config, to_dict
 from hpc_vdm.data.dataset import MapsDataset, held_out_maps, read_attrs
 from hpc_vdm.diffusion import build_vdm
-from hpc_vdm.io import chunk_files, lock_path
+from hpc_vdm.data.store import chunk_files
+from hpc_vdm.io import lock_path
 from hpc_vdm.prepare import main as prepare_main
 from hpc_vdm.training.artifact import write_export
 from hpc_vdm.training.checkpoint import Checkpoints

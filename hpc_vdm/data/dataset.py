@@ -19,9 +19,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from ..io import read_checked
 from . import transforms
-from .store import verify_store
+from .store import read_checked, verify_store
 
 
 def read_attrs(store: str | Path) -> dict:

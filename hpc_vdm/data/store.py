@@ -15,6 +15,8 @@ The statistics are of log10(x + offset) (offset 1 for Mstar, 0 for Mcdm as in th
 from __future__ import annotations
 
 import datetime
+import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -24,7 +26,7 @@ import zarr
 from zarr.codecs import BloscCodec, Crc32cCodec
 
 from .. import __version__
-from ..io import MAPS, MAPS_KEYS, atomic_dir, check_output, marker, read_checked, record_chunks, verify_chunks
+from ..io import MAPS, MAPS_KEYS, atomic_dir, check_output, marker
 
 SPLITS = ("train", "val", "test")
 COMPRESSOR = BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle")
@@ -72,6 +74,62 @@ class RunningMoments:
     @property
     def std(self) -> float:
         return float(np.sqrt(self.m2 / self.n)) if self.n else float("nan")
+
+
+# -- written-chunk records: what a complete store holds, checked on open ------------------------------------
+def chunk_files(array_dir: Path) -> list[str]:
+    """Keys (``c/3/0/0``) of the chunk or shard files of one Zarr v3 array, in index order."""
+    base = Path(array_dir) / "c"
+    keys = [os.path.relpath(os.path.join(d, f), array_dir).replace(os.sep, "/")
+            for d, _, files in os.walk(base) for f in files if not f.startswith(".")]
+    return sorted(keys, key=lambda k: [int(v) if v.isdigit() else -1 for v in k.split("/")[1:]])
+
+
+def record_chunks(store: Path, names) -> dict[str, list[str]]:
+    """{array: its chunk keys}: what a complete store holds, recorded in its attrs by the writer."""
+    return {name: chunk_files(Path(store) / name) for name in names}
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def chunk_span(array_dir: Path, key: str) -> str:
+    """What a chunk key covers, by dimension name: ``map 32-47``, ``sample 0, map 3``."""
+    meta = _read_json(Path(array_dir) / "zarr.json")
+    shape = meta.get("shape", [])
+    chunks = meta.get("chunk_grid", {}).get("configuration", {}).get("chunk_shape", shape)
+    names = meta.get("dimension_names") or [None] * len(shape)
+    parts = []
+    for axis, (i, n, c, name) in enumerate(zip((int(v) for v in key.split("/")[1:]), shape, chunks, names)):
+        if c >= n:
+            continue
+        lo, hi = i * c, min((i + 1) * c, n) - 1
+        parts.append(f"{name or f'axis {axis}'} {lo}" + (f"-{hi}" if hi > lo else ""))
+    return ", ".join(parts) or "the whole array"
+
+
+def verify_chunks(store: Path, recorded: dict[str, list[str]]) -> None:
+    """Every recorded chunk file is present (one directory walk per array); else an error naming it."""
+    store = Path(store)
+    for name, keys in recorded.items():
+        missing = sorted(set(keys) - set(chunk_files(store / name)), key=keys.index)
+        if missing:
+            raise ValueError(f"store {str(store)!r} is damaged: array {name!r} lacks {len(missing)} of its "
+                             f"{len(keys)} chunk files, first {missing[0]} ({chunk_span(store / name, missing[0])}); "
+                             f"rewrite the store with the command that made it")
+
+
+def read_checked(array, index, *, store, name: str, what: str):
+    """``array[index]``, a chunk that fails its checksum or decoding raised naming the array and ``what``."""
+    try:
+        return array[index]
+    except ValueError as e:  # zarr's Crc32cCodec and decoders raise ValueError on damaged bytes
+        raise ValueError(f"store {str(store)!r} is damaged: {what} of array {name!r} cannot be read "
+                         f"({str(e).splitlines()[0]}); rewrite the store with the command that made it") from None
 
 
 def log_transform(x: np.ndarray, offset: float) -> np.ndarray:

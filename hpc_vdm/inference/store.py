@@ -28,8 +28,8 @@ import numpy as np
 import zarr
 
 from ..config import describe, differing
-from ..data.store import CODECS, WRITE_ALL
-from ..io import atomic_dir, chunk_files, holder_text, is_stale, read_checked, read_lock
+from ..data.store import CODECS, WRITE_ALL, chunk_files, read_checked
+from ..io import atomic_dir, holder_text, is_stale, read_lock
 
 FORMAT = "hpc_vdm.tile/1"
 UNITS = "(Msun/h)/(Mpc/h)^2"

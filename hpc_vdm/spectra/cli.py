@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from .. import cli, figures
-from ..data.store import verify_store
+from ..data.store import verify_chunks, verify_store
 from ..evaluate import posterior
 from ..inference.store import verify as verify_tile_store
 from ..io import (FIGURE, FORMATS, MAPS, SAMPLES, SPECTRA, TILE, acquire_lock, atomic_write, check_output, marker,
-                  save_figure, verify_chunks, writing)
+                  save_figure, writing)
 from . import fft, stats
 from .pk import cross_spectrum_stack, power_spectrum_stack
 from .volume import volume_spectrum
