@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import json
 import logging
 import os
@@ -108,18 +109,17 @@ class OutputError(Exception):
 
 
 @contextlib.contextmanager
-def writing(path: str | Path) -> Iterator[None]:
-    """Turn a failed write under ``path`` (permission, full or read-only filesystem) into one clear error.
-
-    Use it outside :func:`atomic_write`/:func:`atomic_dir`, whose temporaries are removed first.
-    """
+def writing(path: str | Path, note: str = "no partial output was kept") -> Iterator[None]:
+    """Turn a failed write under ``path`` (permission, full or read-only filesystem) into one clear error
+    ending in ``note`` (what is left). Use it outside :func:`atomic_write`/:func:`atomic_dir`, whose
+    temporaries are removed first."""
     try:
         yield
     except OSError as e:
         if e.errno not in WRITE_ERRNOS:
             raise
         raise OutputError(f"cannot write {str(path)!r}: {os.strerror(e.errno)} ({errno.errorcode[e.errno]}); "
-                          f"no partial output was kept") from None
+                          f"{note}") from None
 
 
 # -- output kinds, recognised by their markers ------------------------------------------------------------
@@ -341,6 +341,13 @@ def check_unlocked(path: str | Path) -> None:
         raise _held(Path(path), holder)
 
 
+def _sweep_temporaries(path: Path) -> None:
+    """Remove the temporaries of ``path`` that a killed writer left (only a lock holder writes them)."""
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.tmp*"):
+        log.warning("removing %s, left by an interrupted writer of %s", tmp, path)
+        _remove(tmp)
+
+
 def acquire_lock(path: str | Path, extra: dict | None = None) -> Lock:
     """Take the lock of output ``path`` (atomic create) or raise naming its holder; stale locks are taken over.
     ``extra`` is recorded with the holder (e.g. the launch, so other ranks can tell their own rank 0)."""
@@ -353,6 +360,7 @@ def acquire_lock(path: str | Path, extra: dict | None = None) -> Lock:
           "slurm_restart": os.environ.get("SLURM_RESTART_COUNT", "0"), **(extra or {})}
     for _ in range(5):
         if _link_new(lock, me):
+            _sweep_temporaries(path)
             return Lock(lock, me)
         holder = _json(lock)
         if holder is None and lock.exists():

@@ -48,7 +48,7 @@ def run(cfg) -> Path:
     if env.rank != 0:
         tile_store.wait_for(out, launch)
         return _write(cfg, p, out, resume, env, device)
-    with writing(out):
+    with writing(out, "what the store records as done is kept; rerun to resume"):
         out.parent.mkdir(parents=True, exist_ok=True)
         with acquire_lock(out, extra={"launch": launch}):  # rank 0 holds it until every rank is done
             resume = tile_store.check_existing(out, p.fingerprint)  # another writer finished meanwhile?

@@ -381,3 +381,22 @@ def test_full_filesystem_spectra_keeps_the_old_file(small, tmp_path, capsys):
         args = ["auto", small.data.store, "--array", "Mcdm", "--out", str(out)]
         refused(spectra.main(args), capsys.readouterr().err, f"cannot write {str(out)!r}: No space left on device")
         assert sorted(p.name for p in disk.iterdir()) == ["filler"]
+
+
+def test_a_killed_writer_leaves_nothing_that_a_rerun_does_not_clear(tmp_path):
+    source = tmp_path / "cmd"
+    source.mkdir()
+    write_cmd(source, n_sims=12, pixels=256)
+    out = tmp_path / "maps.zarr"
+    cmd = [sys.executable, "-m", "hpc_vdm.prepare", "--source", str(source), "--out", str(out)]
+    proc = subprocess.Popen(cmd, env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while not list(tmp_path.glob(".maps.zarr.tmp*/Mstar")) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    proc.kill()  # mid-write: a temporary store and the lock stay behind
+    proc.wait()
+    assert lock_path(out).exists() and list(tmp_path.glob(".maps.zarr.tmp*")) and not out.exists()
+    rerun = subprocess.run(cmd, env=clean_env(), capture_output=True, text=True, timeout=120)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "taking over the stale lock" in rerun.stderr and "left by an interrupted writer" in rerun.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cmd", "maps.zarr"]

@@ -200,7 +200,7 @@ class Trainer:
     def run(self) -> int:
         self.lock = None
         try:
-            with writing(self.run_dir):
+            with writing(self.run_dir, "the run dir keeps its last complete checkpoint"):
                 return self._run()
         finally:
             if self.lock is not None:
