@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from . import cli, dist, figures
 from .data.dataset import held_out_maps
-from .data.store import CODECS, WRITE_ALL, open_store, read_maps, record_chunks, verify_chunks
+from .data.store import CODECS, WRITE_ALL, open_store, read_maps, record_chunks
 from .diffusion import sample_tiled
 from .evaluate import map_summary, zscore_log
 from .inference.volumes import check_scale
@@ -115,17 +115,6 @@ def write_outputs(out: Path, arrays, maps, summary: dict, overwrite: bool) -> No
     named = dict(arrays)
     figure(named["cond"], named["truth"], named["samples"], named["mean"], named["std"], named["zscore"],
            out / "samples.png")
-
-
-def open_samples(path: str | Path) -> zarr.Group:
-    """A samples.zarr written by this command, checked complete with every chunk present."""
-    root = zarr.open_group(str(path), mode="r")
-    attrs = dict(root.attrs)
-    if attrs.get("format") != marker(SAMPLES) or attrs.get("complete") is not True:
-        raise ValueError(f"{str(path)!r} is not a complete hpc_vdm samples store (format {attrs.get('format')!r}, "
-                         f"complete {attrs.get('complete')!r})")
-    verify_chunks(Path(path), attrs["chunks"])
-    return root
 
 
 def figure(cond, truth, draws, mean, std, zscore, png: Path, rows: int = 3) -> None:

@@ -400,3 +400,32 @@ def test_a_killed_writer_leaves_nothing_that_a_rerun_does_not_clear(tmp_path):
     assert rerun.returncode == 0, rerun.stderr
     assert "taking over the stale lock" in rerun.stderr and "left by an interrupted writer" in rerun.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cmd", "maps.zarr"]
+
+
+def test_tile_store_chunk_missing_under_its_done_record_is_named(tmp_path, capsys):
+    from hpc_vdm.inference import store as tile_store
+
+    out = tmp_path / "t.zarr"
+    tile_store.create(out, pairs=[(0, 0), (0, 1)], pixels=8, n_samples=2, fingerprint={"a": 1}, provenance={})
+    store = tile_store.TileStore(out)
+    for i in range(2):
+        store.write_cond(i, np.ones((8, 8)))
+        for j in range(2):
+            store.write_sample(i, j, np.full((8, 8), 1.0 + j))
+        store.write_summary(i)
+    store.mark_complete()
+    (out / "samples" / "c" / "1" / "1" / "0" / "0").unlink()
+    with pytest.raises(ValueError, match=r"array 'samples' has no chunk for slab 1 \(axis 0, slab 1\), sample 1, "
+                                         r"which its record 'done' lists as written"):
+        tile_store.TileStore(out)
+    refused(spectra.main(["auto", f"{out}", "--array", "mean", "--box", "25"]), capsys.readouterr().err,
+            "array 'samples' has no chunk for slab 1")
+
+
+def test_samples_store_chunk_missing_is_named_by_spectra(model, maps_store, tmp_path, capsys):
+    out = tmp_path / "s"
+    assert run_sample(model, maps_store, out) == 0
+    (out / "samples.zarr" / "samples" / "c" / "0" / "1" / "0" / "0").unlink()
+    capsys.readouterr()
+    code = spectra.main(["compare", "--truth", f"{out}/samples.zarr:truth", "--samples", f"{out}/samples.zarr:samples"])
+    refused(code, capsys.readouterr().err, "array 'samples' lacks 1 of its 2 chunk files, first c/0/1/0/0 (map 1)")
