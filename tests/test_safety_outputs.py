@@ -429,3 +429,45 @@ def test_samples_store_chunk_missing_is_named_by_spectra(model, maps_store, tmp_
     capsys.readouterr()
     code = spectra.main(["compare", "--truth", f"{out}/samples.zarr:truth", "--samples", f"{out}/samples.zarr:samples"])
     refused(code, capsys.readouterr().err, "array 'samples' lacks 1 of its 2 chunk files, first c/0/1/0/0 (map 1)")
+
+
+@pytest.fixture(scope="module")
+def tile_model(maps_store, tmp_path_factory):
+    """A tiny exported U-Net at the tile presets' 0.1 Mpc/h pixels, and a 2-slab preset."""
+    cfg = RunConfig()
+    cfg.model.channels, cfg.model.channel_mults, cfg.model.norm_groups, cfg.model.dropout = 8, [1, 2, 2], 4, 0.0
+    state = {k: v.float() for k, v in build_vdm(cfg.model, cfg.diffusion).state_dict().items()}
+    attrs = read_attrs(maps_store) | {"pixel_size_mpc_h": 0.1, "slab_thickness_mpc_h": 5.0}
+    root = tmp_path_factory.mktemp("safety_tile")
+    (root / "small.yaml").write_text("name: small\nbox_mpc_h: 10.0\nslab_mpc_h: 5.0\npixel_mpc_h: 0.1\n")
+    return write_export(root / "model.pt", raw=state, ema=state, config=to_dict(cfg), store_attrs=attrs, step=0,
+                        tag="test"), root / "small.yaml"
+
+
+def tile_args(tile_model, out):
+    model, preset = tile_model
+    return ["--volume", str(preset), "--model", str(model), "--n-samples", "1", "--steps", "2", "--tile", "32",
+            "--halo", "8", "--set", "tile.mock_slabs=2", "--set", "tile.mock_spacing_mpc_h=0.5",
+            "--set", "tile.mock_pm_steps=3", "--set", "tile.progress=false", "--out", str(out)]
+
+
+def test_a_second_tile_run_on_one_output_is_refused_naming_the_first(tile_model, tmp_path, capsys):
+    from hpc_vdm import tile
+
+    out = tmp_path / "t.zarr"
+    held = {"host": socket.gethostname(), "pid": os.getpid(), "time": time.time(), "started": "now",
+            "argv": "python -m hpc_vdm.tile (the first)", "token": "first"}
+    lock_path(out).write_text(json.dumps(held))
+    refused(tile.main(tile_args(tile_model, out)), capsys.readouterr().err,
+            f"{str(out)!r} is being written by another command: pid {os.getpid()}", "tile (the first)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".t.zarr.lock"]  # no store, no temporary
+
+
+def test_tile_never_writes_onto_its_model(tile_model, capsys):
+    from hpc_vdm import tile
+
+    model = tile_model[0]
+    before = snapshot(model)
+    refused(tile.main(tile_args(tile_model, model)), capsys.readouterr().err,
+            f"refusing to write {str(model)!r}: it is the input")
+    assert snapshot(model) == before
