@@ -8,6 +8,7 @@ import sys
 from typing import Callable, Mapping, Sequence
 
 from .config import ConfigError, RunConfig, load_config
+from .io import OutputError
 
 
 def parser(prog: str, description: str) -> argparse.ArgumentParser:
@@ -54,10 +55,11 @@ def setup_logging(verbose: bool = True) -> None:
 
 
 def run(main_fn, argv: Sequence[str] | None) -> int:
-    """Run a command body; user errors (bad config, bad input) print one line and exit 2."""
+    """Run a command body; user errors (bad config, bad input, an output it may not or cannot write) print one
+    line and exit 2."""
     try:
         return main_fn(argv) or 0
-    except (ConfigError, ValueError, FileNotFoundError, FileExistsError) as e:
+    except (ConfigError, ValueError, FileNotFoundError, FileExistsError, OutputError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

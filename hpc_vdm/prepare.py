@@ -19,6 +19,7 @@ from . import cli
 from .config import RunConfig
 from .data import camels
 from .data.store import RunningMoments, log_transform, split_by_simulation, write_store
+from .io import MAPS, acquire_lock, check_output, writing
 
 log = logging.getLogger("hpc_vdm.prepare")
 SHORTCUTS = {"source": "data.source_dir", "suite": "data.suite", "sim_set": "data.set", "out": "data.store"}
@@ -92,10 +93,17 @@ def check_and_measure(cfg: RunConfig, maps: dict[str, np.ndarray], train_sims: l
 
 
 def prepare(cfg: RunConfig, *, overwrite: bool = False, progress: bool = True) -> Path:
+    """Check the CMD files, then write ``data.store``: only a new path, or with ``overwrite`` a maps store
+    that is not among the inputs, and only while holding its lock (one writer per output)."""
+    out = Path(cfg.data.store)
+    check_output(out, MAPS, inputs=[cfg.data.source_dir], overwrite=overwrite)
+    with writing(out), acquire_lock(out):
+        check_output(out, MAPS, inputs=[cfg.data.source_dir], overwrite=overwrite)  # another writer finished?
+        return _prepare(cfg, out, overwrite, progress)
+
+
+def _prepare(cfg: RunConfig, out: Path, overwrite: bool, progress: bool) -> Path:
     d = cfg.data
-    out = Path(d.store)
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"store exists: {str(out)!r}; pass --overwrite to replace it")
     maps, params = open_inputs(cfg)
     n, h, _ = next(iter(maps.values())).shape
     n_sims = n // d.maps_per_sim
@@ -126,7 +134,7 @@ def _main(argv) -> int:
     p.add_argument("--suite", help="suite (data.suite)")
     p.add_argument("--sim-set", help="set (data.set)")
     p.add_argument("--out", help="output store (data.store)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing store once the new one is complete")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing maps store (never anything else) once the new one is complete")
     args = p.parse_args(argv)
     cli.setup_logging()
     prepare(cli.resolve(args, SHORTCUTS), overwrite=args.overwrite)

@@ -130,7 +130,7 @@ def test_existing_store_is_kept_without_overwrite_and_replaced_with_it(small_cfg
     mstar, mcdm, params = write_cmd(root, seed=5)
     args = ["--source", str(root), "--out", small_cfg.data.store]
     assert prepare_main(args) == 2
-    assert "store exists" in capsys.readouterr().err
+    assert "exists (an hpc_vdm maps store); pass --overwrite" in capsys.readouterr().err
     np.testing.assert_array_equal(zarr.open_group(small_cfg.data.store, mode="r")["Mcdm"][:], first)
     assert prepare_main(args + ["--overwrite"]) == 0
     np.testing.assert_array_equal(zarr.open_group(small_cfg.data.store, mode="r")["Mcdm"][:], mcdm)

@@ -63,6 +63,6 @@ def test_sample_writes_posterior_statistics_summary_and_figure(model, maps_store
 def test_sample_refuses_to_overwrite_and_missing_model(model, tmp_path, capsys):
     (tmp_path / "a" / "samples.zarr").mkdir(parents=True)
     assert run(model, tmp_path / "a") == 2
-    assert "exists; choose another --out" in capsys.readouterr().err
+    assert "exists and is an empty folder, not an hpc_vdm samples store" in capsys.readouterr().err
     assert run(tmp_path / "none.pt", tmp_path / "b") == 2
     assert "no exported model" in capsys.readouterr().err and not (tmp_path / "b").exists()

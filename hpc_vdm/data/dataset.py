@@ -20,14 +20,18 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from . import transforms
+from .store import read_checked, verify_store
 
 
 def read_attrs(store: str | Path) -> dict:
-    """The store's attributes, read as JSON without starting zarr (safe before spawning workers)."""
+    """The store's attributes, read as JSON without starting zarr (safe before spawning workers), after
+    checking that the store is complete and holds every chunk file it was written with."""
     meta = Path(store) / "zarr.json"
     if not meta.is_file():
         raise FileNotFoundError(f"no maps store at {str(store)!r} (run `python -m hpc_vdm.prepare` first)")
-    return json.loads(meta.read_text()).get("attributes", {})
+    attrs = json.loads(meta.read_text()).get("attributes", {})
+    verify_store(store, attrs)  # one directory walk per array
+    return attrs
 
 
 class MapsDataset(Dataset):
@@ -59,7 +63,8 @@ class MapsDataset(Dataset):
             import zarr
 
             root = zarr.open_group(self.store, mode="r")
-            self._arrays = (root[self.condition], root[self.target], root["params"][:])
+            params = read_checked(root["params"], slice(None), store=self.store, name="params", what="the rows")
+            self._arrays = (root[self.condition], root[self.target], params)
             self._pid = os.getpid()
         return self._arrays
 
@@ -70,8 +75,10 @@ class MapsDataset(Dataset):
         i, k, dy, dx = (int(item), 0, 0, 0) if np.isscalar(item) else (int(v) for v in item)
         cond_arr, tgt_arr, params = self._open()
         n = int(self.maps[i])
-        cond = transforms.normalise(cond_arr[n], self.stats[self.condition])[None]  # (1, H, W)
-        tgt = transforms.normalise(tgt_arr[n], self.stats[self.target])[None]        # (1, H, W)
+        cond = read_checked(cond_arr, n, store=self.store, name=self.condition, what=f"map {n}")
+        tgt = read_checked(tgt_arr, n, store=self.store, name=self.target, what=f"map {n}")
+        cond = transforms.normalise(cond, self.stats[self.condition])[None]  # (1, H, W)
+        tgt = transforms.normalise(tgt, self.stats[self.target])[None]       # (1, H, W)
         if k or dy or dx:
             cond, tgt = transforms.augment(cond, k, (dy, dx)), transforms.augment(tgt, k, (dy, dx))
         return {"condition": torch.from_numpy(cond), "target": torch.from_numpy(tgt),

@@ -6,7 +6,7 @@ Layout::
       Mstar, Mcdm, ...   (N, H, W) float32 [(Msun/h)/(Mpc/h)^2]; chunks of whole maps, shards per writer
       params             (n_sims, n_params) float64
       sim                (N,) int32, the simulation of every map (n // maps_per_sim)
-      attrs: suite, set, box_size_mpc_h, pixel_size_mpc_h, slab_thickness_mpc_h, maps_per_sim,
+      attrs: format (hpc_vdm.maps/1), complete, chunks {array: chunk files written}, suite, set, box_size_mpc_h, pixel_size_mpc_h, slab_thickness_mpc_h, maps_per_sim,
              param_names, fields, units, splits {train, val, test: [sim ids]}, split_seed,
              split_fractions, stats {field: {offset, mean, std, n_pixels}} over the training simulations
 
@@ -15,20 +15,23 @@ The statistics are of log10(x + offset) (offset 1 for Mstar, 0 for Mcdm as in th
 from __future__ import annotations
 
 import datetime
-import shutil
-import uuid
+import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 import zarr
-from zarr.codecs import BloscCodec
+from zarr.codecs import BloscCodec, Crc32cCodec
 
 from .. import __version__
+from ..io import MAPS, MAPS_KEYS, atomic_dir, check_output, marker
 
 SPLITS = ("train", "val", "test")
 COMPRESSOR = BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle")
+CODECS = (COMPRESSOR, Crc32cCodec())  # a damaged chunk fails its checksum on read instead of decoding to junk
+WRITE_ALL = {"write_empty_chunks": True}  # every chunk is a file, so a missing file is always damage
 
 
 def split_by_simulation(n_sims: int, fractions: Sequence[float], seed: int) -> dict[str, list[int]]:
@@ -73,6 +76,62 @@ class RunningMoments:
         return float(np.sqrt(self.m2 / self.n)) if self.n else float("nan")
 
 
+# -- written-chunk records: what a complete store holds, checked on open ------------------------------------
+def chunk_files(array_dir: Path) -> list[str]:
+    """Keys (``c/3/0/0``) of the chunk or shard files of one Zarr v3 array, in index order."""
+    base = Path(array_dir) / "c"
+    keys = [os.path.relpath(os.path.join(d, f), array_dir).replace(os.sep, "/")
+            for d, _, files in os.walk(base) for f in files if not f.startswith(".")]
+    return sorted(keys, key=lambda k: [int(v) if v.isdigit() else -1 for v in k.split("/")[1:]])
+
+
+def record_chunks(store: Path, names) -> dict[str, list[str]]:
+    """{array: its chunk keys}: what a complete store holds, recorded in its attrs by the writer."""
+    return {name: chunk_files(Path(store) / name) for name in names}
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def chunk_span(array_dir: Path, key: str) -> str:
+    """What a chunk key covers, by dimension name: ``map 32-47``, ``sample 0, map 3``."""
+    meta = _read_json(Path(array_dir) / "zarr.json")
+    shape = meta.get("shape", [])
+    chunks = meta.get("chunk_grid", {}).get("configuration", {}).get("chunk_shape", shape)
+    names = meta.get("dimension_names") or [None] * len(shape)
+    parts = []
+    for axis, (i, n, c, name) in enumerate(zip((int(v) for v in key.split("/")[1:]), shape, chunks, names)):
+        if c >= n:
+            continue
+        lo, hi = i * c, min((i + 1) * c, n) - 1
+        parts.append(f"{name or f'axis {axis}'} {lo}" + (f"-{hi}" if hi > lo else ""))
+    return ", ".join(parts) or "the whole array"
+
+
+def verify_chunks(store: Path, recorded: dict[str, list[str]]) -> None:
+    """Every recorded chunk file is present (one directory walk per array); else an error naming it."""
+    store = Path(store)
+    for name, keys in recorded.items():
+        missing = sorted(set(keys) - set(chunk_files(store / name)), key=keys.index)
+        if missing:
+            raise ValueError(f"store {str(store)!r} is damaged: array {name!r} lacks {len(missing)} of its "
+                             f"{len(keys)} chunk files, first {missing[0]} ({chunk_span(store / name, missing[0])}); "
+                             f"rewrite the store with the command that made it")
+
+
+def read_checked(array, index, *, store, name: str, what: str):
+    """``array[index]``, a chunk that fails its checksum or decoding raised naming the array and ``what``."""
+    try:
+        return array[index]
+    except ValueError as e:  # zarr's Crc32cCodec and decoders raise ValueError on damaged bytes
+        raise ValueError(f"store {str(store)!r} is damaged: {what} of array {name!r} cannot be read "
+                         f"({str(e).splitlines()[0]}); rewrite the store with the command that made it") from None
+
+
 def log_transform(x: np.ndarray, offset: float) -> np.ndarray:
     return np.log10(np.asarray(x, dtype=np.float64) + offset)
 
@@ -82,49 +141,57 @@ def write_store(path: str | Path, fields: Mapping[str, np.ndarray], params: np.n
     """Write a store at a temporary path beside ``path`` and rename it into place when complete.
 
     ``fields`` are (N, H, W) arrays (memory maps are read block by block, one shard at a time, so every
-    write owns whole shards). An existing ``path`` is replaced only with ``overwrite``, and only after the
-    new store is complete.
+    write owns whole shards). An existing ``path`` is replaced only with ``overwrite``, only if it is a
+    maps store (:func:`hpc_vdm.io.check_output`), and only after the new store is complete. Every chunk
+    carries a CRC-32C, and the attrs record every chunk file written (``chunks``) and ``complete``.
     """
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"store exists: {str(path)!r}; pass --overwrite to replace it")
+    check_output(path, MAPS, overwrite=overwrite)
     if maps_per_shard % maps_per_chunk:
         raise ValueError(f"maps_per_shard ({maps_per_shard}) must be a multiple of maps_per_chunk ({maps_per_chunk})")
     first = next(iter(fields.values()))
     n, h, w = first.shape
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
+    with atomic_dir(path, replace=overwrite) as tmp:
         root = zarr.open_group(str(tmp), mode="w")
         shards = (maps_per_shard, h, w) if maps_per_shard > maps_per_chunk else None
         for name, src in fields.items():
             arr = root.create_array(name, shape=(n, h, w), dtype="float32", chunks=(maps_per_chunk, h, w),
-                                    shards=shards, compressors=COMPRESSOR, fill_value=0.0,
-                                    dimension_names=("map", "y", "x"))
+                                    shards=shards, compressors=CODECS, fill_value=0.0,
+                                    dimension_names=("map", "y", "x"), config=WRITE_ALL)
             for s in range(0, n, maps_per_shard):
                 arr[s:s + maps_per_shard] = np.asarray(src[s:s + maps_per_shard], dtype=np.float32)
                 if progress is not None:
                     progress(min(maps_per_shard, n - s))
-        root.create_array("params", data=np.asarray(params, dtype=np.float64), dimension_names=("sim", "param"))
+        root.create_array("params", data=np.asarray(params, dtype=np.float64), dimension_names=("sim", "param"),
+                          compressors=CODECS, config=WRITE_ALL)
         maps_per_sim = attrs["maps_per_sim"]
-        root.create_array("sim", data=(np.arange(n) // maps_per_sim).astype(np.int32), dimension_names=("map",))
-        root.attrs.update({**attrs, "hpc_vdm_version": __version__,
-                           "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")})
-        if path.exists():  # swap: the old store goes only once the new one is complete
-            old = path.with_name(f".{path.name}.old-{uuid.uuid4().hex[:8]}")
-            path.rename(old)
-            tmp.rename(path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        root.create_array("sim", data=(np.arange(n) // maps_per_sim).astype(np.int32), dimension_names=("map",),
+                          compressors=CODECS, config=WRITE_ALL)
+        root.attrs.update({**attrs, "format": marker(MAPS), "hpc_vdm_version": __version__,
+                           "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                           "chunks": record_chunks(tmp, [*fields, "params", "sim"])})
+        root.attrs["complete"] = True  # last: the store holds everything ``chunks`` lists
     return path
 
 
+def verify_store(path: str | Path, attrs: dict) -> None:
+    """A maps store is complete and every chunk file it was written with is present (no zarr needed)."""
+    if attrs.get("format") != marker(MAPS) and not MAPS_KEYS <= attrs.keys():
+        raise ValueError(f"{str(path)!r} is not an hpc_vdm maps store (format {attrs.get('format')!r}, expected "
+                         f"{marker(MAPS)!r})")
+    if attrs.get("format") != marker(MAPS) or "chunks" not in attrs:
+        raise ValueError(f"{str(path)!r} is a maps store without integrity records (format "
+                         f"{attrs.get('format')!r}, expected {marker(MAPS)!r}); rewrite it with "
+                         f"`python -m hpc_vdm.prepare --overwrite`")
+    if attrs.get("complete") is not True:
+        raise ValueError(f"maps store {str(path)!r} is incomplete (its writer did not finish); rewrite it with "
+                         f"`python -m hpc_vdm.prepare --overwrite`")
+    verify_chunks(Path(path), attrs["chunks"])
+
+
 def open_store(path: str | Path) -> zarr.Group:
-    """Open a maps store read-only, checking that it is one."""
+    """Open a maps store read-only, checking that it is one, complete, with every chunk it was written with."""
     path = Path(path)
     if not (path / "zarr.json").is_file():
         raise FileNotFoundError(f"no maps store at {str(path)!r} (run `python -m hpc_vdm.prepare` first)")
@@ -132,4 +199,10 @@ def open_store(path: str | Path) -> zarr.Group:
     missing = [k for k in ("fields", "splits", "stats", "maps_per_sim") if k not in root.attrs]
     if missing:
         raise ValueError(f"{path} is not an hpc_vdm maps store: attrs {missing} missing")
+    verify_store(path, dict(root.attrs))
     return root
+
+
+def read_maps(root: zarr.Group, name: str, maps, store) -> np.ndarray:
+    """(n, H, W) maps ``maps`` of array ``name``, a damaged chunk raised naming the array and the map."""
+    return np.stack([read_checked(root[name], int(m), store=store, name=name, what=f"map {int(m)}") for m in maps])

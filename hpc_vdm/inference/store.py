@@ -14,7 +14,9 @@ Layout (n selected slabs of P x P pixels, S samples; maps in (M☉/h)/(Mpc/h)²)
 Every chunk holds one slab (rows of ``done`` included), and a slab belongs to one rank, so no two writers
 ever share a chunk. A record is set only after its data; a rerun does what is not recorded and, because
 every sample is keyed by (seed, slab, sample, step), ends with the store an uninterrupted run writes.
-The store is created under a temporary name and renamed, so a half-created store never exists.
+The store is created under a temporary name and renamed, so a half-created store never exists. Every
+data chunk carries a CRC-32C, and opening a store checks that each chunk its records list is on disk
+(:func:`verify`), so a lost or damaged chunk is an error naming the array and the slab, never NaNs.
 """
 from __future__ import annotations
 
@@ -26,7 +28,8 @@ import numpy as np
 import zarr
 
 from ..config import describe, differing
-from ..io import atomic_dir
+from ..data.store import CODECS, WRITE_ALL, chunk_files, read_checked
+from ..io import atomic_dir, holder_text, is_stale, read_lock
 
 FORMAT = "hpc_vdm.tile/1"
 UNITS = "(Msun/h)/(Mpc/h)^2"
@@ -66,20 +69,52 @@ def _layout(root, n: int, p: int, pairs, n_samples: int) -> None:
     slab = (1, p, p)
     root.create_array("slabs", data=np.asarray(pairs, dtype=np.int32).reshape(n, 2))
     for name in ("cond", "mean", "std"):
-        root.create_array(name, shape=(n, p, p), chunks=slab, dtype="float32", fill_value=np.nan)
-    root.create_array("samples", shape=(n_samples, n, p, p), chunks=(1, *slab), dtype="float32", fill_value=np.nan)
+        root.create_array(name, shape=(n, p, p), chunks=slab, dtype="float32", fill_value=np.nan,
+                          compressors=CODECS, config=WRITE_ALL, dimension_names=("slab", "y", "x"))
+    root.create_array("samples", shape=(n_samples, n, p, p), chunks=(1, *slab), dtype="float32", fill_value=np.nan,
+                      compressors=CODECS, config=WRITE_ALL, dimension_names=("sample", "slab", "y", "x"))
     root.create_array("cond_done", shape=(n,), chunks=(1,), dtype="uint8", fill_value=0)
     root.create_array("summary_done", shape=(n,), chunks=(1,), dtype="uint8", fill_value=0)
     root.create_array("done", shape=(n, n_samples), chunks=(1, n_samples), dtype="uint8", fill_value=0)
 
 
-def wait_for(path: Path, timeout_s: float = 600.0) -> None:
-    """Ranks other than 0 wait for rank 0 to create the store."""
+def wait_for(path: Path, launch: str | None = None, timeout_s: float = 600.0) -> None:
+    """Ranks other than 0 wait for rank 0 to create the store (and, given ``launch``, to hold its lock:
+    a lock of another launch that is alive means another command writes ``path``)."""
     deadline = time.time() + timeout_s
-    while not (path / "zarr.json").is_file():
+    while True:
+        holder = read_lock(path) if launch else None
+        if holder and holder.get("launch") != launch and not is_stale(holder):
+            raise FileExistsError(f"{str(path)!r} is being written by another command: {holder_text(holder)}")
+        if (path / "zarr.json").is_file() and (not launch or (holder and holder.get("launch") == launch)):
+            return
         if time.time() > deadline:
             raise TimeoutError(f"rank 0 did not create {str(path)!r} within {timeout_s:.0f} s")
         time.sleep(0.2)
+
+
+def verify(path: Path, root) -> None:
+    """Every chunk that a completion record lists is on disk (one directory walk per array)."""
+    path = Path(path)
+    pairs = root["slabs"][:]
+    records = {"cond": (root["cond_done"][:], "cond_done"), "mean": (root["summary_done"][:], "summary_done"),
+               "std": (root["summary_done"][:], "summary_done")}
+    for name, (done, record) in records.items():
+        present = set(chunk_files(path / name))
+        for i in np.flatnonzero(done):
+            if f"c/{i}/0/0" not in present:
+                _missing(path, name, record, pairs, i)
+    present = set(chunk_files(path / "samples"))
+    for i, j in np.argwhere(root["done"][:]):
+        if f"c/{j}/{i}/0/0" not in present:
+            _missing(path, "samples", "done", pairs, i, j)
+
+
+def _missing(path: Path, name: str, record: str, pairs, i: int, j: int | None = None):
+    axis, slab = (int(v) for v in pairs[i])
+    what = f"slab {i} (axis {axis}, slab {slab})" + (f", sample {j}" if j is not None else "")
+    raise ValueError(f"tile store {str(path)!r} is damaged: array {name!r} has no chunk for {what}, which its "
+                     f"record {record!r} lists as written; remove {str(path)!r} and rerun (or use another --out)")
 
 
 class TileStore:
@@ -88,6 +123,10 @@ class TileStore:
     def __init__(self, path: Path, mode: str = "r+"):
         self.path = Path(path)
         self.root = zarr.open_group(str(path), mode=mode)
+        verify(self.path, self.root)
+
+    def _read(self, name: str, index, what: str) -> np.ndarray:
+        return read_checked(self.root[name], index, store=self.path, name=name, what=what)
 
     @property
     def pairs(self) -> list[tuple[int, int]]:
@@ -111,7 +150,7 @@ class TileStore:
         self.root["cond_done"][i] = 1
 
     def read_cond(self, i: int) -> np.ndarray:
-        return self.root["cond"][i]
+        return self._read("cond", i, f"slab {i}")
 
     def write_sample(self, i: int, j: int, x: np.ndarray) -> None:
         self.root["samples"][j, i] = x.astype(np.float32)
@@ -121,7 +160,7 @@ class TileStore:
 
     def write_summary(self, i: int) -> None:
         """Posterior mean and (population) standard deviation of slab ``i`` over its samples, in float64."""
-        x = self.root["samples"][:, i].astype(np.float64)  # (S, P, P)
+        x = self._read("samples", (slice(None), i), f"slab {i}").astype(np.float64)  # (S, P, P)
         self.root["mean"][i] = x.mean(axis=0).astype(np.float32)
         self.root["std"][i] = x.std(axis=0).astype(np.float32)
         self.root["summary_done"][i] = 1

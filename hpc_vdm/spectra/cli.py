@@ -8,11 +8,14 @@ Arrays of shape (n_maps, N, N) are stacks of maps (one dask task per chunk of ma
 ``--volume`` is a cube done out of core. The box size comes from the store's ``box_size_mpc_h`` attr
 (``--box`` overrides). ``--scheduler ADDRESS`` attaches to a running dask.distributed scheduler;
 ``--scheduler mpi`` starts a dask-mpi cluster over the ranks of ``srun``/``mpiexec`` (rank 0 scheduler,
-rank 1 runs this command, the other ranks are workers).
+rank 1 runs this command, the other ranks are workers). An existing ``--out`` or ``--figure`` is replaced
+only with ``--overwrite`` and only if this command wrote it (``format: hpc_vdm.spectra/1``, the figure's
+PNG marker).
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 from pathlib import Path
@@ -20,7 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from .. import cli, figures
+from ..data.store import verify_chunks, verify_store
 from ..evaluate import posterior
+from ..inference.store import verify as verify_tile_store
+from ..io import (FIGURE, FORMATS, MAPS, SAMPLES, SPECTRA, TILE, acquire_lock, atomic_write, check_output, marker,
+                  save_figure, writing)
 from . import fft, stats
 from .pk import cross_spectrum_stack, power_spectrum_stack
 from .volume import volume_spectrum
@@ -36,10 +43,26 @@ def open_array(spec: str):
     if not Path(store).exists():
         raise FileNotFoundError(f"no Zarr store at {store!r}")
     root = zarr.open_group(store, mode="r")
+    check_store(store, root)
     if name not in root:
         raise ValueError(f"array {name!r} not in {store!r}; it has {sorted(root.array_keys())}")
     box = root.attrs.get("box_size_mpc_h")
     return root[name], box
+
+
+def check_store(store: str, root) -> None:
+    """An hpc_vdm store is complete and holds every chunk it records (other Zarr stores are read as they are)."""
+    attrs = dict(root.attrs)
+    kind = FORMATS.get(attrs.get("format"))
+    if kind == MAPS:
+        verify_store(store, attrs)
+        return
+    if kind in (TILE, SAMPLES) and attrs.get("complete") is not True:
+        raise ValueError(f"{kind} {store!r} is incomplete (its command did not finish); rerun it first")
+    if kind == TILE:
+        verify_tile_store(Path(store), root)
+    elif kind == SAMPLES:
+        verify_chunks(Path(store), attrs["chunks"])
 
 
 def _box(args, box_attr):
@@ -57,17 +80,35 @@ def _select(arr, maps: str | None):
 
 
 def _write(out: str | None, result: dict) -> None:
+    """``result`` as .npz or .json, atomically, with the marker ``format: hpc_vdm.spectra/1``."""
     if out is None:
         return
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".npz":
-        np.savez(path, **{k: np.asarray(v) for k, v in result.items()})
-    elif path.suffix == ".json":
-        path.write_text(json.dumps({k: np.asarray(v).tolist() for k, v in result.items()}, indent=1))
+        arrays = {k: np.asarray(v) for k, v in result.items()} | {"format": np.asarray(marker(SPECTRA))}
+        def save(tmp: Path) -> None:
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
+
+        atomic_write(path, save)
     else:
-        raise ValueError(f"--out must end in .npz or .json, got {out!r}")
+        doc = {"format": marker(SPECTRA)} | {k: np.asarray(v).tolist() for k, v in result.items()}
+        atomic_write(path, lambda tmp: tmp.write_text(json.dumps(doc, indent=1)))
     log.info("wrote %s", path)
+
+
+def check_outputs(args) -> list[str]:
+    """--out and --figure may be written (new, or with --overwrite our own of that kind); the inputs' stores."""
+    specs = [args.truth, args.samples] if args.mode == "compare" else [args.store]
+    inputs = [spec.rpartition(":")[0] if ":" in spec else spec for spec in specs]
+    if args.out is not None and Path(args.out).suffix not in (".npz", ".json"):
+        raise ValueError(f"--out must end in .npz or .json, got {args.out!r}")
+    if args.out is not None:
+        check_output(args.out, SPECTRA, inputs=inputs, overwrite=args.overwrite)
+    if args.figure is not None:
+        check_output(args.figure, FIGURE, inputs=inputs, overwrite=args.overwrite)
+    return inputs
 
 
 def _scheduler(spec: str | None):
@@ -96,7 +137,7 @@ def _figure_auto(png, k, power, label):
     ax.set_ylabel("P(k) [(Mpc/h)^d]")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(png, dpi=120)
+    save_figure(fig, png, dpi=120)
     plt.close(fig)
 
 
@@ -160,7 +201,7 @@ def figure_compare(png, res: dict) -> None:
         a.legend(fontsize=8)
     fig.tight_layout()
     Path(png).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png, dpi=120)
+    save_figure(fig, png, dpi=120)
     plt.close(fig)
 
 
@@ -176,6 +217,8 @@ def _main(argv) -> int:
     common.add_argument("--scheduler", help="dask.distributed address, or 'mpi' for dask-mpi")
     common.add_argument("--out", help="results as .npz or .json")
     common.add_argument("--figure", help="PNG figure")
+    common.add_argument("--overwrite", action="store_true",
+                        help="replace an existing --out / --figure, only if this command wrote it")
     a = sub.add_parser("auto", parents=[common], help="P(k) of every map (or of a volume)")
     a.add_argument("store")
     a.add_argument("--array", required=True)
@@ -192,15 +235,19 @@ def _main(argv) -> int:
     m.add_argument("--samples", required=True, help="STORE:ARRAY of (S, n, N, N) or (n, N, N) samples")
     args = p.parse_args(argv)
     cli.setup_logging()
+    check_outputs(args)  # before any work
     fft.load_wisdom()
     client = _scheduler(args.scheduler)
-    try:
-        result = _run(args)
-    finally:
-        fft.save_wisdom()
-        if client is not None:
-            client.close()
-    _write(args.out, result)
+    out = args.out or args.figure
+    with writing(out or "."), (acquire_lock(out) if out else contextlib.nullcontext()):
+        check_outputs(args)  # another writer finished meanwhile?
+        try:
+            result = _run(args)
+        finally:
+            fft.save_wisdom()
+            if client is not None:
+                client.close()
+        _write(args.out, result)
     return 0
 
 

@@ -19,7 +19,7 @@ import torch
 
 from ..config import ConfigError, RunConfig, from_dict
 from ..data.transforms import MapNormalisation
-from ..io import atomic_save
+from ..io import MODEL, acquire_lock, atomic_save, check_output, writing
 from .checkpoint import Checkpoints
 
 log = logging.getLogger(__name__)
@@ -40,16 +40,28 @@ def consolidated_weights(ckpt_root: Path, tag: str) -> dict:
     return {k: v.float() for k, v in get_fp32_state_dict_from_zero_checkpoint(str(ckpt_root), tag=tag).items()}
 
 
-def write_export(path: Path, *, raw: dict, ema: dict, config: dict, store_attrs: dict, step: int, tag: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def write_export(path: Path, *, raw: dict, ema: dict, config: dict, store_attrs: dict, step: int, tag: str,
+                 overwrite: bool = False, inputs=()) -> Path:
+    """model.pt, atomically, under its lock; an existing file is replaced only with ``overwrite`` and only if
+    it is an hpc_vdm export (never a path among or inside ``inputs``)."""
+    path = Path(path)
+    check_output(path, MODEL, inputs=inputs, overwrite=overwrite)
     kind = config.get("model", {}).get("kind", "vdm")
-    return atomic_save({"format": FORMAT, "task": kind, "config": config, "store": store_attrs, "step": step,
-                        "tag": tag, "model": raw, "ema": ema}, path)
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with acquire_lock(path):
+            check_output(path, MODEL, inputs=inputs, overwrite=overwrite)  # another writer finished meanwhile?
+            return atomic_save({"format": FORMAT, "task": kind, "config": config, "store": store_attrs,
+                                "step": step, "tag": tag, "model": raw, "ema": ema}, path)
 
 
-def export_run(run_dir: str | Path, tag: str = "latest", out: str | Path | None = None) -> Path:
-    """Consolidate checkpoint ``tag`` (``latest``, ``best`` or a step tag) of a run dir into model.pt."""
+def export_run(run_dir: str | Path, tag: str = "latest", out: str | Path | None = None, *,
+               overwrite: bool = False) -> Path:
+    """Consolidate checkpoint ``tag`` (``latest``, ``best`` or a step tag) of a run dir into model.pt
+    (an existing one is replaced only with ``overwrite``, and only if it is an export)."""
     run_dir = Path(run_dir)
+    out = Path(out) if out else run_dir / "export" / "model.pt"
+    check_output(out, MODEL, inputs=[run_dir / "checkpoints"], overwrite=overwrite)  # before the heavy work
     ckpts = Checkpoints(run_dir / "checkpoints")
     if tag == "latest":
         tag = ckpts.newest_intact()
@@ -59,9 +71,9 @@ def export_run(run_dir: str | Path, tag: str = "latest", out: str | Path | None 
         raise FileNotFoundError(f"no complete checkpoint {tag!r} in {str(run_dir / 'checkpoints')!r}")
     meta = ckpts.manifest(tag)
     ema = torch.load(run_dir / "checkpoints" / tag / "ema.pt", map_location="cpu", weights_only=True)
-    out = Path(out) if out else run_dir / "export" / "model.pt"
     write_export(out, raw=consolidated_weights(run_dir / "checkpoints", tag), ema=ema["shadow"],
-                 config=meta["config"], store_attrs=meta["store"], step=meta["step"], tag=tag)
+                 config=meta["config"], store_attrs=meta["store"], step=meta["step"], tag=tag, overwrite=overwrite,
+                 inputs=[run_dir / "checkpoints"])
     log.info("exported %s (step %d) to %s", tag, meta["step"], out)
     return out
 

@@ -95,6 +95,17 @@ class Checkpoints:
             log.warning("checkpoint %s is unusable (%s); trying the previous one", tag, why)
         return None
 
+    def unusable(self) -> dict[str, str]:
+        """{tag: why} of the unusable tags, in :meth:`newest_intact` order, up to the first intact one."""
+        latest = self.latest()
+        found = {}
+        for tag in ([latest] if latest in self.tags() else []) + [t for t in self.tags() if t != latest]:
+            why = self.verify(tag)
+            if why is None:
+                break
+            found[tag] = why
+        return found
+
     def find_resumable(self) -> str | None:
         """:meth:`newest_intact` as decided by rank 0, so that all ranks agree (collective)."""
         return dist.broadcast_object(self.newest_intact() if self.rank == 0 else None)

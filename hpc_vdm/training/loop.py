@@ -25,6 +25,7 @@ import torch
 from .. import dist
 from ..config import RunConfig, to_dict
 from ..diffusion import EMA, key_seed
+from ..io import acquire_lock, writing
 from . import engine as ds_engine
 from . import preemption
 from .checkpoint import Checkpoints, tag_for
@@ -66,6 +67,7 @@ class Trainer:
     def start(self) -> None:
         env, t = self.env, self.t
         dist.init(env, self.device)
+        self._take_lock()
         warnings.filterwarnings("ignore", message=r".*torch\.distributed\.\w+`? is deprecated", category=FutureWarning)
         if env.is_main:
             (self.run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
@@ -89,6 +91,18 @@ class Trainer:
         self.sampler, self.loader = self.task.loaders(env.rank, env.world)
         self.sampler.set_epoch(self.state["epoch"], self.state["position"])
         self.batches = iter(self.loader)
+
+    def _take_lock(self) -> None:
+        """Rank 0 holds the run dir's lock while this run writes it; if another run holds it, every rank stops."""
+        error = None
+        if self.env.is_main:
+            try:
+                self.lock = acquire_lock(self.run_dir)
+            except FileExistsError as e:
+                error = str(e)
+        error = dist.broadcast_object(error)
+        if error:
+            raise FileExistsError(error)
 
     def _build(self) -> None:
         t = self.t
@@ -184,6 +198,15 @@ class Trainer:
 
     # -- the loop -----------------------------------------------------------------------------------
     def run(self) -> int:
+        self.lock = None
+        try:
+            with writing(self.run_dir, "the run dir keeps its last complete checkpoint"):
+                return self._run()
+        finally:
+            if self.lock is not None:
+                self.lock.release()
+
+    def _run(self) -> int:
         from tqdm.auto import tqdm
 
         self.start()
@@ -229,7 +252,7 @@ class Trainer:
         if exit_code == 0 and t.export and env.is_main:
             from .artifact import export_run
 
-            log.info("exported %s", export_run(self.run_dir, t.export_tag))
+            log.info("exported %s", export_run(self.run_dir, t.export_tag, overwrite=True))  # the run's own
         dist.barrier()
         return exit_code
 

@@ -10,13 +10,39 @@ import logging
 from pathlib import Path
 
 from ..config import ConfigError, RunConfig, describe, differing, to_dict
-from ..io import atomic_write_text
+from ..io import RUN, atomic_write_text, check_disjoint, check_unlocked, identify
 from .checkpoint import Checkpoints
+
+RUN_FILES = ("config.json", "ds_config.json", "train.log", "metrics.csv", "tb", "checkpoints", "export")
+
+
+def check_not_foreign(run_dir: Path, store: str | Path) -> None:
+    """The run dir is not the store, inside it or around it, and is new, a run dir, or a folder that holds
+    none of the names a run writes (a batch job's log files may already be there)."""
+    check_disjoint(run_dir, [store])
+    if not (run_dir.exists() or run_dir.is_symlink()) or identify(run_dir) == RUN:
+        return
+    if not run_dir.is_dir():
+        raise FileExistsError(f"--run-dir {str(run_dir)!r} exists and is not a folder; choose another --run-dir")
+    clash = [name for name in RUN_FILES if (run_dir / name).exists()]
+    if clash:
+        raise FileExistsError(f"{str(run_dir)!r} is not an hpc_vdm run dir but holds {clash}, which a run writes; "
+                              f"choose another --run-dir (nothing was changed)")
 
 
 def check_run_dir(cfg: RunConfig, run_dir: Path, store_attrs: dict, compared: tuple[str, ...]) -> None:
-    """A run dir with checkpoints must be resumed by the same model and data, or left alone."""
+    """A run dir with checkpoints must be resumed by the same model and data, or left alone; one whose
+    checkpoints are all unusable is an error that names each and why (nothing in it changes)."""
+    check_unlocked(run_dir)
+    check_not_foreign(run_dir, cfg.data.store)
     ckpts = Checkpoints(run_dir / "checkpoints")
+    if cfg.train.resume and ckpts.tags():
+        unusable = ckpts.unusable()
+        if len(unusable) == len(ckpts.tags()):
+            raise ValueError(f"no usable checkpoint in {str(run_dir / 'checkpoints')!r}: "
+                             + "; ".join(f"{tag}: {why}" for tag, why in unusable.items())
+                             + ". Nothing was changed; restore a checkpoint, or move the run dir aside and train "
+                               "into a new --run-dir")
     tags = [t for t in ckpts.tags() if ckpts.manifest(t)]
     if not tags:
         return
