@@ -43,7 +43,7 @@ def test_bad_inputs_are_refused_before_anything_is_written(model, maps_store, tm
     store = zarr.open_group(str(maps_store), mode="r")
     no_truth = tmp_path / "no_truth.zarr"
     g = zarr.open_group(str(no_truth), mode="w")
-    g.attrs.update({**dict(store.attrs), "fields": ["Mstar"]})
+    g.attrs.update({**dict(store.attrs), "fields": ["Mstar"], "chunks": {}})
     for bad, match in [((["--store", str(no_truth)]), r"has no \['Mcdm'\] maps"),
                        ((["--n-samples", "0"]), r"evaluate\.n_samples: expected a value in \[1"),
                        ((["--split", "nope"]), r"evaluate\.split: expected one of"),
