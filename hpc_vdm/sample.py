@@ -20,16 +20,13 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import torch
 import zarr
-from tqdm import tqdm
 
 from . import cli, dist, figures
 from .data.dataset import held_out_maps
-from .data.store import CODECS, WRITE_ALL, open_store, read_maps, record_chunks
-from .diffusion import sample_tiled
+from .data.store import CODECS, WRITE_ALL, record_chunks
 from .evaluate import map_summary, zscore_log
-from .inference.volumes import check_scale
+from .inference.maps import draw_maps, open_for, read_pairs
 from .io import (FIGURE, SAMPLES, SUMMARY, acquire_lock, atomic_dir, atomic_write_text, check_output, marker,
                  save_figure, writing)
 from .training.artifact import load_bundle
@@ -51,30 +48,18 @@ def check_outputs(out: Path, inputs, overwrite: bool) -> None:
 def run(cfg, overwrite: bool = False) -> Path:
     s = cfg.sample
     bundle = load_bundle(s.model, s.which).require("vdm", "python -m hpc_vdm.sample")
-    d, norm = bundle.config.data, bundle.norm
+    d = bundle.config.data
     store_path = s.store or d.store
-    root = open_store(store_path)
-    attrs = dict(root.attrs)
-    check_scale("pixel scale", "pixels", bundle.store["pixel_size_mpc_h"], attrs["pixel_size_mpc_h"],
-                f"store {store_path!r}")
+    root, attrs = open_for(bundle, store_path)
     out = Path(s.out)
     check_outputs(out, [s.model, store_path], overwrite)
     maps = held_out_maps(attrs, s.split, s.n_maps)
     device = dist.pick_device(dist.detect(), s.device, "sample.device")
-    vdm = bundle.module.to(device)
-    cond_maps = read_maps(root, d.condition, maps, store_path).astype(np.float64)  # (n, H, W)
-    truth = read_maps(root, d.target, maps, store_path).astype(np.float64)
-    h = cond_maps.shape[-1]
+    cond_maps, truth, params = read_pairs(bundle, root, store_path, maps)                 # (n, H, W) x 2, (n, 6)
     log.info("sampling %d maps of split %r (%s) x %d samples, %d steps, on %s", len(maps), s.split, store_path,
              s.n_samples, s.steps, device)
-
-    draws = np.empty((s.n_samples, len(maps), h, h))
-    for k, m in enumerate(tqdm(maps, desc="sample", unit="map", disable=not s.progress)):
-        cond = torch.from_numpy(norm.condition_in(cond_maps[k]))[None]
-        params = bundle.params(root["params"][int(root["sim"][m])]) if bundle.conditions_on_params else None
-        z = sample_tiled(vdm, cond, tile=h, halo=0, n_steps=s.steps, seed=s.seed, slab=m,
-                         samples=range(s.n_samples), batch_size=1, device=device, params=params)
-        draws[:, k] = norm.target_out(z.numpy())
+    draws = draw_maps(bundle, cond_maps, maps, n_samples=s.n_samples, steps=s.steps, seed=s.seed, device=device,
+                      params=params, progress=s.progress)                                  # (S, n, H, W)
     mean, std = draws.mean(0), draws.std(0)
     zscore = np.stack([zscore_log(truth[k], draws[:, k]) for k in range(len(maps))])
     box = attrs["box_size_mpc_h"]

@@ -15,7 +15,6 @@ import os
 import platform
 import tempfile
 import time
-from pathlib import Path
 
 import torch
 

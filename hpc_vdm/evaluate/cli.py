@@ -20,7 +20,7 @@ import numpy as np
 
 from .. import cli, dist
 from ..data.dataset import stratified_maps
-from ..inference.maps import draw_maps
+from ..inference.maps import draw_maps, open_for, read_pairs
 from ..io import atomic_dir
 from ..training.artifact import load_bundle
 from . import analysis, calibration, panels, report
@@ -36,7 +36,7 @@ def run(cfg) -> Path:
     e = cfg.evaluate
     bundle = load_bundle(e.model, e.which).require("vdm", "python -m hpc_vdm.evaluate")
     store_path = e.store or bundle.config.data.store
-    root, attrs = panels.open_checked(store_path, bundle, "store")
+    root, attrs = open_for(bundle, store_path)
     out = Path(e.out)
     if out.exists():
         raise FileExistsError(f"{str(out)!r} exists; choose another --out (nothing was written)")
@@ -46,17 +46,15 @@ def run(cfg) -> Path:
     maps = stratified_maps(attrs, e.split, e.n_maps, e.seed)
     device = dist.pick_device(dist.detect(), e.device, "evaluate.device")
     kw = dict(n_samples=e.n_samples, steps=e.steps, seed=e.seed, device=device, progress=e.progress)
-    d = bundle.norm
-    cond, truth = (root[f].oindex[maps].astype(np.float64) for f in (d.condition, d.target))
-    params = root["params"][:][np.asarray(root["sim"][:])[maps]]
+    cond, truth, params = read_pairs(bundle, root, store_path, maps)
     log.info("evaluating %s on %d maps of %s (%s) x %d samples, %d steps", e.model, len(maps), store_path, e.split,
              e.n_samples, e.steps)
     draws = draw_maps(bundle, cond, maps, params=params, desc="evaluate", **kw)
     box = attrs["box_size_mpc_h"]
     cv = None
     if e.cv_store:
-        cv_root, _ = panels.open_checked(e.cv_store, bundle, "CV store")
-        cv = cv_root[d.target][:].astype(np.float64)
+        cv_root, cv_attrs = open_for(bundle, e.cv_store, "CV store")
+        cv = read_pairs(bundle, cv_root, e.cv_store, range(cv_root[bundle.norm.target].shape[0]))[1]
     metrics = {"model": {"path": str(Path(e.model).resolve()), "step": bundle.step, "tag": bundle.tag,
                          "suite": bundle.store.get("suite")},
                "store": str(store_path), "split": e.split, "maps": maps, "steps": e.steps, "seed": e.seed,

@@ -11,33 +11,20 @@ import numpy as np
 
 from ..data import camels
 from ..data.dataset import stratified_maps
-from ..data.store import open_store
-from ..inference.maps import draw_maps
-from ..inference.volumes import check_scale
+from ..inference.maps import draw_maps, open_for, read_pairs
 from ..spectra import cross_spectrum, overdensity
 from . import report
 from .posterior import band_edges, k_nyquist
 
 
-def open_checked(path: str, bundle, what: str):
-    """A maps store that holds the model's fields at its pixel scale, or a clear error."""
-    root = open_store(path)
-    attrs = dict(root.attrs)
-    d = bundle.norm
-    missing = [f for f in (d.condition, d.target) if f not in attrs.get("fields", [])]
-    if missing:
-        raise ValueError(f"{what} {path!r} has no {missing} maps (fields {attrs.get('fields')}); the model maps "
-                         f"{d.condition} -> {d.target}")
-    check_scale("pixel scale", "pixels", bundle.store["pixel_size_mpc_h"], attrs["pixel_size_mpc_h"],
-                f"{what} {path!r}")
-    return root, attrs
+def _open(bundle, path: str, what: str):
+    root, attrs = open_for(bundle, path, what)
+    return root, {**attrs, "_path": path}
 
 
 def _ratios(bundle, root, attrs, maps, kw) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(k, P ratio (m, S, nk), r (m, S, nk)) of the overdensity, k <= k_Nyq, for store maps ``maps``."""
-    d = bundle.norm
-    cond, truth = (root[f].oindex[maps].astype(np.float64) for f in (d.condition, d.target))
-    params = root["params"][:][np.asarray(root["sim"][:])[maps]]
+    cond, truth, params = read_pairs(bundle, root, attrs["_path"], maps)
     draws = draw_maps(bundle, cond, maps, params=params, **kw)                                # (S, m, H, W)
     box = attrs["box_size_mpc_h"]
     ratio, r = [], []
@@ -52,7 +39,7 @@ def _ratios(bundle, root, attrs, maps, kw) -> tuple[np.ndarray, np.ndarray, np.n
 
 def one_p(bundle, path: str, params: list[str], maps_per_sim: int, kw: dict, png: Path) -> dict:
     """P(k) ratio sampled/true at the lowest, fiducial and highest value of each parameter of a 1P store."""
-    root, attrs = open_checked(path, bundle, "1P store")
+    root, attrs = _open(bundle, path, "1P store")
     table, per_sim = root["params"][:], int(attrs["maps_per_sim"])
     fid = camels.fiducial_params()
     out, groups, k = {}, {}, None
@@ -80,7 +67,7 @@ def suites(bundle, stores: dict[str, str], n_maps: int, kw: dict, png: Path) -> 
     """The model applied to other suites' held-out maps, normalised with its own training statistics."""
     out, groups, k = {}, {}, None
     for name, path in stores.items():
-        root, attrs = open_checked(path, bundle, f"suite {name!r} store")
+        root, attrs = _open(bundle, path, f"suite {name!r} store")
         split = "test" if attrs["splits"].get("test") else "train"
         maps = stratified_maps(attrs, split, n_maps, kw["seed"])
         k, ratio, r = _ratios(bundle, root, attrs, maps, kw)

@@ -12,7 +12,32 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..data.store import open_store, read_maps
 from ..diffusion import sample_tiled
+from .volumes import check_scale
+
+
+def open_for(bundle, path: str, what: str = "store"):
+    """(root, attrs) of a maps store that holds the model's condition and target fields at its pixel scale."""
+    root = open_store(path)
+    attrs = dict(root.attrs)
+    d = bundle.norm
+    missing = [f for f in (d.condition, d.target) if f not in attrs.get("fields", [])]
+    if missing:
+        raise ValueError(f"{what} {path!r} has no {missing} maps (fields {attrs.get('fields')}); the model maps "
+                         f"{d.condition} -> {d.target}")
+    check_scale("pixel scale", "pixels", bundle.store["pixel_size_mpc_h"], attrs["pixel_size_mpc_h"],
+                f"{what} {path!r}")
+    return root, attrs
+
+
+def read_pairs(bundle, root, path: str, maps) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(condition (n, H, W), truth (n, H, W), CAMELS parameter rows (n, 6)) of store maps ``maps``, checked."""
+    d = bundle.norm
+    cond = read_maps(root, d.condition, maps, path).astype(np.float64)
+    truth = read_maps(root, d.target, maps, path).astype(np.float64)
+    params = root["params"][:][np.asarray(root["sim"][:])[list(maps)]]
+    return cond, truth, params
 
 
 def draw_maps(bundle, cond_maps: np.ndarray, keys: Sequence[int], *, n_samples: int, steps: int, seed: int,

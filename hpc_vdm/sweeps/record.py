@@ -16,7 +16,7 @@ import json
 import time
 from pathlib import Path
 
-from ..config import ConfigError, describe, differing
+from ..config import describe, differing
 from ..io import atomic_write_text
 from .points import Point
 from .spec import Spec
