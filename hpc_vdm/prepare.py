@@ -18,6 +18,7 @@ from tqdm import tqdm
 from . import cli
 from .config import RunConfig
 from .data import camels
+from .data.transforms import Pooled
 from .data.store import RunningMoments, log_transform, split_by_simulation, write_store
 from .io import MAPS, acquire_lock, check_output, writing
 
@@ -35,6 +36,8 @@ def open_inputs(cfg: RunConfig) -> tuple[dict[str, np.ndarray], np.ndarray]:
         if name not in d.fields:
             raise ValueError(f"data.{role}={name!r} is not among data.fields={d.fields}")
     maps = {f: camels.open_maps(d.source_dir, f, d.suite, d.set) for f in d.fields}
+    if d.pool > 1:  # average-pooled lazily, block by block (surface densities keep their unit)
+        maps = {f: Pooled(m, d.pool) for f, m in maps.items()}
     params = camels.load_params(d.source_dir, d.suite, d.set)
     ref_name = d.fields[0]
     for name, arr in maps.items():
@@ -85,6 +88,9 @@ def check_and_measure(cfg: RunConfig, maps: dict[str, np.ndarray], train_sims: l
             sel = train_map[s:s + BLOCK_MAPS]
             if sel.any():
                 moments.add(log_transform(block[sel], offset))
+        if not moments.std > 0:  # e.g. a stellar field that is zero everywhere: nothing to condition on
+            raise ValueError(f"{name}: log10(x + {offset}) is constant ({moments.mean:.6g}) over all "
+                             f"{int(train_map.sum())} training maps; the field holds no information")
         stats[name] = {"transform": "log10(x + offset)", "offset": offset, "mean": moments.mean,
                        "std": moments.std, "n_pixels": moments.n}
         log.info("%s: log10(x + %g) over %d training maps: mean %.6f std %.6f", name, offset,
@@ -114,7 +120,7 @@ def _prepare(cfg: RunConfig, out: Path, overwrite: bool, progress: bool) -> Path
     names = list(camels.PARAM_NAMES[:params.shape[1]]) + [f"param_{i}" for i in range(6, params.shape[1])]
     attrs = {
         "suite": d.suite, "set": d.set, "fields": list(d.fields), "units": camels.MAP_UNITS,
-        "box_size_mpc_h": d.box_mpc_h, "pixel_size_mpc_h": d.box_mpc_h / h, "slab_thickness_mpc_h": d.slab_mpc_h,
+        "box_size_mpc_h": d.box_mpc_h, "pixel_size_mpc_h": d.box_mpc_h / h, "pool": d.pool, "slab_thickness_mpc_h": d.slab_mpc_h,
         "map_pixels": h, "maps_per_sim": d.maps_per_sim, "n_sims": n_sims, "param_names": names,
         "splits": splits, "split_seed": d.split_seed, "split_fractions": list(d.split_fractions),
         "stats": stats, "source_dir": str(Path(d.source_dir).resolve()),

@@ -105,6 +105,8 @@ def broken_npy(kind: str):
         np.save(path, maps)
         if kind == "text":
             path.write_text("not an array\n")
+        if kind == "zero_stars":
+            np.save(path, np.zeros_like(maps))
         if kind == "params5":
             camels.save_params(camels.params_path(t / "cmd", "IllustrisTNG", "LH"), np.ones((2, 5)))
         if kind == "params_text":
@@ -240,6 +242,8 @@ ROWS = [
     Row("float64 maps", "prepare", broken_npy("float64"), r"expected float32 maps"),
     Row("rectangular maps", "prepare", broken_npy("rect"), r"expected maps of shape \(N, H, H\)"),
     Row("maps not whole simulations", "prepare", broken_npy("short"), r"29 maps is not a positive multiple"),
+    Row("stellar field all zero", "prepare", broken_npy("zero_stars"), r"Mstar: log10\(x \+ 1.0\) is constant"),
+    Row("pool not dividing the maps", "prepare", prepare_args("--set", "data.pool=3"), r"data\.pool=3 must divide"),
     Row("maps file not npy", "prepare", broken_npy("text"), r"not a readable \.npy array"),
     Row("condition not a field", "prepare", prepare_args("--set", "data.condition=Mgas"), r"is not among data\.fields"),
     Row("no training simulation", "prepare", prepare_args("--set", "data.split_fractions=[0.0,0.5,0.5]"),
