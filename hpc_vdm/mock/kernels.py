@@ -192,3 +192,83 @@ def cic_readout(grid: np.ndarray, cells: np.ndarray) -> np.ndarray:
     out = np.empty((cells.shape[0], g.shape[0]), dtype=np.float64)
     readout_3d(g, as_points(cells), out)
     return out[:, 0] if scalar else out
+
+
+def set_threads(n: int) -> None:
+    """Threads of the FFTs and of the threaded kernels in this process."""
+    from . import mesh
+
+    mesh.WORKERS = max(1, int(n))
+    if numba is not None:
+        numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))
+
+
+@_jit
+def _class_of(sigma_px, min_sigma, log_step):
+    """Kernel class of a smoothing width (0: plain CIC), as :func:`hpc_vdm.mock.paint.kernel_classes`."""
+    if sigma_px < min_sigma / np.exp(0.5 * log_step):
+        return 0
+    j = int(np.rint(np.log(max(sigma_px, 1e-12) / min_sigma) / log_step)) + 1
+    return max(j, 1)
+
+
+@_jit
+def paint_upsampled(disp, rho, u, cell, box, n_slabs, pixel, sigma_coef, min_sigma, log_step, out):
+    """Deposit u^3 sub-particles per lattice particle into out (3, n_slabs, n_cls, P, P), unit mass each.
+
+    disp (3, n0, n1, n2): final displacement [Mpc/h] (unwrapped); rho (n0, n1, n2): 1 + delta. Sub-particle
+    o sits at q + ((o + 1/2)/u - 1/2) cells with the multi-linearly interpolated displacement and rho (as
+    :func:`hpc_vdm.mock.mesh.shift_interpolate`); its kernel width sigma = sigma_coef rho^(-1/3) [pixels]
+    picks its class; it is CIC-deposited on the plane ((axis+1)%3, (axis+2)%3) of its slab, per axis.
+    """
+    n0, n1, n2 = rho.shape
+    n_cls, npx = out.shape[2], out.shape[3]
+    slab_w = box[0] / n_slabs
+    for a in range(u):
+        for b in range(u):
+            for c in range(u):
+                sh = np.array([(a + 0.5) / u - 0.5, (b + 0.5) / u - 0.5, (c + 0.5) / u - 0.5])
+                base = np.floor(sh)
+                fr = sh - base
+                bi = int(base[0])
+                bj = int(base[1])
+                bk = int(base[2])
+                for i in range(n0):
+                    for j in range(n1):
+                        for k in range(n2):
+                            x0 = (i + sh[0]) * cell[0]
+                            x1 = (j + sh[1]) * cell[1]
+                            x2 = (k + sh[2]) * cell[2]
+                            r = 0.0
+                            for di in range(2):
+                                wi = fr[0] if di else 1.0 - fr[0]
+                                ii = (i + bi + di) % n0
+                                for dj in range(2):
+                                    wj = wi * (fr[1] if dj else 1.0 - fr[1])
+                                    jj = (j + bj + dj) % n1
+                                    for dk in range(2):
+                                        w = wj * (fr[2] if dk else 1.0 - fr[2])
+                                        kk = (k + bk + dk) % n2
+                                        x0 += w * disp[0, ii, jj, kk]
+                                        x1 += w * disp[1, ii, jj, kk]
+                                        x2 += w * disp[2, ii, jj, kk]
+                                        r += w * rho[ii, jj, kk]
+                            x0 -= np.floor(x0 / box[0]) * box[0]
+                            x1 -= np.floor(x1 / box[1]) * box[1]
+                            x2 -= np.floor(x2 / box[2]) * box[2]
+                            cls = _class_of(sigma_coef * max(r, 1e-3) ** (-1.0 / 3.0), min_sigma, log_step)
+                            cls = min(cls, n_cls - 1)
+                            for axis in range(3):
+                                if axis == 0:
+                                    xs, xa, xb = x0, x1, x2
+                                elif axis == 1:
+                                    xs, xa, xb = x1, x2, x0
+                                else:
+                                    xs, xa, xb = x2, x0, x1
+                                sl = min(int(np.floor(xs / slab_w)), n_slabs - 1)
+                                i0, i1, fx = _corner(xa / pixel - 0.5, npx)
+                                j0, j1, fy = _corner(xb / pixel - 0.5, npx)
+                                out[axis, sl, cls, i0, j0] += (1.0 - fx) * (1.0 - fy)
+                                out[axis, sl, cls, i0, j1] += (1.0 - fx) * fy
+                                out[axis, sl, cls, i1, j0] += fx * (1.0 - fy)
+                                out[axis, sl, cls, i1, j1] += fx * fy
