@@ -1,0 +1,70 @@
+"""The mock against CAMELS: CMD pixel statistics per suite, and the halo mass function against a fit."""
+import numpy as np
+import pytest
+
+from hpc_vdm.config import load_config
+from hpc_vdm.mock import pm, simulate, stars
+from hpc_vdm.mock.cosmology import Cosmology
+
+# CMD LH maps: log10(Mcdm) mean, std; log10(1 + Mstar) mean, std (seed_code.md section 6)
+CMD = {"IllustrisTNG": (10.983874, 0.508252, 0.120691, 1.084848),
+       "Astrid": (10.980798, 0.508634, 0.251111, 1.500970),
+       "SIMBA": (10.984281, 0.508499, 0.154420, 1.228990)}
+
+
+def pixel_statistics(cfg, suite: str, n_sims: int):
+    """The four statistics pooled over every map of an LH set (simulated in memory)."""
+    params = simulate.parameter_table(cfg)[:n_sims]
+    x, y = [], []
+    for sim, row in enumerate(params):
+        maps = simulate.simulate(row, cfg, stars.SUITES[suite], simulate.sim_seed(cfg, sim))
+        x.append(np.log10(maps["Mcdm"].astype(np.float64)).ravel())
+        y.append(np.log10(1.0 + maps["Mstar"].astype(np.float64)).ravel())
+    x, y = np.concatenate(x), np.concatenate(y)
+    return np.array([x.mean(), x.std(), y.mean(), y.std()]), (y > 0).mean()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("suite", list(CMD))
+def test_pixel_statistics_match_cmd_at_the_smallest_calibrated_configuration(suite):
+    """128^3 particles, 20 PM steps, 2^3 sub-particles (the demo): within 5% (Mstar) and 2% (Mcdm mean)."""
+    cfg = load_config(None, ["mock.particles=128", "mock.pm_steps=20", "mock.upsample=2", "mock.n_sims=10",
+                             "mock.seed=3"]).mock
+    got, nonzero = pixel_statistics(cfg, suite, cfg.n_sims)
+    want = np.array(CMD[suite])
+    assert abs(got[0] / want[0] - 1) < 0.02, (got, want)
+    assert abs(got[1] / want[1] - 1) < 0.05, (got, want)  # measured -3.5%: see tools/bench_mock.py
+    np.testing.assert_allclose(got[2:], want[2:], rtol=0.05)
+    assert 0.005 < nonzero < 0.05, nonzero  # sparse bright points, ~1% of pixels
+
+
+def test_stellar_maps_are_sparse_points_and_the_suites_ordered_at_64():
+    """The cheap check at 64^3 (not calibrated: the means come out ~10% high): ~1% non-zero pixels,
+    stellar statistics within 20% of CMD, and Astrid > SIMBA > IllustrisTNG as in CMD."""
+    cfg = load_config(None, ["mock.n_sims=3", "mock.seed=5", "mock.map_pixels=256", "mock.pm_steps=5"]).mock
+    means = {}
+    for suite in ("IllustrisTNG", "SIMBA", "Astrid"):
+        got, nonzero = pixel_statistics(cfg, suite, cfg.n_sims)
+        assert 0.003 < nonzero < 0.06, (suite, nonzero)
+        np.testing.assert_allclose(got[2:], CMD[suite][2:], rtol=0.35)
+        means[suite] = got[2]
+    assert means["Astrid"] > means["SIMBA"] > means["IllustrisTNG"]
+
+
+@pytest.mark.slow
+def test_halo_mass_function_matches_tinker08_over_the_resolved_range():
+    """FoF (b = 0.2) counts of 6 fiducial 128^3 boxes against colossus' Tinker et al. (2008) M200m fit,
+    within 20% for halos of 800 to 16000 particles (the PM resolves them; smaller ones are too diffuse)."""
+    cosmo = Cosmology(0.3, 0.8)
+    m_p = 0.3 * 2.77536627e11 * 25.0**3 / 128**3
+    edges = np.array([800, 1700, 3500, 7500, 16000])
+    counts = np.zeros(edges.size - 1)
+    for seed in range(6):
+        parts = pm.run_pm(cosmo, (128,) * 3, (25.0,) * 3, n_steps=20, a_start=0.1, rng=np.random.default_rng(seed))
+        counts += np.histogram(stars.halos(parts)[1], edges)[0]
+    expected = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        ln_m = np.linspace(np.log(lo * m_p), np.log(hi * m_p), 32)
+        expected.append(6 * 25.0**3 * np.trapezoid(cosmo.halo_mass_function(np.exp(ln_m), "tinker08", "200m"), ln_m))
+    ratio = counts / np.array(expected)
+    assert (np.abs(ratio - 1) < 0.2).all(), ratio
