@@ -98,23 +98,26 @@ def star_maps(pos: np.ndarray, mstar: np.ndarray, cfg: MockConfig) -> np.ndarray
                              sigma_mpc_h=[None])[0]
 
 
-def simulate(params: np.ndarray, cfg: MockConfig, model: stars.StellarModel, seed: np.random.SeedSequence) -> dict:
-    """Run one simulation.
+def _seeds(seed: np.random.SeedSequence):
+    """(initial conditions, galaxies) seeds of one simulation."""
+    return tuple(np.random.SeedSequence(seed.entropy, spawn_key=(*seed.spawn_key, i)) for i in (0, 1))
 
-    Returns {'Mcdm': (15, P, P), 'Mstar': (15, P, P)} float32 surface densities [(Msun/h)/(Mpc/h)^2] of the
-    hydro run, 'Mtot_Nbody' (15, P, P) of its N-body twin (same initial conditions, no feedback) when
-    ``cfg.nbody``, 'catalogue' (a :class:`~hpc_vdm.mock.galaxies.Catalogue`) and 'grids'
-    {N: {field: (N, N, N) float32 density [(Msun/h)/(Mpc/h)^3]}} for every N of ``cfg.grids``.
-    """
-    omega_m, sigma_8, a_sn1, a_agn1 = (float(p) for p in params[:4])
-    ic_seed, star_seed = (np.random.SeedSequence(seed.entropy, spawn_key=(*seed.spawn_key, i)) for i in (0, 1))
+
+def evolve(params: np.ndarray, cfg: MockConfig, seed: np.random.SeedSequence) -> tuple[Particles, tuple]:
+    """The gravity of one simulation (suite-independent): the PM particles and their FoF groups."""
     shape, box = (cfg.particles,) * 3, (cfg.box_mpc_h,) * 3
-    parts = run_pm(Cosmology(omega_m, sigma_8), shape, box, n_steps=cfg.pm_steps, a_start=cfg.a_start,
-                   rng=np.random.default_rng(ic_seed))
-    labels, sizes = stars.halos(parts)
-    cat, mstar = stars.galaxies_of(parts, params, model, np.random.default_rng(star_seed), (labels, sizes))
-    hydro = stars.hydro_positions(parts, cat, labels, model.expansion(a_sn1, a_agn1))
+    parts = run_pm(Cosmology(float(params[0]), float(params[1])), shape, box, n_steps=cfg.pm_steps,
+                   a_start=cfg.a_start, rng=np.random.default_rng(_seeds(seed)[0]))
+    return parts, stars.halos(parts)
 
+
+def observe(parts: Particles, groups: tuple, params: np.ndarray, cfg: MockConfig, model: stars.StellarModel,
+            seed: np.random.SeedSequence) -> dict:
+    """Galaxies, maps, catalogue and grids of one suite on evolved particles (see :func:`simulate`)."""
+    omega_m, a_sn1, a_agn1 = float(params[0]), float(params[2]), float(params[3])
+    labels, _ = groups
+    cat, mstar = stars.galaxies_of(parts, params, model, np.random.default_rng(_seeds(seed)[1]), groups)
+    hydro = stars.hydro_positions(parts, cat, labels, model.expansion(a_sn1, a_agn1))
     m_tot = stars.particle_mass(parts, omega_m)
     m_cdm = m_tot * (omega_m - camels.OMEGA_B) / omega_m
     rho = cic_readout(parts.density, parts.pos / parts.cell)  # 1 + delta at every particle sets its kernel
@@ -125,3 +128,15 @@ def simulate(params: np.ndarray, cfg: MockConfig, model: stars.StellarModel, see
     out["catalogue"] = cat
     out["grids"] = {n: grids.fields(parts, hydro, mstar, cat, n, m_cdm, m_tot, nbody=cfg.nbody) for n in cfg.grids}
     return out
+
+
+def simulate(params: np.ndarray, cfg: MockConfig, model: stars.StellarModel, seed: np.random.SeedSequence) -> dict:
+    """Run one simulation.
+
+    Returns {'Mcdm': (15, P, P), 'Mstar': (15, P, P)} float32 surface densities [(Msun/h)/(Mpc/h)^2] of the
+    hydro run, 'Mtot_Nbody' (15, P, P) of its N-body twin (same initial conditions, no feedback) when
+    ``cfg.nbody``, 'catalogue' (a :class:`~hpc_vdm.mock.galaxies.Catalogue`) and 'grids'
+    {N: {field: (N, N, N) float32 density [(Msun/h)/(Mpc/h)^3]}} for every N of ``cfg.grids``.
+    """
+    parts, groups = evolve(params, cfg, seed)
+    return observe(parts, groups, params, cfg, model, seed)
