@@ -51,16 +51,24 @@ def test_pixel_statistics_match_cmd_at_the_smallest_calibrated_configuration(sui
     assert 0.005 < nonzero < 0.05, nonzero  # sparse bright points, ~1% of pixels
 
 
-def test_stellar_maps_are_sparse_points_and_the_suites_ordered_at_64():
-    """The cheap check at 64^3 (not calibrated: the means come out ~10% high): ~1% non-zero pixels,
-    stellar statistics within 20% of CMD, and Astrid > SIMBA > IllustrisTNG as in CMD."""
-    cfg = load_config(None, ["mock.n_sims=3", "mock.seed=5", "mock.map_pixels=256", "mock.pm_steps=5"]).mock
-    means = {}
-    for suite, (got, nonzero) in pixel_statistics(cfg, list(CMD), cfg.n_sims).items():
-        assert 0.003 < nonzero < 0.06, (suite, nonzero)
-        np.testing.assert_allclose(got[2:], CMD[suite][2:], rtol=0.35)
-        means[suite] = got[2]
-    assert means["Astrid"] > means["SIMBA"] > means["IllustrisTNG"]
+@pytest.fixture(scope="module")
+def test_fidelity_statistics():
+    cfg = load_config(None, ["mock.particles=64", "mock.pm_steps=5", "mock.n_sims=8", "mock.seed=5"]).mock
+    return pixel_statistics(cfg, list(CMD), cfg.n_sims)
+
+
+@pytest.mark.parametrize("suite", list(CMD))
+def test_stellar_statistics_match_cmd_at_test_fidelity(suite, test_fidelity_statistics):
+    """64^3 particles, 5 PM steps (configs/test.yaml), 8 LH simulations not used in the fit: log10(1 + Mstar)
+    mean and std within 5% of CMD, ~1% non-zero pixels. (The DM maps are not calibrated at 64^3.)"""
+    got, nonzero = test_fidelity_statistics[suite]
+    np.testing.assert_allclose(got[2:], CMD[suite][2:], rtol=0.05)
+    assert 0.005 < nonzero < 0.05, nonzero
+
+
+def test_suites_are_ordered_as_in_cmd(test_fidelity_statistics):
+    means = {s: got[2] for s, (got, _) in test_fidelity_statistics.items()}
+    assert means["Astrid"] > means["SIMBA"] > means["IllustrisTNG"]  # Astrid brightest, SIMBA between
 
 
 @pytest.mark.slow

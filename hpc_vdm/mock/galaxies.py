@@ -7,9 +7,10 @@ For every FoF group (:mod:`hpc_vdm.mock.fof`, >= 20 particles) of mass M = n m_p
   (Poisson number, the subhalo mass function of Giocoli et al. 2008 in shape), each with stellar mass
   m f*(m) 10^(s g), on a random member particle (so they trace the halo's dark matter);
 * a diffuse **stellar halo**: a fraction of the central's stars on random member particles;
-* halos too small for the FoF threshold (down to ``m_sub_min``) are drawn from the mass function
-  (Watson et al. 2013, colossus) on ungrouped particles, with centrals only: the galaxy population,
-  hence the maps' statistics, then hardly depends on the particle count.
+* halos the FoF misses (below 20 particles, and the deficit of the PM's too-diffuse small halos up to
+  400 particles) are topped up to the mass function (Watson et al. 2013, colossus) down to
+  ``m_sub_min``, on ungrouped particles, with centrals only: the galaxy population, hence the maps'
+  statistics, then depends little on the particle count.
 
 f* is the suite's stellar-to-halo mass relation :meth:`hpc_vdm.mock.stars.StellarModel.shmr`, with its
 response to the four feedback parameters. Stellar mass is then *resolved* into star particles of mass
@@ -91,19 +92,25 @@ def _subhalo_masses(host_mass: np.ndarray, amplitude: float, m_min: float, rng) 
 
 
 def unresolved_halos(hmf, m_lo: float, m_hi: float, volume: float, labels: np.ndarray, density: np.ndarray,
-                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Halos below the FoF threshold: masses (u,) from the mass function ``hmf`` (dn/dln M) on [m_lo, m_hi)
-    (Poisson number in ``volume``) and anchors (u,), ungrouped particles drawn with probability ~ density."""
+                     rng: np.random.Generator, fof_masses: np.ndarray = np.zeros(0),
+                     n_bins: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """Halos the FoF misses below ``m_hi`` (the completeness mass): per log-mass bin on [m_lo, m_hi), the mass
+    function ``hmf`` (dn/dln M) times ``volume`` less the FoF groups found there (``fof_masses``), as a
+    Poisson number of halos with masses (u,) log-uniform in the bin, on ungrouped particles drawn with
+    probability ~ density: anchors (u,)."""
     if not m_hi > m_lo:
         return np.zeros(0), np.zeros(0, dtype=np.int64)
-    ln_m = np.linspace(np.log(m_lo), np.log(m_hi), 65)
-    dn = hmf(np.exp(ln_m)) * volume
-    cdf = np.concatenate([[0.0], np.cumsum(0.5 * (dn[1:] + dn[:-1]) * np.diff(ln_m))])
-    n = rng.poisson(cdf[-1])
-    masses = np.exp(np.interp(rng.random(n) * cdf[-1], cdf, ln_m))
+    edges = np.linspace(np.log(m_lo), np.log(m_hi), n_bins + 1)
+    fine = np.linspace(edges[0], edges[-1], 8 * n_bins + 1)
+    dn = hmf(np.exp(fine)) * volume
+    cum = np.concatenate([[0.0], np.cumsum(0.5 * (dn[1:] + dn[:-1]) * np.diff(fine))])[::8]  # (n_bins + 1,)
+    found = np.histogram(np.log(fof_masses), edges)[0] if fof_masses.size else np.zeros(n_bins)
+    n = rng.poisson(np.maximum(np.diff(cum) - found, 0.0))
+    lo = np.repeat(edges[:-1], n)
+    masses = np.exp(lo + rng.random(lo.size) * (edges[1] - edges[0]))
     free = np.flatnonzero(labels < 0)
     weight = density[free] / density[free].sum()
-    return masses, free[rng.choice(free.size, size=n, p=weight)] if n else np.zeros(0, dtype=np.int64)
+    return masses, free[rng.choice(free.size, size=masses.size, p=weight)] if masses.size else np.zeros(0, np.int64)
 
 
 def populate(pos: np.ndarray, labels: np.ndarray, sizes: np.ndarray, density: np.ndarray, m_particle: float,
