@@ -26,6 +26,7 @@ setup(
         "pyfftw>=0.14",
         "submitit>=1.5",
         "colossus>=1.3",
+        "numba>=0.60",  # the mock's compiled kernels (CIC, PM, FoF, painting); numpy reference kept
         "tqdm>=4.66",
         "matplotlib>=3.8",
         "pyyaml>=6.0",

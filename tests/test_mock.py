@@ -11,7 +11,12 @@ from hpc_vdm.mock.cli import generate, output_paths
 
 
 def _digest(paths):
-    return {k: hashlib.sha256(p.read_bytes()).hexdigest() for k, p in paths.items()}
+    """sha256 of every output file (a folder: of each file in it, by name)."""
+    out = {}
+    for k, p in paths.items():
+        files = sorted(p.iterdir()) if p.is_dir() else [p]
+        out[k] = [(f.name, hashlib.sha256(f.read_bytes()).hexdigest()) for f in files]
+    return out
 
 
 def test_fixed_seed_gives_identical_files(tmp_path):
@@ -56,7 +61,7 @@ def test_maps_look_like_cdm_and_stars(mock_files):
     log_cdm = np.log10(mcdm)
     assert 0.25 < log_cdm.std() < 0.8 and log_cdm.max() - np.median(log_cdm) > 1.0  # skewed, web-like
     zero_fraction = (mstar == 0).mean()
-    assert 0.5 < zero_fraction < 0.98, zero_fraction  # sparse stellar maps
+    assert 0.9 < zero_fraction < 0.999, zero_fraction  # sparse stellar maps: galaxies are points (CMD: ~99%)
     ratio = mstar.sum() / mcdm.sum()
     assert 1e-3 < ratio < 5e-2, ratio
     r = np.mean([cross_r_2d(mstar[i] / mstar[i].mean() - 1, mcdm[i] / mcdm[i].mean() - 1) for i in range(15)], axis=0)
@@ -97,8 +102,13 @@ def test_stellar_mass_responds_to_feedback_and_suite(small_cfg):
     assert tot([0.3, 0.8, 1, 1, 2.0, 1]) < fid
     simba = simulate.simulate(np.asarray(base, float), small_cfg, stars.SUITES["SIMBA"], seed)
     tng = simulate.simulate(np.asarray(base, float), small_cfg, stars.SUITES["IllustrisTNG"], seed)
-    np.testing.assert_array_equal(simba["Mcdm"], tng["Mcdm"])  # same gravity, different galaxies
-    assert not np.allclose(simba["Mstar"], tng["Mstar"])
+    # same gravity and mass; the suites' feedback expands halo dark matter differently (small scales only)
+    per_axis = lambda m: m.reshape(3, -1).mean(axis=1, dtype=np.float64)  # noqa: E731 (slabs exchange mass)
+    np.testing.assert_allclose(per_axis(simba["Mcdm"]), per_axis(tng["Mcdm"]), rtol=1e-5)
+    assert not np.array_equal(simba["Mcdm"], tng["Mcdm"])
+    r = np.mean([cross_r_2d(a / a.mean() - 1, b / b.mean() - 1) for a, b in zip(simba["Mcdm"], tng["Mcdm"])], axis=0)
+    assert r[:4].min() > 0.99, r[:4]
+    assert simba["Mstar"].sum(dtype=np.float64) != tng["Mstar"].sum(dtype=np.float64)
 
 
 def test_parameter_sets():
@@ -120,13 +130,13 @@ def test_parameter_sets():
     assert simulate.sim_seed(a, 0).entropy == simulate.sim_seed(a, 7).entropy  # 1P shares initial conditions
 
 
-def test_interrupted_run_leaves_nothing(tmp_path, monkeypatch):
-    cfg = load_config(None, [f"mock.out_dir={tmp_path}", "mock.n_sims=2"])
+def test_interrupted_run_leaves_no_output_and_resumes_to_identical_files(tmp_path, monkeypatch):
+    cfg = load_config(None, [f"mock.out_dir={tmp_path}/a", "mock.n_sims=3", "mock.map_pixels=64"])
     calls = []
 
     def boom(*args, **kwargs):
         calls.append(1)
-        if len(calls) == 2:
+        if len(calls) == 3:
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
@@ -134,7 +144,16 @@ def test_interrupted_run_leaves_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(simulate, "simulate", boom)
     with pytest.raises(KeyboardInterrupt):
         generate(cfg, progress=False)
-    assert list(tmp_path.iterdir()) == []
+    assert [p.name.startswith(".mock-partial-") for p in (tmp_path / "a").iterdir()] == [True]  # staging only
+    assert not any(p.exists() for p in output_paths(cfg).values())
+    calls.clear()
+    monkeypatch.setattr(simulate, "simulate", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
+    resumed = _digest(generate(cfg, progress=False))
+    assert len(calls) == 1  # only the simulation that was interrupted runs again
+    assert list((tmp_path / "a").glob(".mock-partial-*")) == []
+    fresh = load_config(None, [f"mock.out_dir={tmp_path}/b", "mock.n_sims=3", "mock.map_pixels=64"])
+    monkeypatch.setattr(simulate, "simulate", real)
+    assert _digest(generate(fresh, progress=False)) == resumed
 
 
 def test_existing_output_is_kept_without_overwrite(tmp_path):

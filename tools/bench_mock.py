@@ -1,10 +1,16 @@
 #!/usr/bin/env python
-"""Benchmark: wall seconds of one mock simulation (PM + stars + 15+15 maps), JSON on stdout.
+"""Benchmark: wall seconds of one mock simulation (PM + FoF + galaxies + 15+15 maps) and the CMD statistics, JSON.
 
-    python tools/bench_mock.py [--particles 64 128] [--steps 5 20] [--upsample 1 2]
+    python tools/bench_mock.py [--particles 64 128 256] [--steps 5 20 20] [--upsample 1 2 1]
+                               [--numpy-up-to 128] [--stats 128:8 256:2]
 
-The baseline measured in the same run is the 2LPT initial conditions alone at the same size;
-`ratio_vs_2lpt` says what the particle-mesh run, the stellar model and the painting cost on top.
+Timing: every configuration runs with the compiled (numba) kernels; up to ``--numpy-up-to`` particles per
+side it also runs with the numpy reference kernels in the same process, and ``speedup_vs_numpy`` is the
+ratio. The first compiled call of each kernel (JIT or cache load) is done before timing.
+
+Statistics: for ``N:K`` in ``--stats``, K LH simulations at N^3 (20 PM steps, upsample 2 at N <= 128) are
+observed by every suite, and the four pooled pixel statistics (log10 Mcdm mean/std, log10(1 + Mstar)
+mean/std) are printed beside the CMD values with their relative errors.
 """
 from __future__ import annotations
 
@@ -12,41 +18,92 @@ import argparse
 import json
 import os
 import platform
+import time
 
 import numpy as np
 from _timing import best_of
 
 from hpc_vdm.config import load_config
-from hpc_vdm.mock import pm, simulate, stars
-from hpc_vdm.mock.cosmology import Cosmology
+from hpc_vdm.mock import kernels, simulate, stars
+
+CMD = {"IllustrisTNG": (10.983874, 0.508252, 0.120691, 1.084848),
+       "Astrid": (10.980798, 0.508634, 0.251111, 1.500970),
+       "SIMBA": (10.984281, 0.508499, 0.154420, 1.228990)}
+NAMES = ("log10_Mcdm_mean", "log10_Mcdm_std", "log10_1p_Mstar_mean", "log10_1p_Mstar_std")
+
+
+def _stages(row, cfg, seed) -> dict:
+    """Seconds per stage of one simulation (compiled kernels)."""
+    from hpc_vdm.mock import pm
+    from hpc_vdm.mock.cosmology import Cosmology
+
+    t0 = time.perf_counter()
+    parts = pm.run_pm(Cosmology(0.3, 0.8), (cfg.particles,) * 3, (cfg.box_mpc_h,) * 3, n_steps=cfg.pm_steps,
+                      a_start=cfg.a_start, rng=np.random.default_rng(0))
+    t1 = time.perf_counter()
+    groups = stars.halos(parts)
+    t2 = time.perf_counter()
+    simulate.observe(parts, groups, row, cfg, stars.SUITES["IllustrisTNG"], seed)
+    t3 = time.perf_counter()
+    return {"pm": t1 - t0, "fof": t2 - t1, "galaxies_and_maps": t3 - t2}
+
+
+def timing(n: int, steps: int, up: int, numpy_up_to: int, repeat: int) -> dict:
+    cfg = load_config(None, [f"mock.particles={n}", f"mock.pm_steps={steps}", f"mock.upsample={up}"]).mock
+    row = np.array([0.3, 0.8, 1, 1, 1, 1], dtype=float)
+    seed = np.random.SeedSequence(0)
+    run = lambda: simulate.simulate(row, cfg, stars.SUITES["IllustrisTNG"], seed)  # noqa: E731
+    with kernels.use("numba"):
+        small = load_config(None, ["mock.particles=16", "mock.pm_steps=1", f"mock.upsample={up}"]).mock
+        simulate.simulate(row, small, stars.SUITES["IllustrisTNG"], seed)  # JIT / cache load
+        compiled = best_of(run, repeat)
+        stages = _stages(row, cfg, seed)
+    out = {"particles": n, "pm_steps": steps, "upsample": up, "seconds_per_sim": compiled, "stages_s": stages}
+    if n <= numpy_up_to:
+        with kernels.use("numpy"):
+            reference = best_of(run, 1)
+        out.update(numpy_seconds_per_sim=reference, speedup_vs_numpy=reference / compiled)
+    return out
+
+
+def statistics(n: int, n_sims: int) -> dict:
+    up = 2 if n <= 128 else 1
+    cfg = load_config(None, [f"mock.particles={n}", "mock.pm_steps=20", f"mock.upsample={up}",
+                             f"mock.n_sims={n_sims}", "mock.seed=3"]).mock
+    params = simulate.parameter_table(cfg)
+    x, y = {s: [] for s in CMD}, {s: [] for s in CMD}
+    for sim, row in enumerate(params):
+        seed = simulate.sim_seed(cfg, sim)
+        parts, groups = simulate.evolve(row, cfg, seed)
+        for suite in CMD:
+            maps = simulate.observe(parts, groups, row, cfg, stars.SUITES[suite], seed)
+            x[suite].append(np.log10(maps["Mcdm"].astype(np.float64)).ravel())
+            y[suite].append(np.log10(1 + maps["Mstar"].astype(np.float64)).ravel())
+    out = {"particles": n, "pm_steps": 20, "upsample": up, "n_sims": n_sims, "seed": 3, "suites": {}}
+    for suite, want in CMD.items():
+        xs, ys = np.concatenate(x[suite]), np.concatenate(y[suite])
+        got = (xs.mean(), xs.std(), ys.mean(), ys.std())
+        out["suites"][suite] = {name: {"mock": float(g), "cmd": w, "rel_err": float(g / w - 1)}
+                                for name, g, w in zip(NAMES, got, want)}
+        out["suites"][suite]["nonzero_fraction"] = float((ys > 0).mean())
+    return out
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[1])
-    p.add_argument("--particles", type=int, nargs="+", default=[64, 128])
-    p.add_argument("--steps", type=int, nargs="+", default=[5, 20])
-    p.add_argument("--upsample", type=int, nargs="+", default=[1, 2])
-    p.add_argument("--repeat", type=int, default=2)
+    p.add_argument("--particles", type=int, nargs="+", default=[64, 128, 256])
+    p.add_argument("--steps", type=int, nargs="+", default=[5, 20, 20])
+    p.add_argument("--upsample", type=int, nargs="+", default=[1, 2, 1])
+    p.add_argument("--numpy-up-to", type=int, default=128, help="also time the numpy kernels up to this size")
+    p.add_argument("--stats", nargs="*", default=["128:8", "256:2"], help="N:K, K simulations at N^3")
+    p.add_argument("--repeat", type=int, default=1)
     args = p.parse_args()
-    row = np.array([0.3, 0.8, 1, 1, 1, 1], dtype=float)
-    cosmo = Cosmology(0.3, 0.8)
-    results = []
-    for n, steps, up in zip(args.particles, args.steps, args.upsample):
-        cfg = load_config(None, [f"mock.particles={n}", f"mock.pm_steps={steps}", f"mock.upsample={up}"]).mock
-        shape, box = (n,) * 3, (cfg.box_mpc_h,) * 3
-
-        def lpt_only():
-            dk = pm.gaussian_field(shape, box, cosmo, np.random.default_rng(0))
-            pm.lpt_displacements(dk, shape, box)
-
-        full = best_of(lambda: simulate.simulate(row, cfg, stars.SUITES["IllustrisTNG"], np.random.SeedSequence(0)),
-                       args.repeat)
-        base = best_of(lpt_only, args.repeat)
-        results.append({"particles": n, "pm_steps": steps, "upsample": up, "seconds_per_sim": full,
-                        "baseline_2lpt_seconds": base, "ratio_vs_2lpt": full / base,
-                        "maps_per_second": 30 / full})
-    print(json.dumps({"bench": "mock", "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
-                      "results": results}, indent=2))
+    results = [timing(n, s, u, args.numpy_up_to, args.repeat)
+               for n, s, u in zip(args.particles, args.steps, args.upsample)]
+    stats = [statistics(*(int(v) for v in spec.split(":"))) for spec in args.stats]
+    print(json.dumps({"bench": "mock", "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                                                   "load_avg": os.getloadavg()},
+                      "timing": results, "statistics": stats}, indent=2))
 
 
 if __name__ == "__main__":

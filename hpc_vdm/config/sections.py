@@ -38,6 +38,15 @@ class MockConfig:
     n_ngb: float = param(8.0, "SPH neighbours that set the DM painting kernel (8 at 128^3 mimics CMD's 64 at 256^3)",
                          range=(1.0, 1024.0))
     seed: int = param(0, "master seed: every simulation's initial conditions derive from it", range=(0, 2**31 - 1))
+    nbody: bool = param(False, "also write the N-body twin maps Maps_Mtot_Nbody_{suite}_{set} (same ICs, one more "
+                               "DM painting per simulation)")
+    catalogues: bool = param(True, "write the halo/galaxy catalogue of every simulation (HDF5, Subfind-like)")
+    grids: list[int] = param([], "also write 3D grids Grids_{field}_{suite}_{set}_{N}_z=0.00.npy at these N "
+                                 "(e.g. [64, 128]; fields Mcdm, Mstar, Msubhalo, and Mtot with nbody)")
+    workers: int = param(1, "simulations run side by side in this many processes (results do not depend on it)",
+                         range=(1, 1024))
+    kernels: str = param("numba", "numba (compiled) or numpy (the reference) CIC/PM kernels",
+                         choices=("numba", "numpy"))
 
 
 @dataclass

@@ -4,6 +4,9 @@ Files (one per field, suite and set), as distributed by CMD and written by ``hpc
 
     Maps_{field}_{suite}_{set}_z=0.00.npy     (15 * n_sims, 256, 256) float32, (Msun/h)/(Mpc/h)^2
     params_{set}_{suite}.txt                  (n_sims, 6): Omega_m sigma_8 A_SN1 A_AGN1 A_SN2 A_AGN2
+    Maps_Mtot_Nbody_{suite}_{set}_z=0.00.npy  the N-body twins (same ICs and map order as the hydro maps)
+    Grids_{field}_{suite}_{set}_{N}_z=0.00.npy  (n_sims, N, N, N) float32 3D densities, (Msun/h)/(Mpc/h)^3
+    FOF_Subfind_{suite}_{set}_z=0.00/fof_subhalo_tab_{sim:04d}.hdf5   halo/galaxy catalogue per simulation
 
 Map ``n`` belongs to simulation ``n // 15``; inside a simulation ``n % 15 = 5 * axis + slab``, the
 slab being ``[slab * L/5, (slab + 1) * L/5)`` along ``axis`` and the image axes ``(axis+1) % 3, (axis+2) % 3``.
@@ -37,6 +40,24 @@ MAP_UNITS = "(Msun/h)/(Mpc/h)^2"
 
 def maps_path(root: str | Path, field: str, suite: str, set_: str, z: float = 0.0) -> Path:
     return Path(root) / f"Maps_{field}_{suite}_{set_}_z={z:.2f}.npy"
+
+
+def nbody_suite(suite: str) -> str:
+    """CMD's name of a suite's N-body twins, e.g. 'Nbody_IllustrisTNG'."""
+    return f"Nbody_{suite}"
+
+
+def grids_path(root: str | Path, field: str, suite: str, set_: str, n: int, z: float = 0.0) -> Path:
+    return Path(root) / f"Grids_{field}_{suite}_{set_}_{n}_z={z:.2f}.npy"
+
+
+def catalogue_dir(root: str | Path, suite: str, set_: str, z: float = 0.0) -> Path:
+    return Path(root) / f"FOF_Subfind_{suite}_{set_}_z={z:.2f}"
+
+
+def catalogue_path(root: str | Path, suite: str, set_: str, sim: int, z: float = 0.0) -> Path:
+    """The Subfind-like HDF5 group file of one simulation (TNG units: kpc/h, 1e10 Msun/h)."""
+    return catalogue_dir(root, suite, set_, z) / f"fof_subhalo_tab_{sim:04d}.hdf5"
 
 
 def params_path(root: str | Path, suite: str, set_: str) -> Path:

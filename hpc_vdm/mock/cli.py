@@ -3,16 +3,26 @@
     python -m hpc_vdm.mock --out data/cmd --suite IllustrisTNG --sim-set LH --n-sims 8 --particles 64
     python -m hpc_vdm.mock --config configs/demo.yaml --preview out/preview.png
 
-Files are written to a temporary folder beside the output and moved into place only when every
-simulation has finished: an interrupted run leaves nothing behind, and existing files are kept unless
-``--overwrite``.
+Outputs (``mock.*`` flags): the CMD maps ``Maps_{Mstar,Mcdm}_{suite}_{set}`` and ``params``; the halo/galaxy
+catalogues ``FOF_Subfind_{suite}_{set}_z=0.00/`` (on by default); with ``mock.nbody=true`` the N-body twins
+``Maps_Mtot_Nbody_{suite}_{set}``; with ``mock.grids=[64,128]`` the 3D grids ``Grids_{field}_{suite}_{set}_{N}``.
+
+Simulations are staged in a hidden folder beside the output, one at a time, and everything is moved
+into place only when every simulation has finished: an interrupted run leaves no output file, and
+running the same command again resumes from the last finished simulation and ends with the same files.
+Existing outputs are kept unless ``--overwrite``. ``--workers N`` runs N simulations side by side.
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import logging
+import multiprocessing
+import os
 import shutil
-import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -21,56 +31,151 @@ from tqdm import tqdm
 from .. import cli, figures
 from ..config import RunConfig
 from ..data import camels
-from . import simulate, stars
+from . import catalogue, fof, grids, kernels, simulate, stars
 
 log = logging.getLogger("hpc_vdm.mock")
 FIELDS = ("Mstar", "Mcdm")
 SHORTCUTS = {"out": "mock.out_dir", "suite": "mock.suite", "sim_set": "mock.set", "n_sims": "mock.n_sims",
              "particles": "mock.particles", "pm_steps": "mock.pm_steps", "upsample": "mock.upsample",
-             "seed": "mock.seed", "pixels": "mock.map_pixels"}
+             "seed": "mock.seed", "pixels": "mock.map_pixels", "workers": "mock.workers"}
+GRID_RANGE = (8, 2048)
 
 
 def output_paths(cfg: RunConfig) -> dict[str, Path]:
+    """Every output of ``cfg.mock``: maps ('Mstar', 'Mcdm', 'Mtot_Nbody'), 'params', grids
+    ('grid_{field}_{N}'), and 'catalogues' (the folder of per-simulation HDF5 files)."""
     m = cfg.mock
     paths = {f: camels.maps_path(m.out_dir, f, m.suite, m.set) for f in FIELDS}
+    if m.nbody:
+        paths["Mtot_Nbody"] = camels.maps_path(m.out_dir, "Mtot", camels.nbody_suite(m.suite), m.set)
     paths["params"] = camels.params_path(m.out_dir, m.suite, m.set)
+    for n in m.grids:
+        for f in grids.FIELDS:
+            if f != "Mtot" or m.nbody:
+                paths[f"grid_{f}_{n}"] = camels.grids_path(m.out_dir, f, m.suite, m.set, n)
+    if m.catalogues:
+        paths["catalogues"] = camels.catalogue_dir(m.out_dir, m.suite, m.set)
     return paths
 
 
-def generate(cfg: RunConfig, *, overwrite: bool = False, progress: bool = True) -> dict[str, Path]:
-    """Run every simulation of ``cfg.mock`` and write the CMD files; returns their paths."""
+def check(cfg: RunConfig) -> None:
+    """Reject values the config types cannot (grid sizes) before anything is written."""
     m = cfg.mock
+    for n in m.grids:
+        if not (isinstance(n, int) and GRID_RANGE[0] <= n <= GRID_RANGE[1]):
+            raise ValueError(f"mock.grids: expected grid sizes in [{GRID_RANGE[0]}, {GRID_RANGE[1]}], got {n!r}")
+    if len(set(m.grids)) != len(m.grids):
+        raise ValueError(f"mock.grids: sizes must be distinct, got {m.grids}")
+    if m.kernels == "numba":
+        with kernels.use("numba"):  # raises a clear error when numba is missing
+            pass
+
+
+def _staging_dir(cfg: RunConfig) -> Path:
+    """A folder named by everything that changes the output (not workers): a rerun resumes in it."""
+    m = dataclasses.asdict(cfg.mock)
+    for k in ("out_dir", "workers"):
+        m.pop(k)
+    digest = hashlib.sha256(json.dumps(m, sort_keys=True).encode()).hexdigest()[:16]
+    return Path(cfg.mock.out_dir) / f".mock-partial-{digest}"
+
+
+def _arrays(cfg: RunConfig, stage: Path, paths: dict, n_sims: int) -> dict[str, np.ndarray]:
+    """The output arrays, memory-mapped in the staging folder (created, or reopened to resume)."""
+    m = cfg.mock
+    out = {}
+    for key, p in paths.items():
+        if key in ("params", "catalogues"):
+            continue
+        shape = ((n_sims * 3 * m.n_slabs, m.map_pixels, m.map_pixels) if not key.startswith("grid_")
+                 else (n_sims, *(int(key.rsplit("_", 1)[1]),) * 3))
+        f = stage / p.name
+        out[key] = (np.lib.format.open_memmap(f, mode="r+") if f.exists()
+                    else np.lib.format.open_memmap(f, mode="w+", dtype=np.float32, shape=shape))
+        if out[key].shape != shape:
+            raise ValueError(f"staged {f} has shape {out[key].shape}, expected {shape}; delete {stage}")
+    return out
+
+
+def _one(job):
+    """Worker: one simulation (kernels chosen, threads shared out) -> its outputs."""
+    sim, row, m, threads = job
+    kernels.set_threads(threads)
+    with kernels.use(m.kernels):
+        return sim, simulate.simulate(row, m, stars.SUITES[m.suite], simulate.sim_seed(m, sim))
+
+
+def _store(cfg, sim, result, arrays, stage, params) -> None:
+    """Write one simulation's outputs into the staged arrays and catalogue, then mark it done."""
+    m = cfg.mock
+    block = slice(sim * 3 * m.n_slabs, (sim + 1) * 3 * m.n_slabs)
+    for key, a in arrays.items():
+        if key.startswith("grid_"):
+            _, f, n = key.split("_")
+            a[sim] = result["grids"][int(n)][f]
+        else:
+            a[block] = result[key]
+        a.flush()
+    if m.catalogues:
+        catalogue.write(stage / "catalogues" / camels.catalogue_path("", m.suite, m.set, sim).name,
+                        result["catalogue"], box_mpc_h=m.box_mpc_h, params=params[sim],
+                        attrs={"suite": m.suite, "set": m.set, "sim": sim, "particles": m.particles,
+                               "linking_b": fof.B_LINK})
+    (stage / f"done_{sim:05d}").touch()
+
+
+def _results(cfg: RunConfig, todo: list[int], params: np.ndarray):
+    """Yield (sim, outputs) for the simulations ``todo``, in this process or in spawned workers."""
+    m = cfg.mock
+    threads = max(1, (os.cpu_count() or 1) // m.workers)
+    if m.workers == 1:
+        with kernels.use(m.kernels):
+            for sim in todo:
+                yield sim, simulate.simulate(params[sim], m, stars.SUITES[m.suite], simulate.sim_seed(m, sim))
+        return
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=m.workers, mp_context=ctx) as pool:
+        yield from pool.map(_one, [(sim, params[sim], m, threads) for sim in todo])
+
+
+def generate(cfg: RunConfig, *, overwrite: bool = False, progress: bool = True) -> dict[str, Path]:
+    """Run every simulation of ``cfg.mock`` and write the CMD files; returns their paths.
+
+    Simulations are staged in ``out_dir/.mock-partial-<config digest>``: a killed run resumes there
+    (per simulation) and ends with the same files; outputs move into place only when all are done.
+    """
+    m = cfg.mock
+    check(cfg)
     paths = output_paths(cfg)
     existing = [str(p) for p in paths.values() if p.exists()]
     if existing and not overwrite:
         raise FileExistsError(f"output exists: {existing}; pass --overwrite to replace it")
     params = simulate.parameter_table(m)
     n_sims = params.shape[0]
-    n_maps = n_sims * 3 * m.n_slabs
-    out_dir = Path(m.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".mock-", dir=out_dir))
-    try:
-        arrays = {f: np.lib.format.open_memmap(tmp / paths[f].name, mode="w+", dtype=np.float32,
-                                               shape=(n_maps, m.map_pixels, m.map_pixels)) for f in FIELDS}
-        model = stars.SUITES[m.suite]
-        log.info("mock %s %s: %d simulations, %d^3 particles, %d PM steps, upsample %d -> %d maps of %d^2",
-                 m.suite, m.set, n_sims, m.particles, m.pm_steps, m.upsample, n_maps, m.map_pixels)
-        t0 = time.time()
-        for sim in tqdm(range(n_sims), desc=f"mock {m.suite} {m.set}", unit="sim", disable=not progress):
-            maps = simulate.simulate(params[sim], m, model, simulate.sim_seed(m, sim))
-            block = slice(sim * 3 * m.n_slabs, (sim + 1) * 3 * m.n_slabs)
-            for f in FIELDS:
-                arrays[f][block] = maps[f]
-        for a in arrays.values():
-            a.flush()
-        del arrays
-        camels.save_params(tmp / paths["params"].name, params)
-        for p in paths.values():
-            (tmp / p.name).replace(p)
-        log.info("wrote %s in %.1f s", ", ".join(str(p) for p in paths.values()), time.time() - t0)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    stage = _staging_dir(cfg)
+    stage.mkdir(parents=True, exist_ok=True)
+    arrays = _arrays(cfg, stage, paths, n_sims)
+    todo = [s for s in range(n_sims) if not (stage / f"done_{s:05d}").exists()]
+    log.info("mock %s %s: %d simulations (%d staged), %d^3 particles, %d PM steps, upsample %d, %d worker(s)",
+             m.suite, m.set, n_sims, n_sims - len(todo), m.particles, m.pm_steps, m.upsample, m.workers)
+    t0 = time.time()
+    bar = tqdm(total=n_sims, initial=n_sims - len(todo), desc=f"mock {m.suite} {m.set}", unit="sim",
+               disable=not progress)
+    for sim, result in _results(cfg, todo, params):
+        _store(cfg, sim, result, arrays, stage, params)
+        bar.update()
+    bar.close()
+    del arrays
+    camels.save_params(stage / paths["params"].name, params)
+    if m.catalogues:
+        (stage / "catalogues").mkdir(exist_ok=True)
+    for key, p in paths.items():
+        src = stage / ("catalogues" if key == "catalogues" else p.name)
+        if p.is_dir():
+            shutil.rmtree(p)
+        src.replace(p)
+    shutil.rmtree(stage, ignore_errors=True)
+    log.info("wrote %s in %.1f s", ", ".join(str(p) for p in paths.values()), time.time() - t0)
     return paths
 
 
@@ -109,6 +214,7 @@ def _main(argv) -> int:
     p.add_argument("--upsample", type=int, help="sub-particles per side per particle (mock.upsample)")
     p.add_argument("--pixels", type=int, help="pixels per map side (mock.map_pixels)")
     p.add_argument("--seed", type=int, help="master seed (mock.seed)")
+    p.add_argument("--workers", type=int, help="simulations run side by side (mock.workers)")
     p.add_argument("--preview", metavar="PNG", help="write a figure of a few map pairs")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     args = p.parse_args(argv)

@@ -56,6 +56,14 @@ class Cosmology:
         """f = dln D / dln a."""
         return a * self.dgrowth_da(a) / self.growth(a)
 
+    def halo_mass_function(self, m_msun_h: np.ndarray, model: str = "watson13", mdef: str = "fof") -> np.ndarray:
+        """dn/dln M [(h/Mpc)^3] at z = 0 from colossus (default: Watson et al. 2013, FoF b = 0.2 masses)."""
+        from colossus.lss import mass_function
+
+        _colossus.setCurrent(self._c)
+        return mass_function.massFunction(np.asarray(m_msun_h, dtype=np.float64), 0.0, mdef=mdef, model=model,
+                                          q_out="dndlnM")
+
     # --- FastPM and 2LPT factors ------------------------------------------------------------
     def g_factor(self, a: float) -> float:
         """G(a) = a^3 E(a) dD/da: p = G Psi in linear theory, so kicks and drifts are exact at any step."""

@@ -11,6 +11,8 @@ import os
 import numpy as np
 import scipy.fft as sfft
 
+from . import kernels
+
 CHUNK = 1 << 16  # points per block: temporaries stay in cache
 WORKERS = max(1, int(os.environ.get("OMP_NUM_THREADS", "0")) or os.cpu_count() or 1)
 
@@ -76,7 +78,10 @@ def cic_deposit(cells: np.ndarray, shape: tuple[int, ...], weights=None, group=N
 
     cells: (n, d) float coordinates in cell units; weights: (n,) or scalar; group: (n,) int in
     [0, n_groups) selecting one of ``n_groups`` independent grids. Returns (n_groups, *shape) float64.
+    The compiled kernel runs 2D and 3D grids (``terms`` is then unused); this numpy code is its reference.
     """
+    if kernels.compiled() and len(shape) in (2, 3):
+        return kernels.cic_deposit(cells, tuple(shape), weights, group, n_groups)
     size = int(np.prod(shape))
     out = np.zeros(n_groups * size, dtype=np.float64)
     per_point = weights is not None and not np.isscalar(weights)
@@ -96,6 +101,8 @@ def cic_readout(grid: np.ndarray, cells: np.ndarray, terms: list | None = None) 
     Leading axes of ``grid`` are components: returns (n,) for a scalar grid, (n, c) for (c, *shape).
     """
     d = cells.shape[1]
+    if kernels.compiled() and d == 3 and grid.ndim in (3, 4):
+        return kernels.cic_readout(grid, cells)
     shape = grid.shape[-d:]
     comps = np.ascontiguousarray(grid).reshape(-1, int(np.prod(shape)))  # (c, cells)
     out = np.zeros((comps.shape[0], cells.shape[0]), dtype=np.float64)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import mesh
+from . import kernels, mesh
 
 SIGMA_PER_H = 0.5     # Gaussian sigma of the kernel class per unit smoothing length
 MIN_SIGMA_PX = 0.5    # the narrowest smoothed class; narrower kernels are plain CIC
@@ -42,8 +42,6 @@ def paint_slabs(pos: np.ndarray, masses: list, box_mpc_h: float, *, n_slabs: int
     The CIC stencil of each projection is computed once and shared by all species.
     """
     pixel = box_mpc_h / pixels
-    ks = mesh.wavevectors((pixels, pixels), (float(pixels), float(pixels)))  # in 1/pixel
-    k2 = mesh.k_squared(ks)
     species = []
     for sigma in sigma_mpc_h:
         if sigma is None:
@@ -54,15 +52,42 @@ def paint_slabs(pos: np.ndarray, masses: list, box_mpc_h: float, *, n_slabs: int
     for axis in range(3):
         slab = np.clip(np.floor(pos[:, axis] / (box_mpc_h / n_slabs)).astype(np.int64), 0, n_slabs - 1)
         plane = pos[:, [(axis + 1) % 3, (axis + 2) % 3]] / pixel - 0.5  # pixel centres at (i + 1/2) * pixel
-        terms = mesh.stencils(plane, (pixels, pixels))
+        terms = None if kernels.compiled() else mesh.stencils(plane, (pixels, pixels))
         for i, (mass, (cls, sigmas)) in enumerate(zip(masses, species)):
             n_cls = sigmas.size
             grids = mesh.cic_deposit(plane, (pixels, pixels), weights=mass, group=slab * n_cls + cls,
                                      n_groups=n_slabs * n_cls, terms=terms).reshape(n_slabs, n_cls, pixels, pixels)
-            maps = grids[:, 0].copy()
-            if n_cls > 1:
-                smooth = np.exp(-0.5 * k2[None, None] * sigmas[1:, None, None] ** 2)  # (n_cls-1, P, P//2+1)
-                fk = mesh.rfftn(grids[:, 1:], axes=(-2, -1)) * smooth
-                maps += mesh.irfftn(fk, (pixels, pixels), axes=(-2, -1)).sum(axis=1)
-            out[i][axis] = maps
+            out[i][axis] = smooth_classes(grids, sigmas)
     return [m.reshape(3 * n_slabs, pixels, pixels) / pixel**2 for m in out]
+
+
+def smooth_classes(grids: np.ndarray, sigmas: np.ndarray) -> np.ndarray:
+    """(..., P, P) maps from CIC grids (..., n_cls, P, P) per kernel class: class 0 as is, class j
+    smoothed with its Gaussian of sigma ``sigmas[j]`` pixels (in Fourier space), summed."""
+    pixels = grids.shape[-1]
+    maps = grids[..., 0, :, :].copy()
+    if sigmas.size > 1:
+        ks = mesh.wavevectors((pixels, pixels), (float(pixels), float(pixels)))  # in 1/pixel
+        k2 = mesh.k_squared(ks)
+        smooth = np.exp(-0.5 * k2[None] * sigmas[1:, None, None] ** 2)  # (n_cls-1, P, P//2+1)
+        fk = mesh.rfftn(grids[..., 1:, :, :], axes=(-2, -1)) * smooth
+        maps += mesh.irfftn(fk, (pixels, pixels), axes=(-2, -1)).sum(axis=-3)
+    return maps
+
+
+def paint_upsampled(disp: np.ndarray, rho: np.ndarray, u: int, box, particle_mass: float, *, n_slabs: int,
+                    pixels: int, n_ngb: float) -> np.ndarray:
+    """Compiled twin of painting ``u``^3 interpolated sub-particles per particle with the adaptive kernel:
+    (3 n_slabs, P, P) surface density. disp (3, *shape) [Mpc/h] unwrapped, rho (*shape) 1 + delta."""
+    shape = rho.shape
+    box = np.asarray(box, dtype=np.float64)
+    cell = box / np.asarray(shape)
+    pixel = float(box[0]) / pixels
+    volume = float(np.prod(box)) / (np.prod(shape) * u**3)
+    coef = SIGMA_PER_H * (3.0 * n_ngb * volume / (4.0 * np.pi)) ** (1.0 / 3.0) / pixel  # sigma_px = coef rho^-1/3
+    _, sigmas = kernel_classes(np.array([coef * max(float(rho.min()), 1e-3) ** (-1.0 / 3.0)]))
+    grids = np.zeros((3, n_slabs, sigmas.size, pixels, pixels))
+    kernels.paint_upsampled(np.ascontiguousarray(disp, dtype=np.float64), np.ascontiguousarray(rho, dtype=np.float64),
+                            int(u), cell, box, n_slabs, pixel, coef, MIN_SIGMA_PX, float(np.log(CLASS_STEP)), grids)
+    maps = smooth_classes(grids, sigmas)  # (3, n_slabs, P, P)
+    return maps.reshape(3 * n_slabs, pixels, pixels) * (particle_mass / u**3) / pixel**2

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import mesh
+from . import kernels, mesh
 from .cosmology import Cosmology
 
 
@@ -84,28 +84,54 @@ def lpt_displacements(delta_k: np.ndarray, shape, box) -> tuple[np.ndarray, np.n
 
 
 class _Force:
-    """S = IFFT(i k delta_k / k^2) of the CIC density of the particles, read back at the particles."""
+    """S = IFFT(i k delta_k / k^2) of the CIC density of the particles (single-precision FFTs)."""
 
     def __init__(self, shape, box):
         self.shape, self.box = shape, box
         self.cell = np.asarray(box) / np.asarray(shape)
-        self.ks = mesh.wavevectors(shape, box)
-        k2 = mesh.k_squared(self.ks)
+        self.ks = [k.astype(np.float32) for k in mesh.wavevectors(shape, box)]
+        k2 = mesh.k_squared(mesh.wavevectors(shape, box))
         k2[(0, 0, 0)] = 1.0
-        self.inv_k2 = 1.0 / k2
+        self.inv_k2 = (1.0 / k2).astype(np.float32)
         self.inv_k2[(0, 0, 0)] = 0.0
 
-    def density(self, pos: np.ndarray, terms: list | None = None) -> np.ndarray:
+    def density(self, pos: np.ndarray) -> np.ndarray:
         """1 + delta on the mesh (one particle per cell on average)."""
-        rho = mesh.cic_deposit(pos / self.cell, self.shape, terms=terms)[0]
+        if kernels.compiled():  # positions scaled inside the kernel: no (n, 3) temporary
+            rho = np.zeros(self.shape)
+            kernels.deposit_3d(pos, kernels.EMPTY_F, 1.0, rho, 1.0 / self.cell)
+        else:
+            rho = mesh.cic_deposit(pos / self.cell, self.shape)[0]
         return rho * (np.prod(self.shape) / pos.shape[0])
 
+    def field(self, pos: np.ndarray) -> np.ndarray:
+        """The force grid S (*shape, 3) float32 of particles at pos (n, 3), components interleaved."""
+        phi_k = mesh.rfftn((self.density(pos) - 1.0).astype(np.float32)) * self.inv_k2
+        out = np.empty((*self.shape, 3), dtype=np.float32)
+        for c, ki in enumerate(self.ks):
+            out[..., c] = mesh.irfftn(1j * ki * phi_k, self.shape)
+        return out
+
     def __call__(self, pos: np.ndarray) -> np.ndarray:
-        cells = pos / self.cell
-        terms = mesh.stencils(cells, self.shape) if pos.shape[0] <= (1 << 22) else None
-        delta_k = mesh.rfftn(self.density(pos, terms) - 1.0)
-        s = np.stack([mesh.irfftn(1j * ki * delta_k * self.inv_k2, self.shape) for ki in self.ks])
-        return mesh.cic_readout(s, cells, terms)  # (n, 3)
+        """S read back at the particles (n, 3)."""
+        return mesh.cic_readout(np.moveaxis(self.field(pos), -1, 0), pos / self.cell)
+
+
+def _kick(mom, s_grid, pos, inv_cell, factor) -> None:
+    """mom += factor * S(pos) for the force grid (*shape, 3)."""
+    if kernels.compiled():
+        kernels.kick(mom, s_grid, pos, inv_cell, factor)
+    else:
+        mom += factor * mesh.cic_readout(np.moveaxis(s_grid, -1, 0), pos * inv_cell)
+
+
+def _drift(pos, mom, factor, box) -> None:
+    if kernels.compiled():
+        kernels.drift(pos, mom, factor, box)
+    else:
+        pos += factor * mom
+        pos -= np.floor(pos / box) * box
+        pos[pos >= box] = 0.0
 
 
 def run_pm(cosmo: Cosmology, shape, box, *, n_steps: int, a_start: float, rng: np.random.Generator) -> Particles:
@@ -117,23 +143,31 @@ def run_pm(cosmo: Cosmology, shape, box, *, n_steps: int, a_start: float, rng: n
     delta_lin = mesh.irfftn(delta_k, shape)
     del delta_k
 
-    lattice = lattice_positions(shape, box)
-    psi1 = psi1.reshape(3, -1).T  # (n, 3)
-    psi2 = psi2.reshape(3, -1).T
+    box_arr = np.asarray(box)
     a0 = a_start
     d1, d2 = cosmo.growth(a0), cosmo.growth2(a0)
-    pos = (lattice + d1 * psi1 + d2 * psi2) % np.asarray(box)
-    mom = a0**2 * cosmo.efunc(a0) * (cosmo.growth_rate(a0) * d1 * psi1 + cosmo.growth_rate2(a0) * d2 * psi2)
-    del psi1, psi2, lattice
+    f1, f2 = cosmo.growth_rate(a0) * d1, cosmo.growth_rate2(a0) * d2
+    psi1 = psi1.reshape(3, -1).T  # (n, 3)
+    psi2 = psi2.reshape(3, -1).T
+    mom = (a0**2 * cosmo.efunc(a0)) * (f1 * psi1 + f2 * psi2)
+    pos = lattice_positions(shape, box)
+    pos += d1 * psi1 + d2 * psi2
+    del psi1, psi2
+    _drift(pos, mom, 0.0, box_arr)  # wrap into the box
 
     force = _Force(shape, box)
-    s = force(pos)
+    inv_cell = 1.0 / force.cell
+    s_grid = force.field(pos)
     a = np.linspace(a_start, 1.0, n_steps + 1)
+    # kick-drift-kick; the closing kick of a step and the opening kick of the next share one force
+    # evaluation, so they are applied as one kick with the summed factor
+    pending = 0.0
     for a0, a1 in zip(a[:-1], a[1:]):
         ah = 0.5 * (a0 + a1)
-        mom += s * ((cosmo.g_factor(ah) - cosmo.g_factor(a0)) / cosmo.growth(a0))
-        pos += mom * ((cosmo.growth(a1) - cosmo.growth(a0)) / cosmo.g_factor(ah))
-        pos %= np.asarray(box)
-        s = force(pos)
-        mom += s * ((cosmo.g_factor(a1) - cosmo.g_factor(ah)) / cosmo.growth(a1))
+        _kick(mom, s_grid, pos, inv_cell, pending + (cosmo.g_factor(ah) - cosmo.g_factor(a0)) / cosmo.growth(a0))
+        _drift(pos, mom, (cosmo.growth(a1) - cosmo.growth(a0)) / cosmo.g_factor(ah), box_arr)
+        s_grid = force.field(pos)
+        pending = (cosmo.g_factor(a1) - cosmo.g_factor(ah)) / cosmo.growth(a1)
+    _kick(mom, s_grid, pos, inv_cell, pending)
+    del s_grid, mom
     return Particles(shape=shape, box=box, pos=pos, delta_lin=delta_lin, density=force.density(pos))

@@ -1,4 +1,5 @@
-"""One mock simulation (PM run + stars + 15 slab maps per field) and the CAMELS parameter sets."""
+"""One mock simulation (PM run, FoF halos and galaxies, 15 slab maps per field, optional N-body twin maps
+and 3D grids) and the CAMELS parameter sets."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +7,7 @@ from scipy.stats import qmc
 
 from ..config import MockConfig
 from ..data import camels
-from . import paint, stars
+from . import grids, kernels, paint, stars
 from .cosmology import Cosmology
 from .pm import Particles, run_pm
 from . import mesh
@@ -50,45 +51,92 @@ def sim_seed(cfg: MockConfig, sim: int) -> np.random.SeedSequence:
     return np.random.SeedSequence([cfg.seed, SET_CODES[cfg.set], index])
 
 
-def _upsampled(parts: Particles, u: int, lattice_fields: dict):
+def _upsampled(parts: Particles, pos: np.ndarray, u: int, lattice_fields: dict):
     """Per sub-offset: sub-particle positions (n, 3) and the lattice fields interpolated there.
 
-    Sub-particle ``o`` of each particle sits at q + ((o + 1/2)/u - 1/2) cells; its displacement (and every
-    field in ``lattice_fields``) is the multi-linear interpolation of the lattice values, a fixed shift
-    for all particles, hence done with rolls of whole grids.
+    Sub-particle ``o`` of each particle sits at q + ((o + 1/2)/u - 1/2) cells; its displacement (from
+    ``pos`` (n, 3), the particles' final positions) and every field in ``lattice_fields`` are the
+    multi-linear interpolation of the lattice values, a fixed shift for all particles, hence done with
+    rolls of whole grids.
     """
-    disp = parts.displacement()  # (3, *shape)
-    lattice = parts.lattice()
     box = np.asarray(parts.box)
+    lattice = parts.lattice()
+    disp = ((pos - lattice + box / 2) % box - box / 2).T.reshape(3, *parts.shape)  # (3, *shape)
     for off in np.ndindex(*(u,) * 3):
         shift = (np.asarray(off) + 0.5) / u - 0.5
         d = mesh.shift_interpolate(disp, shift).reshape(3, -1).T
-        pos = (lattice + shift * parts.cell + d) % box
-        yield pos, {k: mesh.shift_interpolate(v, shift).ravel() for k, v in lattice_fields.items()}
+        sub = (lattice + shift * parts.cell + d) % box
+        yield sub, {k: mesh.shift_interpolate(v, shift).ravel() for k, v in lattice_fields.items()}
+
+
+def dm_maps(parts: Particles, pos: np.ndarray, rho: np.ndarray, mass_per_particle: float, cfg: MockConfig) -> np.ndarray:
+    """(3 n_slabs, P, P) surface density of particles at pos (n, 3) [Mpc/h], each of mass
+    ``mass_per_particle`` [Msun/h], with the adaptive kernel set by 1 + delta ``rho`` (n,) and split into
+    ``cfg.upsample``^3 sub-particles."""
+    u = cfg.upsample
+    if kernels.compiled() and u > 1:
+        box = np.asarray(parts.box)
+        disp = ((pos - parts.lattice() + box / 2) % box - box / 2).T.reshape(3, *parts.shape)
+        return paint.paint_upsampled(disp, rho.reshape(parts.shape), u, parts.box, mass_per_particle,
+                                     n_slabs=cfg.n_slabs, pixels=cfg.map_pixels, n_ngb=cfg.n_ngb)
+    n_sub = u**3
+    particle_volume = np.prod(parts.box) / (np.prod(parts.shape) * n_sub)
+    fields = {"rho": rho.reshape(parts.shape)}
+    batches = _upsampled(parts, pos, u, fields) if u > 1 else [(pos, {"rho": rho})]
+    out = np.zeros((3 * cfg.n_slabs, cfg.map_pixels, cfg.map_pixels))
+    for sub, at in batches:
+        sigma = paint.SIGMA_PER_H * paint.smoothing_length(at["rho"], particle_volume, cfg.n_ngb)
+        out += paint.paint_slabs(sub, [mass_per_particle / n_sub], cfg.box_mpc_h, n_slabs=cfg.n_slabs,
+                                 pixels=cfg.map_pixels, sigma_mpc_h=[sigma])[0]
+    return out
+
+
+def star_maps(pos: np.ndarray, mstar: np.ndarray, cfg: MockConfig) -> np.ndarray:
+    """(3 n_slabs, P, P) CIC surface density of the star particles (stellar mass per particle (n,))."""
+    on = mstar > 0
+    return paint.paint_slabs(pos[on], [mstar[on]], cfg.box_mpc_h, n_slabs=cfg.n_slabs, pixels=cfg.map_pixels,
+                             sigma_mpc_h=[None])[0]
+
+
+def _seeds(seed: np.random.SeedSequence):
+    """(initial conditions, galaxies) seeds of one simulation."""
+    return tuple(np.random.SeedSequence(seed.entropy, spawn_key=(*seed.spawn_key, i)) for i in (0, 1))
+
+
+def evolve(params: np.ndarray, cfg: MockConfig, seed: np.random.SeedSequence) -> tuple[Particles, tuple]:
+    """The gravity of one simulation (suite-independent): the PM particles and their FoF groups."""
+    shape, box = (cfg.particles,) * 3, (cfg.box_mpc_h,) * 3
+    parts = run_pm(Cosmology(float(params[0]), float(params[1])), shape, box, n_steps=cfg.pm_steps,
+                   a_start=cfg.a_start, rng=np.random.default_rng(_seeds(seed)[0]))
+    return parts, stars.halos(parts)
+
+
+def observe(parts: Particles, groups: tuple, params: np.ndarray, cfg: MockConfig, model: stars.StellarModel,
+            seed: np.random.SeedSequence) -> dict:
+    """Galaxies, maps, catalogue and grids of one suite on evolved particles (see :func:`simulate`)."""
+    omega_m, a_sn1, a_agn1 = float(params[0]), float(params[2]), float(params[3])
+    labels, _ = groups
+    cat, mstar = stars.galaxies_of(parts, params, model, np.random.default_rng(_seeds(seed)[1]), groups)
+    hydro = stars.hydro_positions(parts, cat, labels, model.expansion(a_sn1, a_agn1))
+    m_tot = stars.particle_mass(parts, omega_m)
+    m_cdm = m_tot * (omega_m - camels.OMEGA_B) / omega_m
+    rho = cic_readout(parts.density, parts.pos / parts.cell)  # 1 + delta at every particle sets its kernel
+    out = {"Mcdm": dm_maps(parts, hydro, rho, m_cdm, cfg), "Mstar": star_maps(hydro, mstar, cfg)}
+    if cfg.nbody:
+        out["Mtot_Nbody"] = dm_maps(parts, parts.pos, rho, m_tot, cfg)
+    out = {f: np.maximum(m, 0.0).astype(np.float32) for f, m in out.items()}
+    out["catalogue"] = cat
+    out["grids"] = {n: grids.fields(parts, hydro, mstar, cat, n, m_cdm, m_tot, nbody=cfg.nbody) for n in cfg.grids}
+    return out
 
 
 def simulate(params: np.ndarray, cfg: MockConfig, model: stars.StellarModel, seed: np.random.SeedSequence) -> dict:
-    """Run one simulation; returns {'Mcdm': (15, P, P), 'Mstar': (15, P, P)} float32 surface densities."""
-    omega_m, sigma_8 = float(params[0]), float(params[1])
-    ic_seed, star_seed = (np.random.SeedSequence(seed.entropy, spawn_key=(*seed.spawn_key, i)) for i in (0, 1))
-    shape, box = (cfg.particles,) * 3, (cfg.box_mpc_h,) * 3
-    parts = run_pm(Cosmology(omega_m, sigma_8), shape, box, n_steps=cfg.pm_steps, a_start=cfg.a_start,
-                   rng=np.random.default_rng(ic_seed))
-    mstar_lattice = stars.stellar_masses(parts, params, model, np.random.default_rng(star_seed)).reshape(shape)
+    """Run one simulation.
 
-    u = cfg.upsample
-    n_sub = u**3
-    m_cdm = (omega_m - camels.OMEGA_B) * camels.RHO_CRIT * np.prod(box) / (np.prod(shape) * n_sub)
-    particle_volume = np.prod(box) / (np.prod(shape) * n_sub)
-    maps = {f: np.zeros((3 * cfg.n_slabs, cfg.map_pixels, cfg.map_pixels)) for f in ("Mcdm", "Mstar")}
-    # 1 + delta at every particle sets its kernel; sub-particles inherit their parent's
-    rho = cic_readout(parts.density, parts.pos / parts.cell).reshape(shape)
-    fields = {"mstar": mstar_lattice / n_sub, "rho": rho}
-    batches = _upsampled(parts, u, fields) if u > 1 else [(parts.pos, {k: v.ravel() for k, v in fields.items()})]
-    for pos, at in batches:
-        sigma = paint.SIGMA_PER_H * paint.smoothing_length(at["rho"], particle_volume, cfg.n_ngb)
-        cdm, star = paint.paint_slabs(pos, [m_cdm, at["mstar"]], cfg.box_mpc_h, n_slabs=cfg.n_slabs,
-                                      pixels=cfg.map_pixels, sigma_mpc_h=[sigma, None])
-        maps["Mcdm"] += cdm
-        maps["Mstar"] += star
-    return {f: np.maximum(m, 0.0).astype(np.float32) for f, m in maps.items()}
+    Returns {'Mcdm': (15, P, P), 'Mstar': (15, P, P)} float32 surface densities [(Msun/h)/(Mpc/h)^2] of the
+    hydro run, 'Mtot_Nbody' (15, P, P) of its N-body twin (same initial conditions, no feedback) when
+    ``cfg.nbody``, 'catalogue' (a :class:`~hpc_vdm.mock.galaxies.Catalogue`) and 'grids'
+    {N: {field: (N, N, N) float32 density [(Msun/h)/(Mpc/h)^3]}} for every N of ``cfg.grids``.
+    """
+    parts, groups = evolve(params, cfg, seed)
+    return observe(parts, groups, params, cfg, model, seed)
