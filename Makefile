@@ -8,7 +8,7 @@ export OMP_NUM_THREADS ?= 1
 export DS_ACCELERATOR ?= cpu
 export DS_BUILD_OPS := 0
 
-.PHONY: venv demo test test-fast bench slurm-up slurm-down clean
+.PHONY: venv demo science test test-fast bench slurm-up slurm-down clean
 
 venv: $(VENV)/.installed
 
@@ -20,27 +20,56 @@ $(VENV)/.installed: setup.py constraints.txt
 	$(PIP) install -q -c constraints.txt -e ".[test,mpi]"
 	touch $@
 
-# The main job on the embedded default: mock CAMELS maps -> maps.zarr -> DeepSpeed training -> export,
-# then held-out posterior samples and one TNG100-sized mock slab by fused tiling.
-# Each stage runs once; rerunning `make demo` resumes (or finishes) the training run.
-DEMO_CMD   := $(DEMO)/cmd/params_LH_IllustrisTNG.txt
-DEMO_STORE := $(DEMO)/maps.zarr/zarr.json
+# The main job on the embedded default, every stage's output under $(DEMO); each stage runs once, so a
+# rerun reuses what is done (and resumes the training run):
+#   mock LH (train), CV and 1P (test) -> maps.zarr, maps_cv.zarr, maps_1p.zarr -> a small VDM trained with
+#   DeepSpeed on 2 processes (torchrun) -> one TNG100-sized mock slab by fused tiling -> its spectra
+#   -> evaluate: metrics.json and report/ (Fig. 1, Fig. 2, calibration, 1P, tiled panels, summary.md).
+NPROC      ?= 2
+TORCHRUN   := $(PY) -m torch.distributed.run --standalone --nproc_per_node=$(NPROC)
+MOCK        = $(PY) -m hpc_vdm.mock --config configs/demo.yaml --set mock.out_dir=$(DEMO)/cmd
+PREPARE     = $(PY) -m hpc_vdm.prepare --config configs/demo.yaml --set data.source_dir=$(DEMO)/cmd
+DEMO_MODEL := $(DEMO)/run/export/model.pt
 
-$(DEMO_CMD): | venv
-	$(PY) -m hpc_vdm.mock --config configs/demo.yaml --set mock.out_dir=$(DEMO)/cmd --preview $(DEMO)/mock_preview.png --overwrite
+$(DEMO)/cmd/params_LH_IllustrisTNG.txt: | venv
+	$(MOCK) --preview $(DEMO)/mock_preview.png
+$(DEMO)/cmd/params_CV_IllustrisTNG.txt: | venv
+	$(MOCK) --sim-set CV --n-sims 3
+$(DEMO)/cmd/params_1P_IllustrisTNG.txt: | venv
+	$(MOCK) --sim-set 1P --set mock.n_1p_values=3 --set 'mock.one_p_params=[Omega_m,A_SN1]'
 
-$(DEMO_STORE): $(DEMO_CMD)
-	$(PY) -m hpc_vdm.prepare --config configs/demo.yaml --set data.source_dir=$(DEMO)/cmd --set data.store=$(DEMO)/maps.zarr --overwrite
+$(DEMO)/maps.zarr/zarr.json: $(DEMO)/cmd/params_LH_IllustrisTNG.txt
+	$(PREPARE) --out $(DEMO)/maps.zarr
+$(DEMO)/maps_cv.zarr/zarr.json: $(DEMO)/cmd/params_CV_IllustrisTNG.txt
+	$(PREPARE) --sim-set CV --out $(DEMO)/maps_cv.zarr --set 'data.split_fractions=[1.0,0.0,0.0]'
+$(DEMO)/maps_1p.zarr/zarr.json: $(DEMO)/cmd/params_1P_IllustrisTNG.txt
+	$(PREPARE) --sim-set 1P --out $(DEMO)/maps_1p.zarr --set 'data.split_fractions=[1.0,0.0,0.0]'
 
-DEMO_SAMPLES := $(DEMO)/samples/summary.json
+$(DEMO_MODEL): $(DEMO)/maps.zarr/zarr.json
+	OMP_NUM_THREADS=1 $(TORCHRUN) -m hpc_vdm.train configs/demo.yaml --run-dir $(DEMO)/run
 
-demo: $(DEMO_STORE)
-	$(PY) -m hpc_vdm.train configs/demo.yaml --set data.store=$(DEMO)/maps.zarr --run-dir $(DEMO)/run
-	$(MAKE) $(DEMO_SAMPLES)
-	$(PY) -m hpc_vdm.tile --config configs/demo.yaml --set tile.model=$(DEMO)/run/export/model.pt --out $(DEMO)/tng100.zarr
+$(DEMO)/tng100.png: $(DEMO_MODEL)
+	$(PY) -m hpc_vdm.tile --config configs/demo.yaml --out $(DEMO)/tng100.zarr
 
-$(DEMO_SAMPLES):
-	$(PY) -m hpc_vdm.sample --config configs/demo.yaml --model $(DEMO)/run/export/model.pt --out $(DEMO)/samples
+$(DEMO)/tng100_spectra.json: $(DEMO)/tng100.png
+	$(PY) -m hpc_vdm.spectra auto $(DEMO)/tng100.zarr --array mean --overdensity --out $@ --figure $(DEMO)/tng100_spectra.png
+
+$(DEMO)/eval/metrics.json: $(DEMO_MODEL) $(DEMO)/maps_cv.zarr/zarr.json $(DEMO)/maps_1p.zarr/zarr.json $(DEMO)/tng100_spectra.json
+	$(PY) -m hpc_vdm.evaluate --config configs/demo.yaml --out $(DEMO)/eval
+
+demo: $(DEMO)/eval/metrics.json
+	@echo "demo done: $(DEMO)/eval/report/summary.md (figures beside it), $(DEMO)/tng100.png"
+
+# Proof of learning on CPU (not in CI; about an hour on 2 cores): configs/science.yaml end to end, then the
+# report is copied to docs/results/science/ (metrics.json, summary.md, the figures).
+SCI := out/science
+science: | venv
+	@test -f $(SCI)/cmd/params_LH_IllustrisTNG.txt || $(PY) -m hpc_vdm.mock --config configs/science.yaml
+	@test -f $(SCI)/maps.zarr/zarr.json || $(PY) -m hpc_vdm.prepare --config configs/science.yaml
+	OMP_NUM_THREADS=1 $(TORCHRUN) -m hpc_vdm.train configs/science.yaml
+	@test -f $(SCI)/eval/metrics.json || $(PY) -m hpc_vdm.evaluate --config configs/science.yaml
+	mkdir -p docs/results/science && cp $(SCI)/eval/metrics.json $(SCI)/eval/report/summary.md \
+	    $(SCI)/eval/report/*.png configs/science.yaml docs/results/science/
 
 test: venv
 	$(PY) -m pytest -q
