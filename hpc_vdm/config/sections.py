@@ -268,6 +268,15 @@ class Dm2galConfig:
                                  "runs), truth (voxels above min_log_mstar in the true stellar field) or none",
                       choices=("subhalo", "truth", "none"))
     max_block_gb: float = param(16.0, "paint: refuse blocks whose working memory exceeds this [GB]", range=(1e-3, None))
+    catalogue: str = param("", "compare: FoF/Subfind HDF5 of the hydro run the HOD is fitted on ('' = the CMD layout "
+                               "FOF_Subfind_{suite}_{set}_z=0.00/fof_subhalo_tab_{sim:04d}.hdf5 in source_dir)")
+    catalogue_dmo: str = param("", "compare: the gravity-only run's catalogue the HOD paints ('' = the hydro one: "
+                                   "the mock's halos come from one gravity run)")
+    hod_bins: int = param(20, "compare: log bins of host halo mass of the HOD", range=(1, 1000))
+    bk_kf: list[float] = param([3.0, 4.0], "compare: k1, k2 of the bispectrum in units of the test cube's "
+                                           "fundamental (the paper: 3, 4 h/Mpc = 15, 20 k_F of its cube)")
+    eval_out: str = param("runs/dm2gal/compare", "compare: folder of metrics.json and fig1.png")
+    seed: int = param(0, "compare: seed of the HOD draws", range=(0, 2**31 - 1))
 
 
 @dataclass
