@@ -167,3 +167,31 @@ def test_two_processes_under_srun_variables_give_the_one_rank_store(setup, paint
     assert all(p.returncode == 0 for p in procs), errs
     assert "rank 1/2" in errs[1] and "rank 0/2" in errs[0]
     np.testing.assert_array_equal(read(out)["stellar"], read(painted)["stellar"])
+
+
+@pytest.mark.slow
+def test_sigkilled_paint_reruns_to_the_uninterrupted_store(setup, tmp_path):
+    import signal
+    import time
+
+    store, model, _ = setup
+    whole, out = tmp_path / "whole4.zarr", tmp_path / "killed4.zarr"
+    env = clean_env(PYTHONPATH=str(REPO))
+    cmd = lambda o: [sys.executable, "-m", "hpc_vdm.paint", *args(model, store, o, "--block", "4")]  # noqa: E731
+    subprocess.run(cmd(whole), env=env, check=True, capture_output=True, timeout=600)
+    proc = subprocess.Popen(cmd(out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        try:
+            if zarr.open_group(str(out), mode="r")["done"][:].sum() >= 20:
+                break
+        except Exception:  # not created yet
+            pass
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    left = read(out)
+    assert not left["complete"] and 20 <= left["done"].sum() < len(left["done"])
+    subprocess.run(cmd(out), env=env, check=True, capture_output=True, timeout=600)
+    np.testing.assert_array_equal(read(out)["stellar"], read(whole)["stellar"])
+    assert read(out)["complete"]
