@@ -136,3 +136,24 @@ def test_centres_are_above_threshold_and_outside_held_out_cubes(tmp_path):
     inside = vol.in_region(c[:, 0], c[:, 1], c[:, 2], reg["test"]) | vol.in_region(c[:, 0], c[:, 1], c[:, 2], reg["val"])
     assert not inside.any()
     np.testing.assert_allclose(logs, np.log10(1 + root["stellar"][:][tuple(c.T)].astype(np.float64)))
+
+
+def test_prepare_volume_bad_inputs_write_nothing(tmp_path, capsys):
+    from hpc_vdm import prepare_volume
+
+    g = synth_grids(16)
+    np.save(tmp_path / "dm.npy", g["dm"])
+    np.save(tmp_path / "sub.npy", synth_grids(8)["subhalo"])
+    np.save(tmp_path / "neg.npy", -g["subhalo"])
+    cases = {"shapes": ({"dm": "dm.npy", "subhalo": "sub.npy"}, "differ in shape"),
+             "negative": ({"dm": "dm.npy", "subhalo": "neg.npy"}, "finite and >= 0"),
+             "missing": ({"dm": "dm.npy", "subhalo": "nope.npy"}, "no grid file"),
+             "fields": ({"dm": "dm.npy"}, "must name dm and subhalo")}
+    for name, (files, message) in cases.items():
+        spec = {k: str(tmp_path / v) for k, v in files.items()}
+        out = tmp_path / f"{name}.zarr"
+        rc = prepare_volume.main(["--set", f"dm2gal.grids={spec}".replace("'", '"'), "--store", str(out),
+                                  "--set", "dm2gal.grid_units=mass"])
+        err = capsys.readouterr().err
+        assert rc == 2 and message in err and len(err.strip().splitlines()) == 1, (name, err)
+        assert not out.exists() and not list(tmp_path.glob(f".{name}.zarr*")), name
