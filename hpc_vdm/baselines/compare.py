@@ -46,7 +46,8 @@ def predict_test_cube(bundle, root, d, device) -> np.ndarray:
     cube = (slice(lo, hi),) * 3
     return masked_stellar(vol.denormalise(pred, stats["stellar"]), d.mask, subhalo=root["subhalo"][cube],
                           truth=root["stellar"][cube] if "stellar" in a["fields"] else None,
-                          min_log_mstar=bundle.config.dm2gal.min_log_mstar)
+                          min_log_mstar=bundle.config.dm2gal.min_log_mstar,
+                          cut=bundle.config.dm2gal.centres == "subhalo")
 
 
 def hod_test_cube(d, data, root) -> np.ndarray:

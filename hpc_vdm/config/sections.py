@@ -249,6 +249,10 @@ class Dm2galConfig:
                           range=(1, 1024))
     hidden: int = param(256, "width of the first dense layer", range=(1, 65536))
     min_log_mstar: float = param(8.0, "patch centres: voxels with log10(1 + M*/(Msun/h)) above this", range=(0.0, 20.0))
+    centres: str = param("stellar", "patch centres: stellar (the paper: voxels above min_log_mstar) or subhalo (also "
+                                    "every voxel with subhalo mass, starless ones at a floor 0.5 dex below; the "
+                                    "painter then empties voxels predicted below the threshold)",
+                         choices=("stellar", "subhalo"))
     weight_bins: int = param(100, "bins of the log target for the inverse-count sampling weights", range=(1, 10_000))
     rotations: bool = param(True, "one of the 24 proper rotations of the cube per draw, same for both channels")
     samples_per_epoch: int = param(0, "weighted draws per epoch (0 = the number of training centres)",

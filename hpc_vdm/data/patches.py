@@ -5,6 +5,9 @@
   borders and wraps around the box), the target the normalised log stellar mass of the centre.
 * Rotations: the 24 proper rotations of the cube (axis permutations with flips, determinant +1), the
   same for both channels; they fix the central voxel of an odd patch, so the target is unchanged.
+* ``centres=subhalo`` (an extension for painting gravity-only runs, where the true stars are unknown):
+  every voxel with subhalo mass is a centre too, starless ones at a floor below the threshold; the
+  painter then leaves voxels predicted below the threshold empty.
 * Weights: 1 / count of the target's bin among ``bins`` equal bins in log mass between the smallest and
   largest training target (the paper: 100 bins from 1e8 to 1e11.5 Msun/h). :class:`WeightedSampler` draws
   with replacement with these weights and a rotation per draw, keyed by (seed, epoch), split over ranks
@@ -35,6 +38,7 @@ def _rotations() -> list[tuple[tuple[int, int, int], tuple[bool, bool, bool]]]:
 
 
 ROTATIONS = _rotations()
+FLOOR_DEX = 0.5   # centres=subhalo: starless subhalo voxels are trained towards min_log_mstar - 0.5
 
 
 def rotation_matrix(r: int) -> np.ndarray:
@@ -57,9 +61,12 @@ def rotate(x: np.ndarray, r: int) -> np.ndarray:
     return np.ascontiguousarray(y)
 
 
-def centres(stellar, box: list[int] | None, n: int, min_log_mstar: float, exclude: list[list[int]] = ()):
+def centres(stellar, box: list[int] | None, n: int, min_log_mstar: float, exclude: list[list[int]] = (),
+            subhalo=None):
     """((m, 3) int voxel centres, (m,) log10(1 + M*)) above the threshold, inside ``box`` (None: the whole
-    volume) and outside every sub-cube of ``exclude``; streamed by x-slabs."""
+    volume) and outside every sub-cube of ``exclude``; streamed by x-slabs. Given ``subhalo`` (the
+    ``centres=subhalo`` extension), voxels with subhalo mass are centres too, their log mass floored at
+    ``min_log_mstar - FLOOR_DEX``, so that a painter can learn where a subhalo holds no galaxy."""
     lo, hi = box if box is not None else (0, n)
     found, logs = [], []
     for x0 in range(lo, hi, vol.SLAB):
@@ -67,6 +74,9 @@ def centres(stellar, box: list[int] | None, n: int, min_log_mstar: float, exclud
         y = np.log10(vol.OFFSET + np.asarray(stellar[x0:x1, lo:hi, lo:hi], dtype=np.float64))  # (slab, h, h)
         ix, iy, iz = np.ogrid[x0:x1, lo:hi, lo:hi]
         keep = y > min_log_mstar
+        if subhalo is not None:
+            keep |= np.asarray(subhalo[x0:x1, lo:hi, lo:hi]) > 0
+            y = np.maximum(y, min_log_mstar - FLOOR_DEX)
         for ex in exclude:
             keep &= ~vol.in_region(ix, iy, iz, ex)
         idx = np.argwhere(keep)

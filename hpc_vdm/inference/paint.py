@@ -36,9 +36,13 @@ FORMAT = "hpc_vdm.paint/1"
 VOXEL_RTOL = 1e-3
 
 
-def masked_stellar(mass: np.ndarray, mask: str, *, subhalo=None, truth=None, min_log_mstar: float = 0.0):
+def masked_stellar(mass: np.ndarray, mask: str, *, subhalo=None, truth=None, min_log_mstar: float = 0.0,
+                   cut: bool = False):
     """Stellar mass per voxel kept where ``mask`` puts galaxies: voxels with subhalo mass (``subhalo``),
-    voxels whose true log10(1 + M*) exceeds the threshold (``truth``, the paper's test cube), or all."""
+    voxels whose true log10(1 + M*) exceeds the threshold (``truth``, the paper's test cube), or all;
+    ``cut`` (a model trained with ``centres=subhalo``) also empties voxels predicted below the threshold."""
+    if cut:
+        mass = np.where(np.log10(1.0 + mass) > min_log_mstar, mass, 0.0)
     if mask == "subhalo":
         return np.where(np.asarray(subhalo) > 0, mass, 0.0)
     if mask == "truth":
@@ -113,7 +117,8 @@ def plan(d) -> PaintPlan:
                          f"dm2gal.max_block_gb={d.max_block_gb:g}; use a smaller block")
     fp = {"model": {"sha256": sha256_file(Path(d.model)), "which": d.which},
           "volume": {"path": str(Path(d.volume).resolve()), "n": n, "voxel_mpc_h": a["voxel_mpc_h"]},
-          "block": d.block, "halo": d.halo, "mask": d.mask, "min_log_mstar": bundle.config.dm2gal.min_log_mstar}
+          "block": d.block, "halo": d.halo, "mask": d.mask, "min_log_mstar": bundle.config.dm2gal.min_log_mstar,
+          "centres": bundle.config.dm2gal.centres}
     return PaintPlan(bundle, root, grid, fields, fp)
 
 
@@ -157,6 +162,7 @@ def block_fn(p: PaintPlan, d, device):
     dense = DenseDM2Gal(p.bundle.module.to(device).eval())
     stats = p.bundle.store["stats"]
     halo, thr = d.halo, p.bundle.config.dm2gal.min_log_mstar
+    cut = p.bundle.config.dm2gal.centres == "subhalo"
     mean = torch.tensor([stats[f]["mean"] for f in vol.INPUTS], device=device)[None, :, None, None, None]
     std = torch.tensor([stats[f]["std"] for f in vol.INPUTS], device=device)[None, :, None, None, None]
     st = stats["stellar"]
@@ -169,6 +175,8 @@ def block_fn(p: PaintPlan, d, device):
         mass = 10.0 ** (y.double() * st["std"] + st["mean"]) - st["offset"]
         b = y.shape[-1]
         core = w[:, :, halo:halo + b, halo:halo + b, halo:halo + b]              # (B, C, b, b, b)
+        if cut:  # trained on starless subhalos too: below the threshold means no galaxy
+            mass = torch.where(y.double() * st["std"] + st["mean"] > thr, mass, 0.0)
         if d.mask == "subhalo":
             mass = torch.where(core[:, 1:2] > 0, mass, 0.0)
         elif d.mask == "truth":

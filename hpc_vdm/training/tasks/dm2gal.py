@@ -45,9 +45,11 @@ class Dm2galTask(Task):
         n, reg = attrs["n"], attrs["regions"]
         if d.patch > n:
             raise ValueError(f"dm2gal.patch={d.patch} is larger than the volume ({n} voxels per side)")
+        sub = root["subhalo"] if d.centres == "subhalo" else None
         self.train_centres, self.train_logs = patches.centres(root["stellar"], None, n, d.min_log_mstar,
-                                                              exclude=[reg["test"], reg["val"]])
-        self.val_centres, self.val_logs = patches.centres(root["stellar"], reg["val"], n, d.min_log_mstar)
+                                                              exclude=[reg["test"], reg["val"]], subhalo=sub)
+        self.val_centres, self.val_logs = patches.centres(root["stellar"], reg["val"], n, d.min_log_mstar,
+                                                          subhalo=sub)
         for name, c in (("training", self.train_centres), ("validation", self.val_centres)):
             if len(c) == 0:
                 raise ValueError(f"the {name} region of {data.store!r} has no voxel above dm2gal.min_log_mstar="
@@ -100,7 +102,7 @@ class Dm2galTask(Task):
         truth = np.asarray(root["stellar"][lo:hi, lo:hi, lo:hi], dtype=np.float64)
         subhalo = np.asarray(root["subhalo"][lo:hi, lo:hi, lo:hi])
         mass = masked_stellar(vol.denormalise(pred, a["stats"]["stellar"]), d.mask, subhalo=subhalo, truth=truth,
-                              min_log_mstar=d.min_log_mstar)
+                              min_log_mstar=d.min_log_mstar, cut=d.centres == "subhalo")
         box = (hi - lo) * a["voxel_mpc_h"]
         p_pred, p_true = power_spectrum(mass, box).power, power_spectrum(truth, box).power
         ok = p_true > 0
