@@ -7,13 +7,16 @@ import sys
 COMMANDS = {
     "mock": "particle-mesh mock CAMELS maps in the real CMD file layout",
     "prepare": "CMD .npy maps -> maps.zarr (splits by simulation, train-only statistics)",
-    "train": "train a model family (model.kind: vdm, regressor) with DeepSpeed (1 process, torchrun, srun, mpiexec)",
+    "train": "train a model family (model.kind: vdm, regressor, dm2gal) with DeepSpeed (1 process, torchrun, srun, mpiexec)",
     "sweep": "submitit job arrays of --set axes (grid, lists, random/LHS draws, seeds); status, collect, requeue",
     "export": "consolidate a checkpoint into run_dir/export/model.pt (no DeepSpeed needed to load it)",
     "sample": "posterior samples of held-out maps: mean, std, z-score, P(k)/r(k) summary, Fig. 1",
     "tile": "posterior maps of big volumes (camels, tng100, tng300) by fused periodic tiling; resumable",
     "evaluate": "report of a model on held-out maps: Fig. 1/2, spectra in k bands, rank calibration, 1P, suites",
     "spectra": "P(k), cross P(k), r(k) of maps, mosaics and out-of-core volumes (dask + pyFFTW)",
+    "prepare_volume": "3D grids (CMD layout or TNG npy/HDF5) -> dm2gal volume store (train/val/test sub-cubes)",
+    "paint": "dm2gal: paint stellar mass over whole 3D volumes, dense and periodic, out of core; resumable",
+    "baselines": "dm2gal vs the paper's HOD on the test cube: P(k), bispectrum, PDF, Fig. 1",
 }
 
 

@@ -12,7 +12,7 @@ from .schema import param
 
 SUITES = ("IllustrisTNG", "SIMBA", "Astrid")
 SETS = ("LH", "1P", "CV")
-MODEL_KINDS = ("vdm", "regressor")
+MODEL_KINDS = ("vdm", "regressor", "dm2gal")
 
 
 @dataclass
@@ -233,6 +233,68 @@ class EvaluateConfig:
 
 
 @dataclass
+class Dm2galConfig:
+    """dm2gal in 3D: grids -> volume store (``python -m hpc_vdm.prepare_volume``), 3D patches and the patch
+    network (``model.kind=dm2gal``), the dense periodic paint of whole volumes (``python -m hpc_vdm.paint``)."""
+
+    source_dir: str = param("data/cmd", "folder with CMD-layout Grids_{field}_{suite}_{set}_{N}_z=0.00.npy")
+    grid_n: int = param(64, "voxels per side of the CMD grids (the N of the file names)", range=(8, 16384))
+    sim: int = param(0, "simulation (row) of the CMD grids", range=(0, None))
+    dm_field: str = param("Mtot", "CMD field of the dark matter input: Mtot (gravity-only twin) or Mcdm (hydro)",
+                          choices=("Mtot", "Mcdm"))
+    grids: dict[str, str] = param({}, "explicit grid files instead of the CMD layout, {dm, subhalo[, stellar]: "
+                                      "path.npy | path.h5[:dataset]} (TNG-style 3D grids)")
+    grid_units: str = param("density", "what grid values are: density [(Msun/h)/(Mpc/h)^3] or mass per voxel "
+                                       "[Msun/h]; the store holds mass per voxel", choices=("density", "mass"))
+    box_mpc_h: float = param(25.0, "side of the volume [Mpc/h]", range=(1e-3, None))
+    test_box: list[float] = param([0.03125, 0.455566], "test sub-cube [lo, hi) per axis as box fractions "
+                                                       "(the paper's voxels 64..932 of 2048)")
+    val_box: list[float] = param([0.488281, 0.879395], "validation sub-cube [lo, hi) per axis as box fractions "
+                                                       "(the paper's 1000..1800 of 2048); train = the rest")
+    chunk: int = param(32, "voxels per side of a Zarr chunk of the volume store", range=(4, 4096))
+    patch: int = param(65, "voxels per side of an input patch (odd; the paper: 65)", range=(3, 513))
+    kernels: list[int] = param([7, 7, 3, 5, 5, 3, 3, 3, 3], "kernel of every conv layer (paper: 65^3 -> 1)")
+    strides: list[int] = param([1, 1, 2, 1, 1, 2, 1, 1, 2], "stride of every conv layer")
+    widths: list[int] = param([1, 1, 2, 2, 2, 4, 4, 4, 8], "channels of every conv layer, in units of channels")
+    channels: int = param(16, "channels of the first layers (paper code: 16 class default, 128 in its runs)",
+                          range=(1, 1024))
+    hidden: int = param(256, "width of the first dense layer", range=(1, 65536))
+    min_log_mstar: float = param(8.0, "patch centres: voxels with log10(1 + M*/(Msun/h)) above this", range=(0.0, 20.0))
+    centres: str = param("stellar", "patch centres: stellar (the paper: voxels above min_log_mstar) or subhalo (also "
+                                    "every voxel with subhalo mass, starless ones at a floor 0.5 dex below; the "
+                                    "painter then empties voxels predicted below the threshold)",
+                         choices=("stellar", "subhalo"))
+    weight_bins: int = param(100, "bins of the log target for the inverse-count sampling weights", range=(1, 10_000))
+    rotations: bool = param(True, "one of the 24 proper rotations of the cube per draw, same for both channels")
+    samples_per_epoch: int = param(0, "weighted draws per epoch (0 = the number of training centres)",
+                                   range=(0, None))
+    val_voxels: int = param(4096, "validation centres (above the threshold) for val_mse", range=(1, None))
+    model: str = param("runs/dm2gal/export/model.pt", "paint: exported dm2gal model")
+    which: str = param("ema", "paint: weights, ema or raw", choices=("ema", "raw"))
+    volume: str = param("data/volume.zarr", "paint: volume store to paint (python -m hpc_vdm.prepare_volume)")
+    out: str = param("out/dm2gal_paint.zarr", "paint: output Zarr store (resumed when it exists with the same "
+                                              "configuration)")
+    device: str = param("auto", "paint: auto (GPU of the local rank if present), cpu or cuda",
+                        choices=("auto", "cpu", "cuda"))
+    progress: bool = param(True, "paint: progress bar on rank 0")
+    block: int = param(32, "paint: voxels per side of a block (and of an output chunk)", range=(1, 4096))
+    halo: int = param(32, "paint: periodic halo each side of a block; at least the receptive radius", range=(0, 4096))
+    mask: str = param("subhalo", "paint: where stars go: subhalo (voxels with subhalo mass, known in gravity-only "
+                                 "runs), truth (voxels above min_log_mstar in the true stellar field) or none",
+                      choices=("subhalo", "truth", "none"))
+    max_block_gb: float = param(16.0, "paint: refuse blocks whose working memory exceeds this [GB]", range=(1e-3, None))
+    catalogue: str = param("", "compare: FoF/Subfind HDF5 of the hydro run the HOD is fitted on ('' = the CMD layout "
+                               "FOF_Subfind_{suite}_{set}_z=0.00/fof_subhalo_tab_{sim:04d}.hdf5 in source_dir)")
+    catalogue_dmo: str = param("", "compare: the gravity-only run's catalogue the HOD paints ('' = the hydro one: "
+                                   "the mock's halos come from one gravity run)")
+    hod_bins: int = param(20, "compare: log bins of host halo mass of the HOD", range=(1, 1000))
+    bk_kf: list[float] = param([3.0, 4.0], "compare: k1, k2 of the bispectrum in units of the test cube's "
+                                           "fundamental (the paper: 3, 4 h/Mpc = 15, 20 k_F of its cube)")
+    eval_out: str = param("runs/dm2gal/compare", "compare: folder of metrics.json and fig1.png")
+    seed: int = param(0, "compare: seed of the HOD draws", range=(0, 2**31 - 1))
+
+
+@dataclass
 class RunConfig:
     """Everything one run of any command reads."""
 
@@ -244,3 +306,4 @@ class RunConfig:
     sample: SampleConfig = field(default_factory=SampleConfig)
     tile: TileConfig = field(default_factory=TileConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    dm2gal: Dm2galConfig = field(default_factory=Dm2galConfig)

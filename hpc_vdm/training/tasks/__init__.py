@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from ...config import MODEL_KINDS, ConfigError, RunConfig
 from .base import STORE_KEYS, MapsTask, Task
+from .dm2gal import Dm2galTask
 from .regressor import RegressorTask
 from .vdm import VDMTask
 
-TASKS: dict[str, type[Task]] = {t.kind: t for t in (VDMTask, RegressorTask)}
+TASKS: dict[str, type[Task]] = {t.kind: t for t in (VDMTask, RegressorTask, Dm2galTask)}
 assert set(TASKS) == set(MODEL_KINDS), "config.MODEL_KINDS and the task registry must name the same kinds"
 
 
