@@ -23,16 +23,13 @@ import numpy as np
 import zarr
 
 from ..io import atomic_dir
+from . import camels
 
 FORMAT = "hpc_vdm.volume/1"
 FIELDS = ("dm", "subhalo", "stellar")       # store names; CMD: dm_field, Msubhalo, Mstar
 INPUTS = ("dm", "subhalo")
 OFFSET = 1.0                                # log10(1 + x), x in Msun/h per voxel
 SLAB = 16                                   # x-planes per streamed read
-
-
-def cmd_grid_path(root, field: str, suite: str, set_: str, n: int) -> Path:
-    return Path(root) / f"Grids_{field}_{suite}_{set_}_{n}_z=0.00.npy"
 
 
 def open_grid(spec: str, sim: int = 0):
@@ -82,7 +79,7 @@ def grid_specs(d, data) -> dict[str, str]:
             raise ValueError(f"dm2gal.grids must name dm and subhalo (and optionally stellar), got {sorted(d.grids)}")
         return dict(d.grids)
     names = {"dm": d.dm_field, "subhalo": "Msubhalo", "stellar": "Mstar"}
-    specs = {k: str(cmd_grid_path(d.source_dir, v, data.suite, data.set, d.grid_n)) for k, v in names.items()}
+    specs = {k: str(camels.grids_path(d.source_dir, v, data.suite, data.set, d.grid_n)) for k, v in names.items()}
     if not Path(specs["stellar"]).is_file():
         del specs["stellar"]  # a gravity-only volume
     return specs
