@@ -11,7 +11,7 @@ from test_sample import model  # noqa: F401 (fixture: a tiny exported VDM on the
 
 
 def run(model, out, *extra):
-    return evaluate.main(["--model", str(model), "--n-maps", "3", "--n-samples", "4", "--steps", "2", "--out",
+    return evaluate.main(["--model", str(model), "--n-maps", "3", "--n-samples", "4", "--steps", "3", "--out",
                           str(out), "--set", "evaluate.progress=false", *extra])
 
 
