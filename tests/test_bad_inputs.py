@@ -304,6 +304,8 @@ ROWS = [
         r"did you mean 'particles'"),
     Row("mock no simulations", "mock", lambda c, t: ["--n-sims", "0", "--out", str(t / "out")],
         r"mock\.n_sims: expected a value in \[1"),
+    Row("mock 1P parameter unknown", "mock", lambda c, t: ["--sim-set", "1P", "--set", "mock.one_p_params=[Omega_b]",
+                                                           "--out", str(t / "out")], r"mock\.one_p_params: expected"),
     Row("mock unknown suite", "mock", lambda c, t: ["--suite", "EAGLE", "--out", str(t / "out")],
         r"mock\.suite: expected one of"),
     Row("spectra store missing", "spectra", lambda c, t: ["auto", str(t / "none.zarr"), "--array", "Mcdm"],

@@ -26,6 +26,7 @@ class MockConfig:
     n_sims: int = param(4, "number of simulations (LH, CV); 1P uses n_1p_values per parameter",
                         range=(1, 100_000))
     n_1p_values: int = param(5, "1P: values per parameter, spanning its LH range", range=(2, 101))
+    one_p_params: list[str] = param([], "1P: the parameters varied one at a time ([] = all six; e.g. [Omega_m, A_SN1])")
     particles: int = param(64, "particles per side of the PM run (64 tests, 128 demos, 256 faithful)",
                            range=(8, 4096))
     pm_steps: int = param(5, "kick-drift-kick PM steps from a_start to a=1", range=(1, 1000))

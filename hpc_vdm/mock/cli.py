@@ -66,6 +66,10 @@ def check(cfg: RunConfig) -> None:
             raise ValueError(f"mock.grids: expected grid sizes in [{GRID_RANGE[0]}, {GRID_RANGE[1]}], got {n!r}")
     if len(set(m.grids)) != len(m.grids):
         raise ValueError(f"mock.grids: sizes must be distinct, got {m.grids}")
+    unknown = [n for n in m.one_p_params if n not in camels.PARAM_NAMES]
+    if unknown or len(set(m.one_p_params)) != len(m.one_p_params):
+        raise ValueError(f"mock.one_p_params: expected distinct names among {list(camels.PARAM_NAMES)}, "
+                         f"got {m.one_p_params}")
     if m.kernels == "numba":
         with kernels.use("numba"):  # raises a clear error when numba is missing
             pass

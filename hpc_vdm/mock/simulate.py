@@ -27,15 +27,15 @@ def _from_unit(u: np.ndarray) -> np.ndarray:
 
 def parameter_table(cfg: MockConfig) -> np.ndarray:
     """(n_sims, 6) parameters of the set: LH Latin hypercube, 1P one parameter at a time, CV fiducial."""
-    fid = np.array([camels.FIDUCIAL[n] for n in camels.PARAM_NAMES])
+    fid = camels.fiducial_params()
     if cfg.set == "LH":
         rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, SET_CODES["LH"]]))
         return _from_unit(qmc.LatinHypercube(d=len(fid), seed=rng).random(cfg.n_sims))
     if cfg.set == "CV":
         return np.tile(fid, (cfg.n_sims, 1))
-    rows = []  # 1P
+    rows = []  # 1P: the parameters of mock.one_p_params ([] = all six), one at a time
     grid = np.linspace(0.0, 1.0, cfg.n_1p_values)
-    for j in range(len(fid)):
+    for j in [camels.PARAM_NAMES.index(n) for n in cfg.one_p_params] or range(len(fid)):
         unit = np.tile(np.full(len(fid), np.nan), (grid.size, 1))
         unit[:, j] = grid
         values = _from_unit(np.nan_to_num(unit, nan=0.5))
