@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 
 import numpy as np
@@ -98,9 +99,13 @@ def main() -> None:
     p.add_argument("--stats", nargs="*", default=["128:8", "256:2"], help="N:K, K simulations at N^3")
     p.add_argument("--repeat", type=int, default=1)
     args = p.parse_args()
-    results = [timing(n, s, u, args.numpy_up_to, args.repeat)
-               for n, s, u in zip(args.particles, args.steps, args.upsample)]
-    stats = [statistics(*(int(v) for v in spec.split(":"))) for spec in args.stats]
+    results, stats = [], []
+    for n, s, u in zip(args.particles, args.steps, args.upsample):
+        results.append(timing(n, s, u, args.numpy_up_to, args.repeat))
+        print(json.dumps(results[-1]), file=sys.stderr, flush=True)  # progress: a long run can be read early
+    for spec in args.stats:
+        stats.append(statistics(*(int(v) for v in spec.split(":"))))
+        print(json.dumps(stats[-1]), file=sys.stderr, flush=True)
     print(json.dumps({"bench": "mock", "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                                                    "load_avg": os.getloadavg()},
                       "timing": results, "statistics": stats}, indent=2))
