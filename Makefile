@@ -46,16 +46,19 @@ $(DEMO)/maps_1p.zarr/zarr.json: $(DEMO)/cmd/params_1P_IllustrisTNG.txt
 	$(PREPARE) --sim-set 1P --out $(DEMO)/maps_1p.zarr --set 'data.split_fractions=[1.0,0.0,0.0]'
 
 $(DEMO_MODEL): $(DEMO)/maps.zarr/zarr.json
-	OMP_NUM_THREADS=1 $(TORCHRUN) -m hpc_vdm.train configs/demo.yaml --run-dir $(DEMO)/run
+	OMP_NUM_THREADS=1 $(TORCHRUN) -m hpc_vdm.train configs/demo.yaml --set data.store=$(DEMO)/maps.zarr \
+	    --run-dir $(DEMO)/run
 
 $(DEMO)/tng100.png: $(DEMO_MODEL)
-	$(PY) -m hpc_vdm.tile --config configs/demo.yaml --out $(DEMO)/tng100.zarr
+	$(PY) -m hpc_vdm.tile --config configs/demo.yaml --model $(DEMO_MODEL) --out $(DEMO)/tng100.zarr
 
 $(DEMO)/tng100_spectra.json: $(DEMO)/tng100.png
 	$(PY) -m hpc_vdm.spectra auto $(DEMO)/tng100.zarr --array mean --overdensity --out $@ --figure $(DEMO)/tng100_spectra.png
 
 $(DEMO)/eval/metrics.json: $(DEMO_MODEL) $(DEMO)/maps_cv.zarr/zarr.json $(DEMO)/maps_1p.zarr/zarr.json $(DEMO)/tng100_spectra.json
-	$(PY) -m hpc_vdm.evaluate --config configs/demo.yaml --out $(DEMO)/eval
+	$(PY) -m hpc_vdm.evaluate --config configs/demo.yaml --model $(DEMO_MODEL) --store $(DEMO)/maps.zarr \
+	    --set evaluate.cv_store=$(DEMO)/maps_cv.zarr --set evaluate.one_p_store=$(DEMO)/maps_1p.zarr \
+	    --set evaluate.tile_store=$(DEMO)/tng100.zarr --out $(DEMO)/eval
 
 demo: $(DEMO)/eval/metrics.json
 	@echo "demo done: $(DEMO)/eval/report/summary.md (figures beside it), $(DEMO)/tng100.png"

@@ -116,3 +116,25 @@ def test_hydro_expansion_grows_with_feedback():
     tng = stars.SUITES["IllustrisTNG"]
     assert tng.expansion(1.0, 4.0) > tng.expansion(1.0, 1.0) > tng.expansion(1.0, 0.25) > 0
     assert stars.SUITES["SIMBA"].expansion(1, 1) > tng.expansion(1, 1) > stars.SUITES["Astrid"].expansion(1, 1)
+
+
+def test_overwrite_replaces_only_what_the_mock_wrote(tmp_path):
+    """--overwrite replaces the mock's own files; a user's file under an output name is never replaced."""
+    import hashlib
+
+    from hpc_vdm.mock import cli as mock_cli
+
+    out = tmp_path / "cmd"
+    argv = ["--out", str(out), "--n-sims", "1", "--particles", "16", "--pm-steps", "2", "--pixels", "32"]
+    assert mock_cli.main(argv) == 0
+    assert mock_cli.main(argv) == 2                                    # exists, no --overwrite
+    assert mock_cli.main(argv + ["--overwrite"]) == 0                   # its own files: replaced
+    target = next(out.glob("Maps_Mcdm_*.npy"))
+    target.write_bytes(b"the user's own file")                          # someone else's bytes under that name
+    before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in out.rglob("*") if p.is_file()}
+    assert mock_cli.main(argv + ["--overwrite"]) == 2
+    assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in out.rglob("*") if p.is_file()} == before
+    (tmp_path / "fig.png").write_bytes(b"not ours")
+    assert mock_cli.main(["--out", str(tmp_path / "b"), "--n-sims", "1", "--particles", "16", "--pm-steps", "2",
+                          "--pixels", "32", "--preview", str(tmp_path / "fig.png"), "--overwrite"]) == 2
+    assert (tmp_path / "fig.png").read_bytes() == b"not ours" and not (tmp_path / "b").exists()

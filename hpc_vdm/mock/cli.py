@@ -31,7 +31,8 @@ from tqdm import tqdm
 from .. import cli, figures
 from ..config import RunConfig
 from ..data import camels
-from . import catalogue, fof, grids, kernels, simulate, stars
+from ..io import FIGURE, check_output, save_figure
+from . import catalogue, fof, grids, kernels, owned, simulate, stars
 
 log = logging.getLogger("hpc_vdm.mock")
 FIELDS = ("Mstar", "Mcdm")
@@ -151,9 +152,7 @@ def generate(cfg: RunConfig, *, overwrite: bool = False, progress: bool = True) 
     m = cfg.mock
     check(cfg)
     paths = output_paths(cfg)
-    existing = [str(p) for p in paths.values() if p.exists()]
-    if existing and not overwrite:
-        raise FileExistsError(f"output exists: {existing}; pass --overwrite to replace it")
+    owned.check_outputs(paths, Path(m.out_dir), overwrite)
     params = simulate.parameter_table(m)
     n_sims = params.shape[0]
     stage = _staging_dir(cfg)
@@ -178,6 +177,7 @@ def generate(cfg: RunConfig, *, overwrite: bool = False, progress: bool = True) 
         if p.is_dir():
             shutil.rmtree(p)
         src.replace(p)
+    owned.write_record(paths, Path(m.out_dir))
     shutil.rmtree(stage, ignore_errors=True)
     log.info("wrote %s in %.1f s", ", ".join(str(p) for p in paths.values()), time.time() - t0)
     return paths
@@ -203,7 +203,7 @@ def preview(paths: dict[str, Path], png: str | Path, n_pairs: int = 3) -> None:
     fig.suptitle(f"{paths['Mcdm'].name}  [{camels.MAP_UNITS}]", fontsize=10)
     fig.tight_layout()
     Path(png).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png, dpi=110)
+    save_figure(fig, png, dpi=110)
     plt.close(fig)
 
 
@@ -224,6 +224,8 @@ def _main(argv) -> int:
     args = p.parse_args(argv)
     cli.setup_logging()
     cfg = cli.resolve(args, SHORTCUTS)
+    if args.preview:
+        check_output(args.preview, FIGURE, overwrite=args.overwrite)
     paths = generate(cfg, overwrite=args.overwrite)
     if args.preview:
         preview(paths, args.preview)
