@@ -252,3 +252,27 @@ def test_mpiexec_launcher_and_zero_stage_0(maps_store, tmp_path):
     assert "world 2 (mpi)" in proc.stderr
     assert [int(r["samples"]) for r in metrics(run)] == [4, 8]
     assert all(v.dtype == torch.float32 for v in exported(run)["model"].values())
+
+
+def test_a_crafted_pickle_in_a_checkpoint_is_refused_unrun(tmp_path):
+    """A checkpoint file whose bytes match its manifest but hold a code-running object is never unpickled."""
+    import hashlib
+    import json
+
+    sentinel = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(sentinel), "w"))
+
+    ckpts = Checkpoints(tmp_path / "ck", keep_last=5)
+    ckpts.save(FakeEngine(), 1, {}, extra_files={"ema.pt": {"a": 1}})
+    ckpts.save(FakeEngine(), 2, {}, extra_files={"ema.pt": {"a": 1}})
+    folder = tmp_path / "ck" / "step00000002"
+    torch.save({"module": Evil()}, folder / "mp_rank_00_model_states.pt")
+    meta = json.loads((folder / "COMPLETE.json").read_text())
+    blob = (folder / "mp_rank_00_model_states.pt").read_bytes()
+    meta["files"]["mp_rank_00_model_states.pt"] = [len(blob), hashlib.sha256(blob).hexdigest()]  # a forged manifest
+    (folder / "COMPLETE.json").write_text(json.dumps(meta))
+    assert "holds objects other than weights" in ckpts.verify("step00000002")
+    assert ckpts.newest_intact() == "step00000001" and not sentinel.exists()

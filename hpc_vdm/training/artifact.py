@@ -20,7 +20,7 @@ import torch
 from ..config import ConfigError, RunConfig, from_dict
 from ..data.transforms import MapNormalisation
 from ..io import MODEL, acquire_lock, atomic_save, check_output, writing
-from .checkpoint import Checkpoints
+from .checkpoint import Checkpoints, safe_load
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ def consolidated_weights(ckpt_root: Path, tag: str) -> dict:
     folder = ckpt_root / tag
     if (folder / "mp_rank_00_model_states.pt").is_file() and not any(folder.glob("*optim_states.pt")):
         # ZeRO 0 in fp32: the module is the master copy (DeepSpeed's own file, verified by the manifest)
-        state = torch.load(folder / "mp_rank_00_model_states.pt", map_location="cpu", weights_only=False)["module"]
+        state = safe_load(folder / "mp_rank_00_model_states.pt")["module"]
         return {k: v.float() for k, v in state.items()}
     return {k: v.float() for k, v in get_fp32_state_dict_from_zero_checkpoint(str(ckpt_root), tag=tag).items()}
 

@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import os
+import pickle
 import re
 import shutil
 import subprocess
@@ -32,6 +33,32 @@ log = logging.getLogger(__name__)
 
 MANIFEST = "COMPLETE.json"
 TAG_RE = re.compile(r"^step(\d{8})$")
+
+
+# The only classes DeepSpeed's checkpoint files hold beyond tensors and plain data (ZeRO 0-3, fp32 and bf16;
+# DeepSpeed itself loads them with weights_only=False, so every file is first read with a safe unpickler).
+DEEPSPEED_GLOBALS = ("deepspeed.runtime.fp16.loss_scaler.LossScaler", "deepspeed.runtime.zero.config.ZeroStageEnum",
+                     "deepspeed.utils.tensor_fragment.fragment_address")
+
+
+def safe_load(path: Path):
+    """``torch.load`` that runs no code: tensors, plain data and DeepSpeed's known state classes only."""
+    import importlib
+
+    allowed = [getattr(importlib.import_module(m), a) for m, a in (n.rsplit(".", 1) for n in DEEPSPEED_GLOBALS)]
+    with torch.serialization.safe_globals(allowed):
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def unsafe(path: Path) -> str | None:
+    """Why a checkpoint file may not be unpickled (objects beyond weights: it could run code), or None."""
+    try:
+        safe_load(path)
+    except pickle.UnpicklingError as e:
+        return f"holds objects other than weights and DeepSpeed's state; refused ({str(e).splitlines()[0][:200]})"
+    except (RuntimeError, EOFError, KeyError, ValueError, OSError) as e:
+        return f"is not a readable torch file ({str(e).splitlines()[0][:200] or type(e).__name__})"
+    return None
 
 
 def tag_for(step: int) -> str:
@@ -79,6 +106,11 @@ class Checkpoints:
                 return f"{rel} has {path.stat().st_size} bytes, the manifest says {size}"
             if sha256_file(path) != digest:
                 return f"{rel} fails its SHA-256 check"
+        for rel in meta["files"]:
+            if rel.endswith(".pt"):
+                why = unsafe(self.root / tag / rel)
+                if why:
+                    return f"{rel} {why}"
         return None
 
     def latest(self) -> str | None:
