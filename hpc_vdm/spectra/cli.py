@@ -46,7 +46,9 @@ def open_array(spec: str):
     check_store(store, root)
     if name not in root:
         raise ValueError(f"array {name!r} not in {store!r}; it has {sorted(root.array_keys())}")
-    box = root.attrs.get("box_size_mpc_h")
+    box = root.attrs.get("box_size_mpc_h")  # maps and samples stores; a tile store's volume has it too
+    if box is None:
+        box = root.attrs.get("fingerprint", {}).get("volume", {}).get("box_mpc_h")
     return root[name], box
 
 
