@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from hpc_vdm.config import load_config
-from hpc_vdm.data import patches, volume as vol
+from hpc_vdm.data import camels, patches, volume as vol
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -54,7 +54,7 @@ def test_cmd_layout_densities_become_masses(tmp_path):
     grids = synth_grids(16)
     stack = {f: np.stack([g, 2 * g]) / (25.0 / 16) ** 3 for f, g in grids.items()}   # (2, N, N, N) densities
     for f, cmd in (("dm", "Mtot"), ("subhalo", "Msubhalo"), ("stellar", "Mstar")):
-        np.save(vol.cmd_grid_path(tmp_path, cmd, "IllustrisTNG", "LH", 16), stack[f].astype(np.float32))
+        np.save(camels.grids_path(tmp_path, cmd, "IllustrisTNG", "LH", 16), stack[f].astype(np.float32))
     cfg = load_config(None, [f"dm2gal.source_dir={tmp_path}", "dm2gal.grid_n=16", "dm2gal.sim=1",
                              f"data.store={tmp_path / 'v.zarr'}"])
     root = vol.open_volume(vol.prepare_volume(cfg.dm2gal, cfg.data, cfg.data.store), need=vol.FIELDS)
