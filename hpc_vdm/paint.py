@@ -22,6 +22,7 @@ import torch
 from . import cli, dist
 from .config import to_dict
 from .inference import paint as painter
+from .io import acquire_lock, writing
 
 log = logging.getLogger("hpc_vdm.paint")
 
@@ -30,11 +31,21 @@ SHORTCUTS = {"model": "dm2gal.model", "volume": "dm2gal.volume", "out": "dm2gal.
 
 
 def run(cfg) -> Path:
+    env = dist.detect()
+    if env.rank != 0:
+        return _run(cfg, env)
+    out = Path(cfg.dm2gal.out)
+    with writing(out, "what the store records as done is kept; rerun to resume"):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with acquire_lock(out):  # rank 0 holds the output's lock until every rank is done
+            return _run(cfg, env)
+
+
+def _run(cfg, env) -> Path:
     d = cfg.dm2gal
     p = painter.plan(d)
     out = Path(d.out)
     resume = painter.check_existing(out, p.fingerprint)
-    env = dist.detect()
     device = dist.pick_device(env, d.device, "dm2gal.device")
     if env.rank == 0 and not resume:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -10,9 +10,12 @@ gravity-only volume to paint. Nothing is written unless every grid reads and agr
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import logging
 
 from . import cli
+from .io import acquire_lock, writing
 from .data.volume import prepare_volume
 
 log = logging.getLogger("hpc_vdm.prepare_volume")
@@ -22,7 +25,9 @@ SHORTCUTS = {"store": "data.store", "source_dir": "dm2gal.source_dir", "grid_n":
 
 
 def run(cfg):
-    out = prepare_volume(cfg.dm2gal, cfg.data, cfg.data.store)
+    target = Path(cfg.data.store)
+    with writing(target), acquire_lock(target):
+        out = prepare_volume(cfg.dm2gal, cfg.data, cfg.data.store)
     log.info("wrote %s", out)
     return out
 

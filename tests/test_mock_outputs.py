@@ -138,3 +138,17 @@ def test_overwrite_replaces_only_what_the_mock_wrote(tmp_path):
     assert mock_cli.main(["--out", str(tmp_path / "b"), "--n-sims", "1", "--particles", "16", "--pm-steps", "2",
                           "--pixels", "32", "--preview", str(tmp_path / "fig.png"), "--overwrite"]) == 2
     assert (tmp_path / "fig.png").read_bytes() == b"not ours" and not (tmp_path / "b").exists()
+
+
+def test_a_second_writer_of_one_mock_set_is_refused(tmp_path, capsys):
+    from hpc_vdm.data import camels
+    from hpc_vdm.io import acquire_lock
+    from hpc_vdm.mock import cli as mock_cli
+
+    out = tmp_path / "cmd"
+    out.mkdir()
+    with acquire_lock(camels.params_path(out, "IllustrisTNG", "LH")):  # this live process holds the set
+        assert mock_cli.main(["--out", str(out), "--n-sims", "1", "--particles", "16", "--pm-steps", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "is being written by another command" in err and "Traceback" not in err
+    assert not list(out.glob("Maps_*"))

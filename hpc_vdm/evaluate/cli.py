@@ -21,7 +21,7 @@ import numpy as np
 from .. import cli, dist
 from ..data.dataset import stratified_maps
 from ..inference.maps import draw_maps, open_for, read_pairs
-from ..io import atomic_dir
+from ..io import acquire_lock, atomic_dir, writing
 from ..training.artifact import load_bundle
 from . import analysis, calibration, panels, report
 
@@ -62,7 +62,8 @@ def run(cfg) -> Path:
                "spaces": {"spectra": "overdensity m/mean - 1 and log10 m - mean, bins k <= k_Nyq",
                           "zscore": "log10 M_cdm", "calibration": "rank of the truth among the samples (exact)"},
                "posterior": analysis.analyse(truth, cond, draws, box, seed=e.seed, cv_truths=cv)}
-    with atomic_dir(out) as tmp:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with writing(out), acquire_lock(out), atomic_dir(out) as tmp:
         figs = write_figures(tmp / "report", cond, truth, draws, box, e.seed)
         if e.one_p_store:
             metrics["one_p"] = panels.one_p(bundle, e.one_p_store, e.one_p_params, e.one_p_maps, kw,

@@ -31,7 +31,7 @@ from tqdm import tqdm
 from .. import cli, figures
 from ..config import RunConfig
 from ..data import camels
-from ..io import FIGURE, check_output, save_figure
+from ..io import FIGURE, acquire_lock, check_output, save_figure, writing
 from . import catalogue, fof, grids, kernels, owned, simulate, stars
 
 log = logging.getLogger("hpc_vdm.mock")
@@ -153,6 +153,14 @@ def generate(cfg: RunConfig, *, overwrite: bool = False, progress: bool = True) 
     check(cfg)
     paths = output_paths(cfg)
     owned.check_outputs(paths, Path(m.out_dir), overwrite)
+    Path(m.out_dir).mkdir(parents=True, exist_ok=True)
+    with writing(paths["params"]), acquire_lock(paths["params"]):  # one writer per set of a folder
+        owned.check_outputs(paths, Path(m.out_dir), overwrite)  # another writer finished meanwhile?
+        return _generate(cfg, paths, progress)
+
+
+def _generate(cfg: RunConfig, paths: dict[str, Path], progress: bool) -> dict[str, Path]:
+    m = cfg.mock
     params = simulate.parameter_table(m)
     n_sims = params.shape[0]
     stage = _staging_dir(cfg)
