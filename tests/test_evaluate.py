@@ -7,6 +7,7 @@ import zarr
 
 from hpc_vdm.data.dataset import read_attrs, stratified_maps
 from hpc_vdm.evaluate import cli as evaluate
+from hpc_vdm.evaluate import report
 from test_sample import model  # noqa: F401 (fixture: a tiny exported VDM on the test store)
 
 
@@ -29,6 +30,14 @@ def test_report_writes_metrics_figures_and_summary(model, maps_store, tmp_path):
         assert (tmp_path / "ev" / "report" / name).stat().st_size > 1000, name
     attrs = read_attrs(maps_store)
     assert m["maps"] == stratified_maps(attrs, "test", 3, 0)
+    panels = {"one_p": {"Omega_m low (0.1)": {"pk_ratio_median": 0.5, "r_mean": 0.25, "maps": [0, 1]}},
+              "cross_suite": {"Astrid": {"pk_ratio_median": 1.5, "r_mean": 0.75, "split": "test", "maps": [3]}},
+              "tiled": {"volume": "tng100", "samples": 2, "slab_pixels": 768, "pk_ratio_to_whole_truths_median": 1.25,
+                        "pk_ratio_by_band": {"k<kN/4": 1.125, "kN/4-kN/2": 1.0, "kN/2-kN": 0.875}}}
+    report.markdown(m | panels, ["fig1.png"], tmp_path / "summary.md")  # the panels' numbers as tables
+    text = (tmp_path / "summary.md").read_text()
+    assert "| Omega_m low (0.1) | 0.500 | 0.250 | 2 |" in text and "| Astrid | 1.500 | 0.750 | 1 |" in text
+    assert "| 1.125 | 1.000 | 0.875 | 1.250 |" in text
 
 
 def test_held_out_maps_come_from_every_simulation(maps_store):

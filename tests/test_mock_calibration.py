@@ -3,32 +3,9 @@ import numpy as np
 import pytest
 
 from hpc_vdm.config import load_config
-from hpc_vdm.mock import pm, simulate, stars
+from hpc_vdm.mock import pm, stars
+from hpc_vdm.mock.calibration import CMD, pixel_statistics
 from hpc_vdm.mock.cosmology import Cosmology
-
-# CMD LH maps: log10(Mcdm) mean, std; log10(1 + Mstar) mean, std (seed_code.md section 6)
-CMD = {"IllustrisTNG": (10.983874, 0.508252, 0.120691, 1.084848),
-       "Astrid": (10.980798, 0.508634, 0.251111, 1.500970),
-       "SIMBA": (10.984281, 0.508499, 0.154420, 1.228990)}
-
-
-def pixel_statistics(cfg, suites, n_sims: int) -> dict:
-    """Per suite: the four statistics pooled over every map of an LH set, and the non-zero fraction
-    (one gravity run per simulation, observed by every suite)."""
-    params = simulate.parameter_table(cfg)[:n_sims]
-    x, y = {s: [] for s in suites}, {s: [] for s in suites}
-    for sim, row in enumerate(params):
-        seed = simulate.sim_seed(cfg, sim)
-        parts, groups = simulate.evolve(row, cfg, seed)
-        for suite in suites:
-            maps = simulate.observe(parts, groups, row, cfg, stars.SUITES[suite], seed)
-            x[suite].append(np.log10(maps["Mcdm"].astype(np.float64)).ravel())
-            y[suite].append(np.log10(1.0 + maps["Mstar"].astype(np.float64)).ravel())
-    out = {}
-    for s in suites:
-        xs, ys = np.concatenate(x[s]), np.concatenate(y[s])
-        out[s] = np.array([xs.mean(), xs.std(), ys.mean(), ys.std()]), (ys > 0).mean()
-    return out
 
 
 @pytest.fixture(scope="module")

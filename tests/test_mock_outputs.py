@@ -7,9 +7,11 @@ import pytest
 
 from helpers import cross_r_2d
 from hpc_vdm.config import load_config
+from hpc_vdm.data.store import open_store
 from hpc_vdm.data import camels
 from hpc_vdm.mock import catalogue, stars
-from hpc_vdm.mock.cli import generate, output_paths
+from hpc_vdm.mock.cli import generate
+from hpc_vdm.prepare import prepare
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +51,19 @@ def test_nbody_twin_matches_hydro_dm_on_large_scales_in_the_same_order(full_set)
     shuffled = np.array([cross_r_2d(a / a.mean() - 1, b / b.mean() - 1) for a, b in zip(hydro, twin[::-1])])
     assert shuffled[:, k < 1.0].mean() < 0.5  # a different map order would not correlate
     assert not np.allclose(hydro * row[0] / (row[0] - camels.OMEGA_B), twin, rtol=1e-3)  # feedback moved DM
+
+
+def test_prepare_reads_the_nbody_twins_as_a_field(full_set, tmp_path):
+    """DM -> galaxies (Sether+24) trains on the N-body maps: 'Mtot_Nbody' is the twin file of the suite."""
+    cfg, paths = full_set
+    run = load_config(None, [f"data.source_dir={cfg.mock.out_dir}", f"data.store={tmp_path / 'nbody.zarr'}",
+                             "data.fields=[Mtot_Nbody, Mstar]", "data.condition=Mtot_Nbody", "data.target=Mstar",
+                             "data.split_fractions=[0.5, 0.5, 0.0]", "data.log_offsets={Mtot_Nbody: 0.0, Mstar: 1.0}"])
+    root = open_store(prepare(run, progress=False))
+    assert root.attrs["fields"] == ["Mtot_Nbody", "Mstar"]
+    np.testing.assert_array_equal(root["Mtot_Nbody"][:], np.load(paths["Mtot_Nbody"]))
+    np.testing.assert_array_equal(root["Mstar"][:], np.load(paths["Mstar"]))
+    assert root.attrs["stats"]["Mtot_Nbody"]["offset"] == 0.0
 
 
 def test_catalogue_is_subfind_shaped_and_consistent_with_the_maps(full_set):

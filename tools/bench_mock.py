@@ -2,11 +2,14 @@
 """Benchmark: wall seconds of one mock simulation (PM + FoF + galaxies + 15+15 maps) and the CMD statistics, JSON.
 
     python tools/bench_mock.py [--particles 64 128 256] [--steps 5 20 20] [--upsample 1 2 1]
-                               [--numpy-up-to 128] [--stats 128:8 256:2]
+                               [--numpy-up-to 128] [--throughput 128:4] [--stats 128:8 256:2]
 
 Timing: every configuration runs with the compiled (numba) kernels; up to ``--numpy-up-to`` particles per
 side it also runs with the numpy reference kernels in the same process, and ``speedup_vs_numpy`` is the
 ratio. The first compiled call of each kernel (JIT or cache load) is done before timing.
+
+Throughput: for ``N:K`` in ``--throughput``, the mock CLI writes a K-simulation set with one worker per
+core and with one worker; ``seconds_per_sim_workers_W`` is wall time / K (files included).
 
 Statistics: for ``N:K`` in ``--stats``, K LH simulations at N^3 (20 PM steps, upsample 2 at N <= 128) are
 observed by every suite, and the four pooled pixel statistics (log10 Mcdm mean/std, log10(1 + Mstar)
@@ -26,12 +29,7 @@ from _timing import best_of
 
 from hpc_vdm.config import load_config
 from hpc_vdm.mock import kernels, simulate, stars
-
-CMD = {"IllustrisTNG": (10.983874, 0.508252, 0.120691, 1.084848),
-       "Astrid": (10.980798, 0.508634, 0.251111, 1.500970),
-       "SIMBA": (10.984281, 0.508499, 0.154420, 1.228990)}
-NAMES = ("log10_Mcdm_mean", "log10_Mcdm_std", "log10_1p_Mstar_mean", "log10_1p_Mstar_std")
-
+from hpc_vdm.mock.calibration import CMD, NAMES, pixel_statistics
 
 def _stages(row, cfg, seed) -> dict:
     """Seconds per stage of one simulation (compiled kernels)."""
@@ -71,22 +69,32 @@ def statistics(n: int, n_sims: int) -> dict:
     up = 2 if n <= 128 else 1
     cfg = load_config(None, [f"mock.particles={n}", "mock.pm_steps=20", f"mock.upsample={up}",
                              f"mock.n_sims={n_sims}", "mock.seed=3"]).mock
-    params = simulate.parameter_table(cfg)
-    x, y = {s: [] for s in CMD}, {s: [] for s in CMD}
-    for sim, row in enumerate(params):
-        seed = simulate.sim_seed(cfg, sim)
-        parts, groups = simulate.evolve(row, cfg, seed)
-        for suite in CMD:
-            maps = simulate.observe(parts, groups, row, cfg, stars.SUITES[suite], seed)
-            x[suite].append(np.log10(maps["Mcdm"].astype(np.float64)).ravel())
-            y[suite].append(np.log10(1 + maps["Mstar"].astype(np.float64)).ravel())
+    got = pixel_statistics(cfg, list(CMD), n_sims)
     out = {"particles": n, "pm_steps": 20, "upsample": up, "n_sims": n_sims, "seed": 3, "suites": {}}
     for suite, want in CMD.items():
-        xs, ys = np.concatenate(x[suite]), np.concatenate(y[suite])
-        got = (xs.mean(), xs.std(), ys.mean(), ys.std())
+        values, nonzero = got[suite]
         out["suites"][suite] = {name: {"mock": float(g), "cmd": w, "rel_err": float(g / w - 1)}
-                                for name, g, w in zip(NAMES, got, want)}
-        out["suites"][suite]["nonzero_fraction"] = float((ys > 0).mean())
+                                for name, g, w in zip(NAMES, values, want)}
+        out["suites"][suite]["nonzero_fraction"] = nonzero
+    return out
+
+
+def throughput(n: int, n_sims: int, workers: int) -> dict:
+    """Wall seconds per simulation of a whole LH set made by ``python -m hpc_vdm.mock`` (files written),
+    ``workers`` simulations side by side, against the same set made one simulation at a time."""
+    import tempfile
+
+    from hpc_vdm.mock.cli import generate
+
+    out = {"particles": n, "pm_steps": 20, "upsample": 2, "n_sims": n_sims}
+    for w in sorted({1, workers}):
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg = load_config(None, [f"mock.out_dir={tmp}", f"mock.particles={n}", "mock.pm_steps=20",
+                                     "mock.upsample=2", f"mock.n_sims={n_sims}", f"mock.workers={w}"])
+            t = time.perf_counter()
+            generate(cfg, progress=False)
+            out[f"seconds_per_sim_workers_{w}"] = (time.perf_counter() - t) / n_sims
+    out["speedup_workers"] = out["seconds_per_sim_workers_1"] / out[f"seconds_per_sim_workers_{workers}"]
     return out
 
 
@@ -97,18 +105,24 @@ def main() -> None:
     p.add_argument("--upsample", type=int, nargs="+", default=[1, 2, 1])
     p.add_argument("--numpy-up-to", type=int, default=128, help="also time the numpy kernels up to this size")
     p.add_argument("--stats", nargs="*", default=["128:8", "256:2"], help="N:K, K simulations at N^3")
+    p.add_argument("--throughput", nargs="*", default=["128:4"],
+                   help="N:K, a K-simulation set at N^3 written by the mock CLI with one worker per core")
     p.add_argument("--repeat", type=int, default=1)
     args = p.parse_args()
-    results, stats = [], []
+    results, stats, sets = [], [], []
     for n, s, u in zip(args.particles, args.steps, args.upsample):
         results.append(timing(n, s, u, args.numpy_up_to, args.repeat))
         print(json.dumps(results[-1]), file=sys.stderr, flush=True)  # progress: a long run can be read early
+    for spec in args.throughput:
+        n, k = (int(v) for v in spec.split(":"))
+        sets.append(throughput(n, k, os.cpu_count() or 1))
+        print(json.dumps(sets[-1]), file=sys.stderr, flush=True)
     for spec in args.stats:
         stats.append(statistics(*(int(v) for v in spec.split(":"))))
         print(json.dumps(stats[-1]), file=sys.stderr, flush=True)
     print(json.dumps({"bench": "mock", "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                                                    "load_avg": os.getloadavg()},
-                      "timing": results, "statistics": stats}, indent=2))
+                      "timing": results, "throughput": sets, "statistics": stats}, indent=2))
 
 
 if __name__ == "__main__":

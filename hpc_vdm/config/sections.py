@@ -58,7 +58,7 @@ class DataConfig:
     suite: str = param("IllustrisTNG", "suite of the CMD files", choices=SUITES)
     set: str = param("LH", "set of the CMD files", choices=SETS)
     store: str = param("data/maps.zarr", "the Zarr maps store")
-    fields: list[str] = param(["Mstar", "Mcdm"], "CMD fields copied into the store")
+    fields: list[str] = param(["Mstar", "Mcdm"], "CMD fields copied into the store ('Mtot_Nbody': the suite's N-body twin maps, Maps_Mtot_Nbody_{suite}_{set})")
     condition: str = param("Mstar", "field the model is conditioned on")
     target: str = param("Mcdm", "field the model generates")
     box_mpc_h: float = param(25.0, "side of every map [Mpc/h]", range=(1e-3, None))

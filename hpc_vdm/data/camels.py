@@ -38,7 +38,14 @@ MAPS_PER_SIM = N_SLABS * N_AXES
 MAP_UNITS = "(Msun/h)/(Mpc/h)^2"
 
 
+NBODY = "_Nbody"  # a field named e.g. 'Mtot_Nbody' is that field of the suite's N-body twins
+
+
 def maps_path(root: str | Path, field: str, suite: str, set_: str, z: float = 0.0) -> Path:
+    """A CMD maps file; ``field`` 'Mtot_Nbody' names the suite's N-body twin file
+    ``Maps_Mtot_Nbody_{suite}_{set}`` (CMD spells the twins as a suite, 'Nbody_IllustrisTNG')."""
+    if field.endswith(NBODY):
+        field, suite = field[:-len(NBODY)], nbody_suite(suite)
     return Path(root) / f"Maps_{field}_{suite}_{set_}_z={z:.2f}.npy"
 
 

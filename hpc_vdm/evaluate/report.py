@@ -131,14 +131,17 @@ def markdown(metrics: dict, figures_: list[str], path: Path) -> None:
     if "chi2_r" in m:
         lines.append(f"Reduced χ² of sampled P(k) against CV truths (leave-one-out): {m['chi2_r']['samples']:.3f} "
                      f"(truths among themselves: {m['chi2_r']['truths_floor']:.3f}).")
-    for key in ("one_p", "cross_suite", "tiled"):
+    for key, title in (("one_p", "1P set: sampled / true P(k) of δ"), ("cross_suite", "Other suites")):
         if key in metrics:
-            lines += ["", f"## {key.replace('_', ' ')}", "", "```", _compact(metrics[key]), "```"]
+            lines += ["", f"## {title}", "", "| maps | P ratio (median over k ≤ k_Nyq) | mean r(k) | n |", "|---|---|---|---|"]
+            lines += [f"| {name} | {v['pk_ratio_median']:.3f} | {v['r_mean']:.3f} | {len(v['maps'])} |"
+                      for name, v in metrics[key].items()]
+    if "tiled" in metrics:
+        t = metrics["tiled"]
+        lines += ["", f"## Tiled {t['volume']} slab ({t['slab_pixels']}², {t['samples']} samples)", "",
+                  "P(k) of δ of the tiled slab's samples / median P(k) of the held-out whole maps' truths:", "",
+                  "| " + " | ".join(t["pk_ratio_by_band"]) + " | all |", "|" + "---|" * (len(t["pk_ratio_by_band"]) + 1),
+                  "| " + " | ".join(f"{v:.3f}" for v in t["pk_ratio_by_band"].values())
+                  + f" | {t['pk_ratio_to_whole_truths_median']:.3f} |"]
     lines += [""] + [f"![{f}]({f})" for f in figures_]
     path.write_text("\n".join(lines) + "\n")
-
-
-def _compact(d: dict) -> str:
-    import json
-
-    return json.dumps(d, indent=1, default=float)[:3000]

@@ -48,7 +48,7 @@ def output_paths(cfg: RunConfig) -> dict[str, Path]:
     m = cfg.mock
     paths = {f: camels.maps_path(m.out_dir, f, m.suite, m.set) for f in FIELDS}
     if m.nbody:
-        paths["Mtot_Nbody"] = camels.maps_path(m.out_dir, "Mtot", camels.nbody_suite(m.suite), m.set)
+        paths["Mtot_Nbody"] = camels.maps_path(m.out_dir, "Mtot_Nbody", m.suite, m.set)
     paths["params"] = camels.params_path(m.out_dir, m.suite, m.set)
     for n in m.grids:
         for f in grids.FIELDS:
