@@ -31,6 +31,7 @@ from hpc_vdm.config import load_config
 from hpc_vdm.mock import kernels, simulate, stars
 from hpc_vdm.mock.calibration import CMD, NAMES, pixel_statistics
 
+
 def _stages(row, cfg, seed) -> dict:
     """Seconds per stage of one simulation (compiled kernels)."""
     from hpc_vdm.mock import pm

@@ -68,6 +68,8 @@ def fig2(truth, draws, c: dict, png: Path) -> None:
               yscale="linear" if inside else "log")
     for a in ax[:3]:
         a.legend(fontsize=8)
+    for a in ax[1:]:
+        _plain_minor_ticks(a)
     fig.savefig(png, dpi=80)
     plt.close(fig)
 
@@ -98,8 +100,16 @@ def ratio_panel(k, groups: dict, png: Path, title: str, ylabel: str = "P_sample 
     ax.axhline(1.0, color="k", lw=0.8)
     ax.set(xlabel="k [h/Mpc]", ylabel=ylabel, title=title)
     ax.legend(fontsize=8)
+    _plain_minor_ticks(ax)
     fig.savefig(png, dpi=80)
     plt.close(fig)
+
+
+def _plain_minor_ticks(ax) -> None:
+    """No labels on the minor ticks of a log axis (on a short k range matplotlib labels every one, overlapping)."""
+    from matplotlib.ticker import NullFormatter
+
+    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def markdown(metrics: dict, figures_: list[str], path: Path) -> None:
