@@ -7,8 +7,8 @@ import pytest
 
 from helpers import cross_r_2d
 from hpc_vdm.config import load_config
-from hpc_vdm.data.store import open_store
 from hpc_vdm.data import camels
+from hpc_vdm.data.store import open_store
 from hpc_vdm.mock import catalogue, stars
 from hpc_vdm.mock.cli import generate
 from hpc_vdm.prepare import prepare
