@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Benchmark: wall seconds of one mock simulation (PM + FoF + galaxies + 15+15 maps) and the CMD statistics, JSON.
 
-    python tools/bench_mock.py [--particles 64 128 256] [--steps 5 20 20] [--upsample 1 2 1]
+    python tools/bench_mock.py [--particles 64 128 256] [--steps 5 20 20] [--upsample 1 1 1]
                                [--numpy-up-to 128] [--throughput 128:4] [--stats 128:8 256:2]
 
 Timing: every configuration runs with the compiled (numba) kernels; up to ``--numpy-up-to`` particles per
@@ -11,9 +11,10 @@ ratio. The first compiled call of each kernel (JIT or cache load) is done before
 Throughput: for ``N:K`` in ``--throughput``, the mock CLI writes a K-simulation set with one worker per
 core and with one worker; ``seconds_per_sim_workers_W`` is wall time / K (files included).
 
-Statistics: for ``N:K`` in ``--stats``, K LH simulations at N^3 (20 PM steps, upsample 2 at N <= 128) are
-observed by every suite, and the four pooled pixel statistics (log10 Mcdm mean/std, log10(1 + Mstar)
-mean/std) are printed beside the CMD values with their relative errors.
+Statistics: for ``N:K`` in ``--stats``, K LH simulations at N^3 (20 PM steps, no sub-particles, CMD's
+painting kernel: ``mock.n_ngb`` from :func:`hpc_vdm.mock.calibration.cmd_n_ngb`) are observed by every
+suite, and the four pooled pixel statistics (log10 Mcdm mean/std, log10(1 + Mstar) mean/std) are printed
+beside the CMD values with their relative errors.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from _timing import best_of
 
 from hpc_vdm.config import load_config
 from hpc_vdm.mock import kernels, simulate, stars
-from hpc_vdm.mock.calibration import CMD, NAMES, pixel_statistics
+from hpc_vdm.mock.calibration import CMD, NAMES, cmd_n_ngb, pixel_statistics
 
 
 def _stages(row, cfg, seed) -> dict:
@@ -49,7 +50,8 @@ def _stages(row, cfg, seed) -> dict:
 
 
 def timing(n: int, steps: int, up: int, numpy_up_to: int, repeat: int) -> dict:
-    cfg = load_config(None, [f"mock.particles={n}", f"mock.pm_steps={steps}", f"mock.upsample={up}"]).mock
+    cfg = load_config(None, [f"mock.particles={n}", f"mock.pm_steps={steps}", f"mock.upsample={up}",
+                             f"mock.n_ngb={cmd_n_ngb(n, up)}"]).mock
     row = np.array([0.3, 0.8, 1, 1, 1, 1], dtype=float)
     seed = np.random.SeedSequence(0)
     run = lambda: simulate.simulate(row, cfg, stars.SUITES["IllustrisTNG"], seed)  # noqa: E731
@@ -66,12 +68,12 @@ def timing(n: int, steps: int, up: int, numpy_up_to: int, repeat: int) -> dict:
     return out
 
 
-def statistics(n: int, n_sims: int) -> dict:
-    up = 2 if n <= 128 else 1
-    cfg = load_config(None, [f"mock.particles={n}", "mock.pm_steps=20", f"mock.upsample={up}",
-                             f"mock.n_sims={n_sims}", "mock.seed=3"]).mock
+def statistics(n: int, n_sims: int, seed: int) -> dict:
+    cfg = load_config(None, [f"mock.particles={n}", "mock.pm_steps=20", "mock.upsample=1",
+                             f"mock.n_ngb={cmd_n_ngb(n)}", f"mock.n_sims={n_sims}", f"mock.seed={seed}"]).mock
     got = pixel_statistics(cfg, list(CMD), n_sims)
-    out = {"particles": n, "pm_steps": 20, "upsample": up, "n_sims": n_sims, "seed": 3, "suites": {}}
+    out = {"particles": n, "pm_steps": 20, "upsample": 1, "n_ngb": cfg.n_ngb, "n_sims": n_sims, "seed": seed,
+           "suites": {}}
     for suite, want in CMD.items():
         values, nonzero = got[suite]
         out["suites"][suite] = {name: {"mock": float(g), "cmd": w, "rel_err": float(g / w - 1)}
@@ -87,11 +89,12 @@ def throughput(n: int, n_sims: int, workers: int) -> dict:
 
     from hpc_vdm.mock.cli import generate
 
-    out = {"particles": n, "pm_steps": 20, "upsample": 2, "n_sims": n_sims}
+    out = {"particles": n, "pm_steps": 20, "upsample": 1, "n_sims": n_sims}
     for w in sorted({1, workers}):
         with tempfile.TemporaryDirectory() as tmp:
             cfg = load_config(None, [f"mock.out_dir={tmp}", f"mock.particles={n}", "mock.pm_steps=20",
-                                     "mock.upsample=2", f"mock.n_sims={n_sims}", f"mock.workers={w}"])
+                                     "mock.upsample=1", f"mock.n_ngb={cmd_n_ngb(n)}", f"mock.n_sims={n_sims}",
+                                     f"mock.workers={w}"])
             t = time.perf_counter()
             generate(cfg, progress=False)
             out[f"seconds_per_sim_workers_{w}"] = (time.perf_counter() - t) / n_sims
@@ -103,9 +106,10 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     p.add_argument("--particles", type=int, nargs="+", default=[64, 128, 256])
     p.add_argument("--steps", type=int, nargs="+", default=[5, 20, 20])
-    p.add_argument("--upsample", type=int, nargs="+", default=[1, 2, 1])
+    p.add_argument("--upsample", type=int, nargs="+", default=[1, 1, 1])
     p.add_argument("--numpy-up-to", type=int, default=128, help="also time the numpy kernels up to this size")
-    p.add_argument("--stats", nargs="*", default=["128:8", "256:2"], help="N:K, K simulations at N^3")
+    p.add_argument("--stats", nargs="*", default=["128:40", "256:4"], help="N:K, K simulations at N^3")
+    p.add_argument("--seed", type=int, default=3, help="mock.seed of the --stats LH sets")
     p.add_argument("--throughput", nargs="*", default=["128:4"],
                    help="N:K, a K-simulation set at N^3 written by the mock CLI with one worker per core")
     p.add_argument("--repeat", type=int, default=1)
@@ -119,7 +123,7 @@ def main() -> None:
         sets.append(throughput(n, k, os.cpu_count() or 1))
         print(json.dumps(sets[-1]), file=sys.stderr, flush=True)
     for spec in args.stats:
-        stats.append(statistics(*(int(v) for v in spec.split(":"))))
+        stats.append(statistics(*(int(v) for v in spec.split(":")), args.seed))
         print(json.dumps(stats[-1]), file=sys.stderr, flush=True)
     print(json.dumps({"bench": "mock", "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                                                    "load_avg": os.getloadavg()},

@@ -36,8 +36,9 @@ class MockConfig:
     map_pixels: int = param(256, "pixels per side of every map", range=(8, 16384))
     box_mpc_h: float = param(25.0, "box side [Mpc/h]", range=(1e-3, None))
     n_slabs: int = param(5, "slabs per axis (CAMELS: 5 slabs of 5 Mpc/h)", range=(1, 1024))
-    n_ngb: float = param(8.0, "SPH neighbours that set the DM painting kernel (8 at 128^3 mimics CMD's 64 at 256^3)",
-                         range=(1.0, 1024.0))
+    n_ngb: float = param(8.0, "SPH neighbours (of the painted sub-particles) that set the DM kernel; CMD's 64 "
+                              "neighbours of 256^3 particles are 64 (particles * upsample / 256)^3: 8 at 128^3, "
+                              "64 at 256^3", range=(1.0, 1024.0))
     seed: int = param(0, "master seed: every simulation's initial conditions derive from it", range=(0, 2**31 - 1))
     nbody: bool = param(False, "also write the N-body twin maps Maps_Mtot_Nbody_{suite}_{set} (same ICs, one more "
                                "DM painting per simulation)")

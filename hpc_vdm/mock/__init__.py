@@ -12,11 +12,14 @@ One simulation (:func:`hpc_vdm.mock.simulate.simulate`) is
 4. hydro vs N-body: the hydro run's halo dark matter is expanded about each halo's centre by a small
    feedback-dependent factor (1 + e), e = e_suite A_AGN1^0.3 A_SN1^0.15 with e_suite = 0.02 (TNG),
    0.04 (SIMBA), 0.01 (Astrid); the N-body twin is the unmodified run with the total matter mass;
-5. painting (:mod:`~hpc_vdm.mock.paint`): adaptive-kernel DM maps, CIC star maps, optional 3D grids
+5. painting (:mod:`~hpc_vdm.mock.paint`): adaptive-kernel DM maps (``mock.n_ngb`` neighbours; CMD's
+   SubfindHsml kernel of 64 neighbours of 256^3 particles is n_ngb = 64 (N u / 256)^3, see
+   :func:`~hpc_vdm.mock.calibration.cmd_n_ngb`), CIC star maps, optional 3D grids
    (:mod:`~hpc_vdm.mock.grids`) and the Subfind-like catalogue (:mod:`~hpc_vdm.mock.catalogue`).
 
-Compiled kernels (:mod:`~hpc_vdm.mock.kernels`, numba) do the CIC, PM kicks and drifts, the
-upsampled DM painting and the FoF; the numpy code is kept as their reference (``mock.kernels=numpy``).
+Compiled kernels (:mod:`~hpc_vdm.mock.kernels`, numba) do the CIC, PM kicks, drifts and force spectra,
+the upsampled DM painting and the FoF, threaded where the result cannot depend on the thread count; the
+numpy code is kept as their reference (``mock.kernels=numpy``).
 
 A TNG100-like box for dm2gal (75 Mpc/h; TNG100-1-Dark has 1820^3 particles, a cluster job) at the
 size a 24 GB machine makes::

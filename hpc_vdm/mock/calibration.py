@@ -17,6 +17,14 @@ CMD = {"IllustrisTNG": (10.983874, 0.508252, 0.120691, 1.084848),
        "Astrid": (10.980798, 0.508634, 0.251111, 1.500970),
        "SIMBA": (10.984281, 0.508499, 0.154420, 1.228990)}
 NAMES = ("log10_Mcdm_mean", "log10_Mcdm_std", "log10_1p_Mstar_mean", "log10_1p_Mstar_std")
+CMD_NGB = 64          # neighbours of CMD's SubfindHsml radii, of CAMELS' 256^3 particles per 25 Mpc/h
+CMD_PARTICLES = 256
+
+
+def cmd_n_ngb(particles: int, upsample: int = 1) -> float:
+    """``mock.n_ngb`` whose kernels are CMD's: as many of the mock's (sub-)particles as hold the mass
+    of 64 CAMELS particles, 64 (particles * upsample / 256)^3 (8 at 128^3, 64 at 256^3)."""
+    return CMD_NGB * (particles * upsample / CMD_PARTICLES) ** 3
 
 
 def pixel_statistics(cfg: MockConfig, suites, n_sims: int) -> dict[str, tuple[np.ndarray, float]]:

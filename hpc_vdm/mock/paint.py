@@ -86,8 +86,13 @@ def paint_upsampled(disp: np.ndarray, rho: np.ndarray, u: int, box, particle_mas
     volume = float(np.prod(box)) / (np.prod(shape) * u**3)
     coef = SIGMA_PER_H * (3.0 * n_ngb * volume / (4.0 * np.pi)) ** (1.0 / 3.0) / pixel  # sigma_px = coef rho^-1/3
     _, sigmas = kernel_classes(np.array([coef * max(float(rho.min()), 1e-3) ** (-1.0 / 3.0)]))
-    grids = np.zeros((3, n_slabs, sigmas.size, pixels, pixels))
+    bounds = kernels.block_bounds(shape[0], min(kernels.BLOCKS, shape[0]))
+    blocks = np.zeros((bounds.size - 1, 3, n_slabs, sigmas.size, pixels, pixels))
     kernels.paint_upsampled(np.ascontiguousarray(disp, dtype=np.float64), np.ascontiguousarray(rho, dtype=np.float64),
-                            int(u), cell, box, n_slabs, pixel, coef, MIN_SIGMA_PX, float(np.log(CLASS_STEP)), grids)
+                            int(u), cell, box, n_slabs, pixel, coef, MIN_SIGMA_PX, float(np.log(CLASS_STEP)), bounds,
+                            blocks)
+    grids = blocks[0]
+    for b in blocks[1:]:  # block order: the sum does not depend on the threads
+        grids += b
     maps = smooth_classes(grids, sigmas)  # (3, n_slabs, P, P)
     return maps.reshape(3 * n_slabs, pixels, pixels) * (particle_mass / u**3) / pixel**2

@@ -84,7 +84,10 @@ def lpt_displacements(delta_k: np.ndarray, shape, box) -> tuple[np.ndarray, np.n
 
 
 class _Force:
-    """S = IFFT(i k delta_k / k^2) of the CIC density of the particles (single-precision FFTs)."""
+    """S = IFFT(i k delta_k / k^2) of the CIC density of the particles (single-precision FFTs).
+
+    The mesh-sized work arrays are allocated once and reused every step (a fresh 16-128 MB array per
+    step costs its page faults inside the deposit); :meth:`field` returns the same buffer each call."""
 
     def __init__(self, shape, box):
         self.shape, self.box = shape, box
@@ -94,23 +97,39 @@ class _Force:
         k2[(0, 0, 0)] = 1.0
         self.inv_k2 = (1.0 / k2).astype(np.float32)
         self.inv_k2[(0, 0, 0)] = 0.0
+        self._rho = np.zeros(shape)                                 # float64 deposit
+        self._delta = np.zeros(shape, dtype=np.float32)             # FFT input
+        self._grid = np.zeros((*shape, 3), dtype=np.float32)        # S, components interleaved
+        self._spectra = np.zeros((3, *self.inv_k2.shape), dtype=np.complex64)
 
     def density(self, pos: np.ndarray) -> np.ndarray:
-        """1 + delta on the mesh (one particle per cell on average)."""
+        """1 + delta on the mesh (one particle per cell on average), a new array."""
+        return self._deposit(pos).copy()
+
+    def _deposit(self, pos: np.ndarray) -> np.ndarray:
+        """1 + delta of pos (n, 3) in the reused buffer."""
+        rho = self._rho
         if kernels.compiled():  # positions scaled inside the kernel: no (n, 3) temporary
-            rho = np.zeros(self.shape)
+            rho.fill(0.0)
             kernels.deposit_3d(pos, kernels.EMPTY_F, 1.0, rho, 1.0 / self.cell)
         else:
-            rho = mesh.cic_deposit(pos / self.cell, self.shape)[0]
-        return rho * (np.prod(self.shape) / pos.shape[0])
+            rho[...] = mesh.cic_deposit(pos / self.cell, self.shape)[0]
+        rho *= np.prod(self.shape) / pos.shape[0]
+        return rho
 
     def field(self, pos: np.ndarray) -> np.ndarray:
-        """The force grid S (*shape, 3) float32 of particles at pos (n, 3), components interleaved."""
-        phi_k = mesh.rfftn((self.density(pos) - 1.0).astype(np.float32)) * self.inv_k2
-        out = np.empty((*self.shape, 3), dtype=np.float32)
-        for c, ki in enumerate(self.ks):
-            out[..., c] = mesh.irfftn(1j * ki * phi_k, self.shape)
-        return out
+        """The force grid S (*shape, 3) float32 of particles at pos (n, 3), components interleaved
+        (the reused buffer: valid until the next call)."""
+        np.subtract(self._deposit(pos), 1.0, out=self._delta, casting="same_kind")
+        delta_k = mesh.rfftn(self._delta)
+        if kernels.compiled():
+            spectra = self._spectra
+            kernels.gradient_spectra(delta_k, self.inv_k2, *(k.ravel() for k in self.ks), spectra)
+        else:
+            spectra = [1j * ki * (delta_k * self.inv_k2) for ki in self.ks]
+        for c in range(3):
+            self._grid[..., c] = mesh.irfftn(spectra[c], self.shape)
+        return self._grid
 
     def __call__(self, pos: np.ndarray) -> np.ndarray:
         """S read back at the particles (n, 3)."""
