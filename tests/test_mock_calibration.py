@@ -70,3 +70,9 @@ def test_halo_mass_function_matches_tinker08_over_the_resolved_range():
         expected.append(6 * 25.0**3 * np.trapezoid(cosmo.halo_mass_function(np.exp(ln_m), "tinker08", "200m"), ln_m))
     ratio = counts / np.array(expected)
     assert (np.abs(ratio - 1) < 0.2).all(), ratio
+
+
+def test_cmd_kernel_holds_the_mass_of_64_camels_particles():
+    """n_ngb mock (sub-)particles weigh as much as CMD's 64 SubfindHsml neighbours of 256^3 particles."""
+    assert cmd_n_ngb(256) == 64 and cmd_n_ngb(128) == 8 and cmd_n_ngb(128, upsample=2) == 64
+    assert cmd_n_ngb(16) == 1.0  # coarser than 64^3: one particle, the narrowest kernel allowed

@@ -2,7 +2,10 @@
 """Benchmark: wall seconds of one mock simulation (PM + FoF + galaxies + 15+15 maps) and the CMD statistics, JSON.
 
     python tools/bench_mock.py [--particles 64 128 256] [--steps 5 20 20] [--upsample 1 1 1]
-                               [--numpy-up-to 128] [--throughput 128:4] [--stats 128:8 256:2]
+                               [--numpy-up-to 128] [--throughput 128:4] [--stats 128:40 256:4] [--seed 3]
+
+The defaults take about 25 minutes on 2 cores (the 40 statistics simulations at 128^3 and 4 at 256^3
+dominate); ``--stats`` with no value skips the statistics.
 
 Timing: every configuration runs with the compiled (numba) kernels; up to ``--numpy-up-to`` particles per
 side it also runs with the numpy reference kernels in the same process, and ``speedup_vs_numpy`` is the

@@ -23,8 +23,9 @@ CMD_PARTICLES = 256
 
 def cmd_n_ngb(particles: int, upsample: int = 1) -> float:
     """``mock.n_ngb`` whose kernels are CMD's: as many of the mock's (sub-)particles as hold the mass
-    of 64 CAMELS particles, 64 (particles * upsample / 256)^3 (8 at 128^3, 64 at 256^3)."""
-    return CMD_NGB * (particles * upsample / CMD_PARTICLES) ** 3
+    of 64 CAMELS particles, 64 (particles * upsample / 256)^3 (8 at 128^3, 64 at 256^3); at least 1
+    (below 64^3 one particle outweighs CMD's 64 neighbours, and the kernel is wider than CMD's)."""
+    return max(1.0, CMD_NGB * (particles * upsample / CMD_PARTICLES) ** 3)
 
 
 def pixel_statistics(cfg: MockConfig, suites, n_sims: int) -> dict[str, tuple[np.ndarray, float]]:
