@@ -284,4 +284,16 @@ def test_killed_run_reruns_to_the_uninterrupted_store(model, preset, tmp_path):
                            timeout=300)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "resuming" in rerun.stderr
-    assert_same_store(out, whole)
+    # Two uninterrupted runs agree bit for bit, but a sample computed first in a process can differ in
+    # its last float32 bits from the same sample computed third (CPU convolutions depend on the call
+    # history, measured 3e-6 relative): samples and their mean to 1e-4, their std to 1e-4 of the mean (it
+    # cancels), the rest exactly. A resume that skipped, repeated or re-keyed a sample differs by O(1).
+    ours, theirs = arrays(out), arrays(whole)
+    assert ours.keys() == theirs.keys()
+    for name, x in ours.items():
+        if name in ("samples", "mean"):
+            np.testing.assert_allclose(x, theirs[name], rtol=1e-4, atol=0, err_msg=name)
+        elif name == "std":
+            assert (np.abs(x - theirs[name]) <= 1e-4 * np.abs(theirs["mean"])).all(), name
+        else:
+            np.testing.assert_array_equal(x, theirs[name], err_msg=name)
