@@ -1,4 +1,5 @@
-"""Compiled (numba) kernels of the mock: cloud-in-cell deposit and read-out, fused PM kick and drift.
+"""Compiled (numba) kernels of the mock: cloud-in-cell deposit and read-out, PM kick, drift and force spectra,
+and the upsampled DM painting.
 
 Each kernel has a numpy reference (``hpc_vdm.mock.mesh`` and ``hpc_vdm.mock.pm``) that the tests hold it
 equal to; :func:`use` picks the path. The kernels are about 10-30x faster than ``np.add.at`` and
