@@ -6,7 +6,7 @@ import pytest
 from helpers import cross_r_2d, power_2d
 from hpc_vdm.config import load_config
 from hpc_vdm.data import camels
-from hpc_vdm.mock import simulate, stars
+from hpc_vdm.mock import galaxies, simulate, stars
 from hpc_vdm.mock.cli import generate, output_paths
 
 
@@ -109,6 +109,26 @@ def test_stellar_mass_responds_to_feedback_and_suite(small_cfg):
     r = np.mean([cross_r_2d(a / a.mean() - 1, b / b.mean() - 1) for a, b in zip(simba["Mcdm"], tng["Mcdm"])], axis=0)
     assert r[:4].min() > 0.99, r[:4]
     assert simba["Mstar"].sum(dtype=np.float64) != tng["Mstar"].sum(dtype=np.float64)
+
+
+def test_fill_in_halos_follow_the_mass_function_on_ungrouped_particles():
+    """unresolved_halos against its analytic oracle: Poisson counts of hmf x volume less the FoF groups
+    found, on ungrouped particles only, with anchor odds (1 + delta)^FILL_BIAS."""
+    hmf = lambda m: 1e-2 * (m / 1e10) ** -0.9  # noqa: E731  dn/dln M [(Mpc/h)^-3]
+    m_lo, m_hi, volume = 1e9, 1e11, 100.0**3
+    expected = 1e-2 * volume * (0.1**-0.9 - 10**-0.9) / 0.9  # integral of hmf over ln M, [m_lo, m_hi)
+    n = 40_000
+    labels = np.where(np.arange(n) % 2 == 0, 0, -1)  # even particles grouped
+    density = np.where(np.arange(n) % 4 < 2, 1.0, 8.0)  # odd free particles: 1, 3 (mod 4) at 1 and 8
+    found = np.full(5000, 1.05e9)  # 5000 FoF groups in the first bin (~11,000 expected) come off it
+    masses, anchors = galaxies.unresolved_halos(hmf, m_lo, m_hi, volume, labels, density,
+                                                np.random.default_rng(0), found)
+    assert abs(masses.size - (expected - 5000)) < 4 * np.sqrt(expected), (masses.size, expected)
+    assert masses.min() >= m_lo and masses.max() < m_hi
+    assert np.all(labels[anchors] < 0)
+    odds = 8.0**galaxies.FILL_BIAS
+    p_dense = odds / (1 + odds)
+    assert abs(np.mean(density[anchors] == 8.0) - p_dense) < 4 * np.sqrt(p_dense * (1 - p_dense) / anchors.size)
 
 
 def test_parameter_sets():

@@ -37,12 +37,12 @@ def test_fidelity_statistics():
 
 @pytest.mark.parametrize("suite", list(CMD))
 def test_stellar_statistics_match_cmd_at_test_fidelity(suite, test_fidelity_statistics):
-    """64^3 particles, 5 PM steps (configs/test.yaml), below the calibrated fidelity, 8 LH simulations:
-    log10(1 + Mstar) mean and std within 12% of CMD (measured: mean -9% to -10%, std -4% to -5%; the
-    cruder gravity makes fewer, lighter halos), ~1% non-zero pixels. The model is calibrated at 128^3
-    with 20 PM steps (the slow test above)."""
+    """64^3 particles, 5 PM steps (configs/test.yaml), 8 LH simulations: log10(1 + Mstar) mean and std
+    within 5% of CMD (measured: mean -2.5% to -3.3%, std -1.6% to -1.9%), ~1% non-zero pixels. The
+    model is calibrated at 128^3 with 20 PM steps (the slow test above); the mass-function fill-in makes
+    the stars nearly independent of the particle count. The DM is not calibrated here (std +3%)."""
     got, nonzero = test_fidelity_statistics[suite]
-    np.testing.assert_allclose(got[2:], CMD[suite][2:], rtol=0.12)
+    np.testing.assert_allclose(got[2:], CMD[suite][2:], rtol=0.05)
     assert 0.005 < nonzero < 0.05, nonzero
 
 

@@ -8,7 +8,7 @@ One simulation (:func:`hpc_vdm.mock.simulate.simulate`) is
 2. halos (:mod:`~hpc_vdm.mock.fof`): periodic friends-of-friends, b = 0.2, >= 20 particles;
 3. galaxies (:mod:`~hpc_vdm.mock.galaxies`, :mod:`~hpc_vdm.mock.stars`): a central per halo, Poisson
    satellites, sub-threshold halos from the mass function, each resolved into star particles with the
-   suite's stellar-halo relation (calibrated to CMD's pixel statistics at 128^3 / 20 steps);
+   suite's stellar-halo relation (calibrated to CMD's pixel statistics at 128^3 and 256^3, 20 steps);
 4. hydro vs N-body: the hydro run's halo dark matter is expanded about each halo's centre by a small
    feedback-dependent factor (1 + e), e = e_suite A_AGN1^0.3 A_SN1^0.15 with e_suite = 0.02 (TNG),
    0.04 (SIMBA), 0.01 (Astrid); the N-body twin is the unmodified run with the total matter mass;

@@ -9,8 +9,8 @@ For every FoF group (:mod:`hpc_vdm.mock.fof`, >= 20 particles) of mass M = n m_p
 * a diffuse **stellar halo**: a fraction of the central's stars on random member particles;
 * halos the FoF misses (below 20 particles, and the deficit of the PM's too-diffuse small halos up to
   400 particles) are topped up to the mass function (Watson et al. 2013, colossus) down to
-  ``m_sub_min``, on ungrouped particles, with centrals only: the galaxy population, hence the maps'
-  statistics, then depends little on the particle count.
+  ``m_sub_min``, on ungrouped particles drawn with probability ~ (1 + delta)^FILL_BIAS, with centrals
+  only: the galaxy population, hence the maps' statistics, then depends little on the particle count.
 
 f* is the suite's stellar-to-halo mass relation :meth:`hpc_vdm.mock.stars.StellarModel.shmr`, with its
 response to the four feedback parameters. Stellar mass is then *resolved* into star particles of mass
@@ -30,6 +30,13 @@ from ..data import camels
 SUB_SLOPE = 0.9          # dN/dln x ~ x^-0.9
 SUB_X_MAX = 0.1          # the most massive subhalo, as a fraction of its host
 DELTA_200C = 200.0
+# Fill-in halos sit on ungrouped particles with probability ~ (1 + delta)^FILL_BIAS (delta on the PM mesh).
+# Such halos (1e9-1e10.5 M_sun/h) cluster less than the matter (linear bias ~0.6, Tinker et al. 2010),
+# and the exponent sets how many land on pixels a resolved galaxy already lights, which is what made the
+# maps depend on the particle count: with 1, Astrid's stellar mean was 9 points (of CMD's value) higher
+# at 256^3 than at 128^3 on the same 8 cosmologies; with 0.3, 0.5 points on 20
+# (docs/results/mock/README.md; fill_anchor_check.py there scans the exponent).
+FILL_BIAS = 0.3
 
 
 @dataclass
@@ -97,7 +104,7 @@ def unresolved_halos(hmf, m_lo: float, m_hi: float, volume: float, labels: np.nd
     """Halos the FoF misses below ``m_hi`` (the completeness mass): per log-mass bin on [m_lo, m_hi), the mass
     function ``hmf`` (dn/dln M) times ``volume`` less the FoF groups found there (``fof_masses``), as a
     Poisson number of halos with masses (u,) log-uniform in the bin, on ungrouped particles drawn with
-    probability ~ density: anchors (u,)."""
+    probability ~ density^FILL_BIAS (density (n,) 1 + delta at the particles): anchors (u,)."""
     if not m_hi > m_lo:
         return np.zeros(0), np.zeros(0, dtype=np.int64)
     edges = np.linspace(np.log(m_lo), np.log(m_hi), n_bins + 1)
@@ -109,7 +116,8 @@ def unresolved_halos(hmf, m_lo: float, m_hi: float, volume: float, labels: np.nd
     lo = np.repeat(edges[:-1], n)
     masses = np.exp(lo + rng.random(lo.size) * (edges[1] - edges[0]))
     free = np.flatnonzero(labels < 0)
-    weight = density[free] / density[free].sum()
+    weight = density[free] ** FILL_BIAS
+    weight /= weight.sum()
     return masses, free[rng.choice(free.size, size=masses.size, p=weight)] if masses.size else np.zeros(0, np.int64)
 
 

@@ -100,7 +100,7 @@ class _Force:
         self._rho = np.zeros(shape)                                 # float64 deposit
         self._delta = np.zeros(shape, dtype=np.float32)             # FFT input
         self._grid = np.zeros((*shape, 3), dtype=np.float32)        # S, components interleaved
-        self._spectra = np.zeros((3, *self.inv_k2.shape), dtype=np.complex64)
+        self._spectra = None                                        # (3, *rfft shape) complex64, compiled path
 
     def density(self, pos: np.ndarray) -> np.ndarray:
         """1 + delta on the mesh (one particle per cell on average), a new array."""
@@ -123,6 +123,8 @@ class _Force:
         np.subtract(self._deposit(pos), 1.0, out=self._delta, casting="same_kind")
         delta_k = mesh.rfftn(self._delta)
         if kernels.compiled():
+            if self._spectra is None:
+                self._spectra = np.zeros((3, *self.inv_k2.shape), dtype=np.complex64)
             spectra = self._spectra
             kernels.gradient_spectra(delta_k, self.inv_k2, *(k.ravel() for k in self.ks), spectra)
         else:
