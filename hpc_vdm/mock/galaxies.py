@@ -34,7 +34,7 @@ DELTA_200C = 200.0
 # Such halos (1e9-1e10.5 M_sun/h) cluster less than the matter (linear bias ~0.6, Tinker et al. 2010),
 # and the exponent sets how many land on pixels a resolved galaxy already lights, which is what made the
 # maps depend on the particle count: with 1, Astrid's stellar mean was 9 points (of CMD's value) higher
-# at 256^3 than at 128^3 on the same 8 cosmologies; with 0.3, 0.5 points on 20
+# at 256^3 than at 128^3 on the same 8 cosmologies; with 0.3, 0.6 points on 20
 # (docs/results/mock/README.md; fill_anchor_check.py there scans the exponent).
 FILL_BIAS = 0.3
 

@@ -1,5 +1,5 @@
 """Astrid's log10(1 + M*) mean at 128^3 and 256^3 on the same 2 cosmologies, for fill-in anchor weights
-density^alpha (docs/results/mock/README.md, "256^3"), which chose ``galaxies.FILL_BIAS``:
+density^alpha (docs/results/mock/README.md, "The fill-in anchors"), which chose ``galaxies.FILL_BIAS``:
 
     OMP_NUM_THREADS=2 python docs/results/mock/fill_anchor_check.py     # ~5 min on 2 cores
 
