@@ -1,13 +1,13 @@
 """``python -m hpc_vdm.export RUN_DIR [--tag latest|best|stepNNNNNNNN] [--out FILE]``: re-export a checkpoint.
 
 Writes consolidated fp32 weights (raw and EMA), the config, the task and the store facts to
-``RUN_DIR/export/model.pt`` (see :mod:`hpc_vdm.training.artifact`; ``load_bundle`` reads it back). An
+``RUN_DIR/export/model.pt`` (see :mod:`hpc_vdm.bundle`; ``load_bundle`` reads it back). An
 existing output is replaced only with ``--overwrite``, and only if it is an hpc_vdm export.
 """
 from __future__ import annotations
 
 from . import cli
-from .training.artifact import export_run
+from .training.export import export_run
 
 
 def main(argv=None) -> int:

@@ -1,8 +1,8 @@
 """``python -m hpc_vdm.prepare_volume``: 3D grids -> the dm2gal volume store (train/val/test sub-cubes, stats).
 
     python -m hpc_vdm.prepare_volume --config configs/dm2gal.yaml                 # CMD-layout mock grids
-    python -m hpc_vdm.prepare_volume --set dm2gal.grids='{dm: dmo.h5:DM, subhalo: sub.npy}' \\
-        --set dm2gal.box_mpc_h=75 --set dm2gal.grid_units=mass --store data/tng100_dmo.zarr   # TNG-style
+    python -m hpc_vdm.prepare_volume --set volume.grids='{dm: dmo.h5:DM, subhalo: sub.npy}' \\
+        --set volume.box_mpc_h=75 --set volume.grid_units=mass --store data/tng100_dmo.zarr   # TNG-style
 
 The store is ``data.store`` (what ``model.kind=dm2gal`` trains on and ``python -m hpc_vdm.paint --volume``
 paints); see :mod:`hpc_vdm.data.volume` for its layout. A volume without a stellar grid is a
@@ -20,14 +20,14 @@ from .data.volume import prepare_volume
 
 log = logging.getLogger("hpc_vdm.prepare_volume")
 
-SHORTCUTS = {"store": "data.store", "source_dir": "dm2gal.source_dir", "grid_n": "dm2gal.grid_n",
-             "sim": "dm2gal.sim", "box_mpc_h": "dm2gal.box_mpc_h"}
+SHORTCUTS = {"store": "data.store", "source_dir": "volume.source_dir", "grid_n": "volume.grid_n",
+             "sim": "volume.sim", "box_mpc_h": "volume.box_mpc_h"}
 
 
 def run(cfg):
     target = Path(cfg.data.store)
     with writing(target), acquire_lock(target):
-        out = prepare_volume(cfg.dm2gal, cfg.data, cfg.data.store)
+        out = prepare_volume(cfg.volume, cfg.data, cfg.data.store)
     log.info("wrote %s", out)
     return out
 

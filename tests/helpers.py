@@ -118,3 +118,35 @@ def preempt(store, run_dir, *sets, nproc: int = 1, at_step: int = 2, timeout: fl
         os.kill(pid, signal.SIGUSR2)  # what SLURM's --signal=USR2@T does to every task of the step
     _, err = proc.communicate(timeout=timeout)
     return proc.returncode, err
+
+
+# ---------------------------------------------------------------------------------------------
+# The one tiny exported model the command tests share
+# ---------------------------------------------------------------------------------------------
+def export_tiny(path, store_attrs: dict, *, seed: int = 0, jitter: float = 0.0, kind: str = "vdm", store=None,
+                model: dict | None = None, **data):
+    """A tiny model (8 channels, mults [1, 2, 2], GroupNorm 4, no dropout) of family ``kind`` with random
+    weights, exported as if trained on a store with ``store_attrs``. ``jitter`` adds noise to every weight
+    (zero-initialised outputs would make every VDM sample pure noise); ``data``/``model`` set config keys."""
+    import torch
+
+    from hpc_vdm.bundle import build_module, write_export
+    from hpc_vdm.config import RunConfig, to_dict
+
+    cfg = RunConfig()
+    cfg.model.kind = kind
+    cfg.model.channels, cfg.model.channel_mults, cfg.model.norm_groups, cfg.model.dropout = 8, [1, 2, 2], 4, 0.0
+    for k, v in (model or {}).items():
+        setattr(cfg.model, k, v)
+    if store is not None:
+        cfg.data.store = str(store)
+    for k, v in data.items():
+        setattr(cfg.data, k, v)
+    torch.manual_seed(seed)
+    net = build_module(cfg)
+    if jitter:
+        with torch.no_grad():
+            for p in getattr(net, "score", net).parameters():  # the network, not the VDM's γ schedule
+                p.add_(jitter * torch.randn_like(p))
+    state = {k: v.float() for k, v in net.state_dict().items()}
+    return write_export(path, raw=state, ema=state, config=to_dict(cfg), store_attrs=store_attrs, step=0, tag="test")

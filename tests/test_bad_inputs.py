@@ -17,30 +17,18 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import REPO, write_cmd
+from helpers import REPO, export_tiny, write_cmd
 from hpc_vdm import export, prepare, sample, tile, train
 from hpc_vdm.config import RunConfig, to_dict
 from hpc_vdm.data import camels
 from hpc_vdm.data.dataset import read_attrs
-from hpc_vdm.diffusion import build_vdm
 from hpc_vdm.mock import cli as mock_cli
 from hpc_vdm.spectra import cli as spectra_cli
-from hpc_vdm.training.artifact import write_export
 
 TINY = str(REPO / "configs" / "train_tiny.yaml")
 SMALL = "name: small\nbox_mpc_h: 10.0\nslab_mpc_h: 5.0\npixel_mpc_h: 0.1\n"
 COMMANDS = {"train": train.main, "prepare": prepare.main, "sample": sample.main, "tile": tile.main,
             "export": export.main, "mock": mock_cli.main, "spectra": spectra_cli.main}
-
-
-def tiny_export(path: Path, store_attrs: dict, **data) -> Path:
-    cfg = RunConfig()
-    cfg.model.channels, cfg.model.channel_mults, cfg.model.norm_groups, cfg.model.dropout = 8, [1, 2, 2], 4, 0.0
-    for k, v in data.items():
-        setattr(cfg.data, k, v)
-    torch.manual_seed(0)
-    state = {k: v.float() for k, v in build_vdm(cfg.model, cfg.diffusion).state_dict().items()}
-    return write_export(path, raw=state, ema=state, config=to_dict(cfg), store_attrs=store_attrs, step=0, tag="t")
 
 
 @pytest.fixture(scope="module")
@@ -50,9 +38,9 @@ def ctx(maps_store, tmp_path_factory):
     attrs = read_attrs(maps_store)
     small = attrs | {"pixel_size_mpc_h": 0.1, "slab_thickness_mpc_h": 5.0}
     c = {"root": root, "store": maps_store, "preset": root / "small.yaml",
-         "model": tiny_export(root / "model.pt", attrs, store=str(maps_store)),
-         "tile_model": tiny_export(root / "tile_model.pt", small),
-         "mgas_model": tiny_export(root / "mgas_model.pt", small | {"stats": {**small["stats"], "Mgas": small[
+         "model": export_tiny(root / "model.pt", attrs, store=maps_store),
+         "tile_model": export_tiny(root / "tile_model.pt", small),
+         "mgas_model": export_tiny(root / "mgas_model.pt", small | {"stats": {**small["stats"], "Mgas": small[
              "stats"]["Mstar"]}}, condition="Mgas", fields=["Mgas", "Mcdm"])}
     c["preset"].write_text(SMALL)
     (root / "cmd").mkdir()
@@ -225,8 +213,8 @@ ROWS = [
     Row("batch arithmetic", "train", train_args("--set", "train.global_batch=12"), r"train\.global_batch=12 .* = 2"),
     Row("selection needs samples", "train", train_args("--set", "train.select_on=val_r_mean", "--set",
         "train.val_sample_maps=0"), r"val_sample_maps=0"),
-    Row("selection of another task", "train", train_args("--set", "train.select_on=val_mse"),
-        r"not a validation metric of the vdm task"),
+    Row("selection of another family", "train", train_args("--set", "train.select_on=val_mse"),
+        r"not a validation metric of the vdm family"),
     Row("field not in store", "train", train_args("--set", "data.condition=Mgas"), r"field 'Mgas' is not in store"),
     Row("stride larger than maps", "train", train_args("--set", "model.channel_mults=[1,1,1,1,1,1,1,1,1]"),
         r"do not divide by the U-Net stride 512"),
@@ -260,13 +248,13 @@ ROWS = [
     Row("sample no maps", "sample", sample_args(None, "--n-maps", "0"), r"sample\.n_maps: expected a value in"),
     Row("sample pixel scale", "sample", lambda c, t: sample_args(lambda c, t: c["tile_model"], "--store",
         str(c["store"]))(c, t), r"pixel scale mismatch"),
-    Row("sample cuda", "sample", sample_args(None, "--device", "cuda"), r"sample\.device='cuda' but no CUDA"),
+    Row("sample cuda", "sample", sample_args(None, "--device", "cuda"), r"trained\.device='cuda' but no CUDA"),
     # -- tile: presets -----------------------------------------------------------------------------------
     Row("preset unknown", "tile", tile_args("--volume", "tng30"), r"unknown volume preset 'tng30'; did you mean"),
     Row("preset pixel larger than box", "tile", tile_args(volume=preset_file(
         "name: x\nbox_mpc_h: 10.0\nslab_mpc_h: 5.0\npixel_mpc_h: 20.0\n")), r"pixel \(20 Mpc/h\) is larger than the box"),
     Row("preset infinite box", "tile", tile_args(volume=preset_file(
-        "name: x\nbox_mpc_h: .inf\nslab_mpc_h: 5.0\npixel_mpc_h: 0.1\n")), r"box_mpc_h: expected a value in .* got inf"),
+        "name: x\nbox_mpc_h: .inf\nslab_mpc_h: 5.0\npixel_mpc_h: 0.1\n")), r"box_mpc_h: expected a finite number, got inf"),
     Row("preset bare number", "tile", tile_args(volume=preset_file("5\n")), r"expected a mapping of \['name'"),
     Row("preset YAML syntax", "tile", tile_args(volume=preset_file("name: [x\n")), r"volume preset .* not valid YAML"),
     Row("preset text box", "tile", tile_args(volume=preset_file(
@@ -278,7 +266,7 @@ ROWS = [
     # -- tile: geometry and model ------------------------------------------------------------------------
     Row("halo not below tile", "tile", tile_args("--tile", "8", "--halo", "8"), r"halo 8 must be smaller than the tile 8"),
     Row("tile larger than field", "tile", tile_args("--tile", "128", "--halo", "0"), r"tile 128 is larger than the field"),
-    Row("window not on the stride", "tile", tile_args("--tile", "30"), r"not a multiple of the U-Net stride 8"),
+    Row("window not on the stride", "tile", tile_args("--tile", "30"), r"not a multiple of the network's stride 8"),
     Row("axes out of range", "tile", tile_args("--axes", "3"), r"axes must be distinct values in 0, 1, 2"),
     Row("mock has axis 2 only", "tile", tile_args("--set", "tile.mock_slabs=1", "--axes", "0"), r"axis 2 only"),
     Row("slabs out of range", "tile", tile_args("--slabs", "0,2"), r"slabs must be distinct indices in \[0, 2\)"),
@@ -297,7 +285,7 @@ ROWS = [
         r"must be \(n, 3\) and \(n,\)"),
     Row("snapshot box", "tile", lambda c, t: tile_args("--input", str(snapshot("box")(c, t)))(c, t),
         r"has BoxSize 30"),
-    Row("tile cuda", "tile", tile_args("--device", "cuda"), r"tile\.device='cuda' but no CUDA"),
+    Row("tile cuda", "tile", tile_args("--device", "cuda"), r"trained\.device='cuda' but no CUDA"),
     # -- export, mock, spectra ---------------------------------------------------------------------------
     Row("export without checkpoints", "export", lambda c, t: [str(t / "run")], r"no complete checkpoint"),
     Row("mock unknown key", "mock", lambda c, t: ["--set", "mock.partcles=3", "--out", str(t / "out")],

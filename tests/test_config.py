@@ -85,7 +85,7 @@ def test_resolved_config_round_trips_through_json(tmp_path):
 
 
 def test_cli_reports_config_errors_with_exit_code_2(capsys):
-    from hpc_vdm.mock import main
+    from hpc_vdm.mock.cli import main
 
     assert main(["--set", "mock.partcles=3"]) == 2
     assert "did you mean 'particles'" in capsys.readouterr().err

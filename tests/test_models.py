@@ -17,7 +17,7 @@ def tiny_vdm(**model):
     for k, v in model.items():
         setattr(cfg.model, k, v)
     torch.manual_seed(0)
-    return build_vdm(cfg.model, cfg.diffusion)
+    return build_vdm(cfg.model, cfg.model.vdm)
 
 
 def test_paper_unet_size_and_shapes():

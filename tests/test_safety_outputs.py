@@ -19,15 +19,14 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import clean_env, train_cmd, write_cmd
-from hpc_vdm import export, sample, spectra
+from helpers import clean_env, export_tiny, train_cmd, write_cmd
+from hpc_vdm import export, sample
+from hpc_vdm.spectra import cli as spectra
 from hpc_vdm.config import RunConfig, load_config, to_dict
 from hpc_vdm.data.dataset import MapsDataset, held_out_maps, read_attrs
-from hpc_vdm.diffusion import build_vdm
 from hpc_vdm.data.store import chunk_files
 from hpc_vdm.io import lock_path
 from hpc_vdm.prepare import main as prepare_main
-from hpc_vdm.training.artifact import write_export
 from hpc_vdm.training.checkpoint import Checkpoints
 
 
@@ -61,14 +60,8 @@ def prepare_args(cfg, out=None, *extra):
 
 @pytest.fixture(scope="module")
 def model(maps_store, tmp_path_factory):
-    cfg = RunConfig()
-    cfg.model.channels, cfg.model.channel_mults, cfg.model.norm_groups, cfg.model.dropout = 8, [1, 2, 2], 4, 0.0
-    cfg.data.store = str(maps_store)
-    torch.manual_seed(1)
-    state = {k: v.float() for k, v in build_vdm(cfg.model, cfg.diffusion).state_dict().items()}
     path = tmp_path_factory.mktemp("safety_model") / "model.pt"
-    return write_export(path, raw=state, ema=state, config=to_dict(cfg), store_attrs=read_attrs(maps_store),
-                        step=0, tag="test")
+    return export_tiny(path, read_attrs(maps_store), seed=1, store=maps_store)
 
 
 def run_sample(model, store, out, *extra):
@@ -406,18 +399,19 @@ def test_tile_store_chunk_missing_under_its_done_record_is_named(tmp_path, capsy
     from hpc_vdm.inference import store as tile_store
 
     out = tmp_path / "t.zarr"
-    tile_store.create(out, pairs=[(0, 0), (0, 1)], pixels=8, n_samples=2, fingerprint={"a": 1}, provenance={})
-    store = tile_store.TileStore(out)
+    store = tile_store.tile_store(out)
+    store.create(tile_store.layout([(0, 0), (0, 1)], 8, 2), {"fingerprint": {"a": 1}, "provenance": {}})
+    rows = tile_store.TileRows(store, store.open())
     for i in range(2):
-        store.write_cond(i, np.ones((8, 8)))
+        rows.write_cond(i, np.ones((8, 8)))
         for j in range(2):
-            store.write_sample(i, j, np.full((8, 8), 1.0 + j))
-        store.write_summary(i)
+            rows.write_sample(i, j, np.full((8, 8), 1.0 + j))
+        rows.write_summary(i)
     store.mark_complete()
     (out / "samples" / "c" / "1" / "1" / "0" / "0").unlink()
     with pytest.raises(ValueError, match=r"array 'samples' has no chunk for slab 1 \(axis 0, slab 1\), sample 1, "
                                          r"which its record 'done' lists as written"):
-        tile_store.TileStore(out)
+        store.open()
     refused(spectra.main(["auto", f"{out}", "--array", "mean", "--box", "25"]), capsys.readouterr().err,
             "array 'samples' has no chunk for slab 1")
 
@@ -434,14 +428,10 @@ def test_samples_store_chunk_missing_is_named_by_spectra(model, maps_store, tmp_
 @pytest.fixture(scope="module")
 def tile_model(maps_store, tmp_path_factory):
     """A tiny exported U-Net at the tile presets' 0.1 Mpc/h pixels, and a 2-slab preset."""
-    cfg = RunConfig()
-    cfg.model.channels, cfg.model.channel_mults, cfg.model.norm_groups, cfg.model.dropout = 8, [1, 2, 2], 4, 0.0
-    state = {k: v.float() for k, v in build_vdm(cfg.model, cfg.diffusion).state_dict().items()}
     attrs = read_attrs(maps_store) | {"pixel_size_mpc_h": 0.1, "slab_thickness_mpc_h": 5.0}
     root = tmp_path_factory.mktemp("safety_tile")
     (root / "small.yaml").write_text("name: small\nbox_mpc_h: 10.0\nslab_mpc_h: 5.0\npixel_mpc_h: 0.1\n")
-    return write_export(root / "model.pt", raw=state, ema=state, config=to_dict(cfg), store_attrs=attrs, step=0,
-                        tag="test"), root / "small.yaml"
+    return export_tiny(root / "model.pt", attrs), root / "small.yaml"
 
 
 def tile_args(tile_model, out):

@@ -12,14 +12,13 @@ import pytest
 import torch
 import zarr
 
-from helpers import clean_env
+from helpers import clean_env, export_tiny
 from hpc_vdm import tile
 from hpc_vdm.inference import sources as slab_inputs
-from hpc_vdm.config import RunConfig, to_dict
 from hpc_vdm.data import transforms
 from hpc_vdm.data.dataset import read_attrs
-from hpc_vdm.diffusion import build_vdm
-from hpc_vdm.training.artifact import load_bundle, write_export
+from hpc_vdm.bundle import load_bundle
+from hpc_vdm.inference.store import TileRows
 from hpc_vdm.diffusion.tiled import sample_tiled
 from hpc_vdm.inference.volumes import Volume, load_volume
 
@@ -30,17 +29,8 @@ SMALL = "name: small\nbox_mpc_h: 10.0\nslab_mpc_h: 5.0\npixel_mpc_h: 0.1\n"  # 2
 @pytest.fixture(scope="module")
 def model(maps_store, tmp_path_factory):
     """A tiny U-Net (stride 8) with random weights, exported as if trained on 0.1 Mpc/h, 5 Mpc/h maps."""
-    cfg = RunConfig()
-    cfg.model.channels, cfg.model.channel_mults, cfg.model.norm_groups, cfg.model.dropout = 8, [1, 2, 2], 4, 0.0
-    torch.manual_seed(0)
-    vdm = build_vdm(cfg.model, cfg.diffusion)
-    with torch.no_grad():
-        for p in vdm.score.parameters():
-            p.add_(0.05 * torch.randn_like(p))  # zero-initialised outputs would make every sample pure noise
-    state = {k: v.float() for k, v in vdm.state_dict().items()}
     attrs = read_attrs(maps_store) | {"pixel_size_mpc_h": 0.1, "slab_thickness_mpc_h": 5.0}
-    path = tmp_path_factory.mktemp("tile_model") / "model.pt"
-    return write_export(path, raw=state, ema=state, config=to_dict(cfg), store_attrs=attrs, step=0, tag="test")
+    return export_tiny(tmp_path_factory.mktemp("tile_model") / "model.pt", attrs, jitter=0.05)
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +114,7 @@ def test_mock_slabs_hold_the_stellar_mass_of_the_volume(finished):
 
 def test_interrupted_run_resumes_to_the_uninterrupted_store(finished, model, preset, tmp_path, monkeypatch):
     out = tmp_path / "small.zarr"
-    real = tile.tile_store.TileStore.write_sample
+    real = TileRows.write_sample
     calls = []
 
     def dies_after_five(self, i, j, x):
@@ -133,11 +123,11 @@ def test_interrupted_run_resumes_to_the_uninterrupted_store(finished, model, pre
         calls.append((i, j))
         real(self, i, j, x)
 
-    monkeypatch.setattr(tile.tile_store.TileStore, "write_sample", dies_after_five)
+    monkeypatch.setattr(TileRows, "write_sample", dies_after_five)
     with pytest.raises(KeyboardInterrupt):
         tile.main(args(model, preset, out))
     assert arrays(out)["done"].sum() == 5 and not zarr.open_group(str(out), mode="r").attrs["complete"]
-    monkeypatch.setattr(tile.tile_store.TileStore, "write_sample", real)
+    monkeypatch.setattr(TileRows, "write_sample", real)
     assert tile.main(args(model, preset, out)) == 0
     assert_same_store(out, finished)
 
@@ -157,7 +147,7 @@ def test_batch_and_pass_sizes_change_only_float_rounding(finished, model, preset
     (["--volume", "tng30"], "unknown volume preset 'tng30'; did you mean tng300"),
     (["--model", "missing/model.pt"], "no exported model at 'missing/model.pt'"),
     (["--volume", "camels"], r"pixel scale mismatch: the model was trained on 0.1 Mpc/h pixels, volume 'camels' has 0.0976562"),
-    (["--tile", "30", "--halo", "8"], "not a multiple of the U-Net stride 8"),
+    (["--tile", "30", "--halo", "8"], "not a multiple of the network's stride 8"),
     (["--set", "tile.mock_slabs=1", "--axes", "0,2"], "slabs along axis 2 only"),
     (["--slabs", "0,2"], r"slabs must be distinct indices in \[0, 2\)"),
     (["--axes", "3"], "axes must be distinct values in 0, 1, 2"),
@@ -175,7 +165,7 @@ def test_bad_input_is_refused_before_anything_is_written(model, preset, tmp_path
 def test_cuda_asked_for_without_a_gpu_is_refused_before_anything_is_written(model, preset, tmp_path, capsys):
     out = tmp_path / "out" / "x.zarr"
     assert tile.main(args(model, preset, out, "--device", "cuda")) == 2
-    assert "tile.device='cuda' but no CUDA device is visible" in capsys.readouterr().err
+    assert "trained.device='cuda' but no CUDA device is visible" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 
@@ -183,7 +173,7 @@ def test_existing_output_from_another_configuration_is_refused_untouched(finishe
     before = {p: p.stat().st_mtime_ns for p in finished.rglob("*")}
     assert tile.main(args(model, preset, finished, "--seed", "1", "--steps", "5")) == 2
     err = capsys.readouterr().err
-    assert "holds an output from another configuration (seed: 0 (stored) != 1 (this run); steps: 4" in err
+    assert "holds a tile store of another configuration (seed: 0 (stored) != 1 (this run); steps: 4" in err
     assert {p: p.stat().st_mtime_ns for p in finished.rglob("*")} == before
 
 

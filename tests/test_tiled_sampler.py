@@ -71,6 +71,6 @@ def test_window_that_misses_the_unet_stride_is_refused():
 
     from hpc_vdm.diffusion.tiled import check_window
 
-    with pytest.raises(ValueError, match=r"tile 30 \+ 2 x halo 8 = 46 pixels is not a multiple of the U-Net stride 8"):
+    with pytest.raises(ValueError, match=r"tile 30 \+ 2 x halo 8 = 46 pixels is not a multiple of the network's stride 8"):
         check_window(tiny_vdm(), 30, 8)
     check_window(tiny_vdm(), 32, 8)

@@ -111,14 +111,18 @@ def save_params(path: str | Path, params: np.ndarray) -> None:
     np.savetxt(path, params, fmt="%.8e", header=" ".join(PARAM_NAMES))
 
 
-def normalise_params(params: np.ndarray) -> np.ndarray:
-    """(..., 6) CAMELS parameters -> [0, 1] over the LH prior (log-uniform for the feedback A's)."""
+def normalise_params(params: np.ndarray, names=PARAM_NAMES) -> np.ndarray:
+    """(..., 6) CAMELS parameter rows -> (..., len(names)) of the named ones, each scaled to [0, 1] over the
+    LH prior (log-uniform for the feedback A's)."""
     params = np.asarray(params, dtype=np.float64)
-    out = np.empty_like(params)
-    for i, name in enumerate(PARAM_NAMES):
+    unknown = [n for n in names if n not in PARAM_NAMES]
+    if unknown:
+        raise ValueError(f"{unknown} are not CAMELS parameters {list(PARAM_NAMES)}")
+    out = np.empty((*params.shape[:-1], len(names)))
+    for j, name in enumerate(names):
         lo, hi = PARAM_RANGES[name]
-        x = params[..., i]
-        out[..., i] = (np.log(x / lo) / np.log(hi / lo)) if name in LOG_PARAMS else (x - lo) / (hi - lo)
+        x = params[..., PARAM_NAMES.index(name)]
+        out[..., j] = (np.log(x / lo) / np.log(hi / lo)) if name in LOG_PARAMS else (x - lo) / (hi - lo)
     return out.astype(np.float32)
 
 

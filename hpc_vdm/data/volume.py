@@ -24,6 +24,7 @@ import zarr
 
 from ..io import atomic_dir
 from . import camels
+from .transforms import LogNorm
 
 FORMAT = "hpc_vdm.volume/1"
 FIELDS = ("dm", "subhalo", "stellar")       # store names; CMD: dm_field, Msubhalo, Mstar
@@ -180,10 +181,25 @@ def open_volume(path: str | Path, need: tuple[str, ...] = INPUTS) -> zarr.Group:
 
 def normalise(mass, stats: dict) -> np.ndarray:
     """Mass per voxel [Msun/h] -> (log10(offset + mass) - mean) / std (float32)."""
-    return ((np.log10(stats["offset"] + np.asarray(mass, dtype=np.float64)) - stats["mean"]) / stats["std"]
-            ).astype(np.float32)
+    return LogNorm.of(stats).forward(mass)
 
 
 def denormalise(y, stats: dict) -> np.ndarray:
     """The network's normalised log stellar mass -> mass per voxel [Msun/h] (float64)."""
-    return 10.0 ** (np.asarray(y, dtype=np.float64) * stats["std"] + stats["mean"]) - stats["offset"]
+    return LogNorm.of(stats).inverse(y)
+
+
+class Channels:
+    """A (C, N, N, N) read-only view of volume fields for ``tiling.gather`` (orthogonal reads per field)."""
+
+    def __init__(self, root: zarr.Group, names: tuple[str, ...]):
+        self.arrays = [root[f] for f in names]
+        self.shape = (len(names), *self.arrays[0].shape)
+
+    @property
+    def oindex(self):
+        return self
+
+    def __getitem__(self, index):
+        spatial = index[1:]
+        return np.stack([np.asarray(a.oindex[spatial]) for a in self.arrays])

@@ -25,12 +25,13 @@ def keyed_noise(shape, *, seed: int, slab: int, sample: int, step: int) -> torch
     return torch.randn(tuple(shape), generator=keyed_generator(seed, slab, sample, step + 1))
 
 
-def check_window(vdm, tile: int, halo: int) -> None:
-    """The network must accept tile + 2 halo pixels (a multiple of the U-Net stride)."""
-    stride = getattr(vdm.score, "stride", 1)
+def check_window(net, tile: int, halo: int) -> None:
+    """The network (a VDM's score U-Net, or any module with a ``stride``) must accept tile + 2 halo pixels:
+    a multiple of its total downsampling."""
+    stride = getattr(net, "stride", None) or getattr(getattr(net, "score", None), "stride", 1)
     if (tile + 2 * halo) % stride:
         raise ValueError(f"tile {tile} + 2 x halo {halo} = {tile + 2 * halo} pixels is not a multiple of the "
-                         f"U-Net stride {stride}; pick tile and halo so that it is (e.g. tile 192, halo 32)")
+                         f"network's stride {stride}; pick tile and halo so that it is (e.g. tile 192, halo 32)")
 
 
 @torch.no_grad()

@@ -101,12 +101,12 @@ class VDM(nn.Module):
         return VDMOutput(loss_diff, loss_klz, loss_recon, g_0.detach(), g_1.detach())
 
 
-def build_vdm(model_cfg, diffusion_cfg, *, n_params: int = 6) -> VDM:
-    """A :class:`VDM` from ``ModelConfig``/``DiffusionConfig``-like objects (read by attribute)."""
+def build_vdm(model_cfg, vdm_cfg, *, n_params: int = 0, cond_channels: int = 1) -> VDM:
+    """A :class:`VDM` from ``ModelConfig``/``VDMOptions``-like objects (read by attribute): a score U-Net
+    conditioned on ``cond_channels`` maps (0: none) and ``n_params`` scalars."""
     from ..models import build_unet
 
-    gamma_range = (diffusion_cfg.gamma_min, diffusion_cfg.gamma_max)
-    return VDM(build_unet(model_cfg, gamma_range=gamma_range, n_params=n_params),
-               LinearSchedule(*gamma_range, learned=diffusion_cfg.schedule == "learned_linear"),
-               data_noise=diffusion_cfg.data_noise, loss_recon=diffusion_cfg.loss_recon,
-               antithetic=diffusion_cfg.antithetic)
+    gamma_range = (vdm_cfg.gamma_min, vdm_cfg.gamma_max)
+    return VDM(build_unet(model_cfg, gamma_range=gamma_range, n_params=n_params, cond_channels=cond_channels),
+               LinearSchedule(*gamma_range, learned=vdm_cfg.schedule == "learned_linear"),
+               data_noise=vdm_cfg.data_noise, loss_recon=vdm_cfg.loss_recon, antithetic=vdm_cfg.antithetic)

@@ -31,8 +31,8 @@ from tqdm import tqdm
 from .. import cli, figures
 from ..config import RunConfig
 from ..data import camels
-from ..io import FIGURE, acquire_lock, check_output, save_figure, writing
-from . import catalogue, fof, grids, kernels, owned, simulate, stars
+from ..io import FIGURE, acquire_lock, check_output, check_recorded, save_figure, write_record, writing
+from . import catalogue, fof, grids, kernels, mesh, simulate, stars
 
 log = logging.getLogger("hpc_vdm.mock")
 FIELDS = ("Mstar", "Mcdm")
@@ -105,7 +105,7 @@ def _arrays(cfg: RunConfig, stage: Path, paths: dict, n_sims: int) -> dict[str, 
 def _one(job):
     """Worker: one simulation (kernels chosen, threads shared out) -> its outputs."""
     sim, row, m, threads = job
-    kernels.set_threads(threads)
+    mesh.set_threads(threads)
     with kernels.use(m.kernels):
         return sim, simulate.simulate(row, m, stars.SUITES[m.suite], simulate.sim_seed(m, sim))
 
@@ -152,10 +152,10 @@ def generate(cfg: RunConfig, *, overwrite: bool = False, progress: bool = True) 
     m = cfg.mock
     check(cfg)
     paths = output_paths(cfg)
-    owned.check_outputs(paths, Path(m.out_dir), overwrite)
+    check_recorded(paths, Path(m.out_dir), overwrite)
     Path(m.out_dir).mkdir(parents=True, exist_ok=True)
     with writing(paths["params"]), acquire_lock(paths["params"]):  # one writer per set of a folder
-        owned.check_outputs(paths, Path(m.out_dir), overwrite)  # another writer finished meanwhile?
+        check_recorded(paths, Path(m.out_dir), overwrite)  # another writer finished meanwhile?
         return _generate(cfg, paths, progress)
 
 
@@ -185,7 +185,7 @@ def _generate(cfg: RunConfig, paths: dict[str, Path], progress: bool) -> dict[st
         if p.is_dir():
             shutil.rmtree(p)
         src.replace(p)
-    owned.write_record(paths, Path(m.out_dir))
+    write_record(paths, Path(m.out_dir))
     shutil.rmtree(stage, ignore_errors=True)
     log.info("wrote %s in %.1f s", ", ".join(str(p) for p in paths.values()), time.time() - t0)
     return paths

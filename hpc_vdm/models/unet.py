@@ -90,10 +90,10 @@ class UNet(nn.Module):
         return out + z_t if self.add_zt else out
 
 
-def build_unet(model_cfg, *, gamma_range: tuple[float, float], n_params: int = 6) -> UNet:
+def build_unet(model_cfg, *, gamma_range: tuple[float, float], n_params: int = 0, cond_channels: int = 1) -> UNet:
     """A :class:`UNet` from a ``ModelConfig``-like object (read by attribute; the model never imports config)."""
     return UNet(channels=model_cfg.channels, channel_mults=tuple(model_cfg.channel_mults),
                 blocks_per_level=model_cfg.blocks_per_level, attention=model_cfg.attention,
                 attention_heads=model_cfg.attention_heads, norm_groups=model_cfg.norm_groups,
                 dropout=model_cfg.dropout, add_zt=model_cfg.add_zt,
-                n_params=n_params if model_cfg.param_conditioning else 0, gamma_range=gamma_range)
+                n_params=n_params, cond_channels=cond_channels, gamma_range=gamma_range)

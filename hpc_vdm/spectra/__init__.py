@@ -8,8 +8,3 @@ from .pk import (CrossSpectrum, PowerSpectrum, check_mas, cross_spectrum, cross_
 __all__ = ["PowerSpectrum", "CrossSpectrum", "power_spectrum", "cross_spectrum", "power_spectrum_stack",
            "cross_spectrum_stack", "overdensity", "check_mas"]
 
-
-def main(argv=None) -> int:
-    from .cli import main as _main
-
-    return _main(argv)

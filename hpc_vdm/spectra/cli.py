@@ -24,12 +24,13 @@ import numpy as np
 
 from .. import cli, figures
 from ..data.store import verify_chunks, verify_store
-from ..evaluate import posterior
+from ..evaluate import analysis, report
 from ..inference.store import verify as verify_tile_store
 from ..io import (FIGURE, FORMATS, MAPS, SAMPLES, SPECTRA, TILE, acquire_lock, atomic_write, check_output, marker,
                   save_figure, writing)
 from . import fft, stats
 from .pk import cross_spectrum_stack, power_spectrum_stack
+from .scores import k_nyquist, ratio_scores
 from .volume import volume_spectrum
 
 log = logging.getLogger("hpc_vdm.spectra")
@@ -163,7 +164,7 @@ def compare(truth, samples, box: float, *, mas=None, pdf_edges=None, scheduler=N
     centres, pdf_s, pdf_bands = stats.pixel_pdf(samples.reshape(s * n, -1), edges)
     _, pdf_t, _ = stats.pixel_pdf(truth.reshape(n, -1), edges)
     rb, tb = stats.bands(x.r), stats.bands(ratio)
-    scores = posterior.spectra_scores(x.k, ratio, x.r, posterior.k_nyquist(box, truth.shape[-1]))
+    scores = ratio_scores(x.k, ratio, x.r, k_nyquist(box, truth.shape[-1]))
     return {"k": x.k, "n_modes": x.n_modes, "power_truth": stats.bands(x.power_b[:n]).median,
             "power_samples_median": stats.bands(x.power_a).median, "ratio_median": tb.median, "ratio_lo": tb.lo,
             "ratio_hi": tb.hi, "r_median": rb.median, "r_lo": rb.lo, "r_hi": rb.hi, "pdf_centres": centres,
@@ -171,40 +172,16 @@ def compare(truth, samples, box: float, *, mas=None, pdf_edges=None, scheduler=N
             "pdf_samples_hi": pdf_bands.hi,
             "reduced_chi2": stats.reduced_chi2(x.power_a, x.power_b[:n]) if s * n + n >= 3 else np.nan,
             "pk_ratio_err": scores["pk_ratio_err"], "r_mean": scores["r_mean"],
-            "k_nyquist": posterior.k_nyquist(box, truth.shape[-1])}
+            "k_nyquist": k_nyquist(box, truth.shape[-1])}
 
 
-def figure_compare(png, res: dict) -> None:
-    """Fig. 2 of the papers: pixel PDF, P(k) and r(k), samples (bands) against the truth."""
-    plt = figures.pyplot()
-
-    fig, ax = plt.subplots(1, 3, figsize=(13, 3.8))
-    c = res["pdf_centres"]
-    ax[0].plot(c, res["pdf_truth"], "k-", label="truth")
-    ax[0].plot(c, res["pdf_samples_median"], "C1--", label="samples")
-    ax[0].fill_between(c, res["pdf_samples_lo"], res["pdf_samples_hi"], color="C1", alpha=0.3)
-    ax[0].set_xlabel("log10 Σ [(M☉/h)/(Mpc/h)²]")
-    ax[0].set_ylabel("PDF")
-    k = res["k"]
-    ax[1].loglog(k, res["power_truth"], "k-", label="truth")
-    ax[1].loglog(k, res["power_samples_median"], "C1--", label="samples")
-    ax[1].set_xlabel("k [h/Mpc]")
-    ax[1].set_ylabel("P(k) [(Mpc/h)²]")
-    ax2 = ax[1].twinx()
-    ax2.semilogx(k, res["ratio_median"], "C2:", label="ratio")
-    ax2.fill_between(k, res["ratio_lo"], res["ratio_hi"], color="C2", alpha=0.2)
-    ax2.set_ylabel("P_sample / P_true")
-    ax[2].semilogx(k, res["r_median"], "C0-")
-    ax[2].fill_between(k, res["r_lo"], res["r_hi"], color="C0", alpha=0.3, label="10-90%")
-    ax[2].set_xlabel("k [h/Mpc]")
-    ax[2].set_ylabel("r(k)")
-    ax[2].set_ylim(-0.1, 1.05)
-    for a in ax:
-        a.legend(fontsize=8)
-    fig.tight_layout()
+def figure_compare(png, truth, samples, box: float) -> None:
+    """The papers' Fig. 2 of truth maps (n, N, N) against samples (S, n, N, N) (:func:`hpc_vdm.evaluate.report.fig2`)."""
+    truth, samples = np.asarray(truth, dtype=np.float64), np.asarray(samples, dtype=np.float64)
+    samples = samples[None] if samples.ndim == 3 else samples
     Path(png).parent.mkdir(parents=True, exist_ok=True)
-    save_figure(fig, png, dpi=120)
-    plt.close(fig)
+    report.fig2(truth, samples, analysis.curves(truth, None, samples, box), Path(png),
+                report.Labels(condition="", target="M"))
 
 
 def _main(argv) -> int:
@@ -264,7 +241,7 @@ def _run(args) -> dict:
         log.info("reduced chi2 %.3f; r(k) median at the first bins %s", res["reduced_chi2"],
                  np.round(res["r_median"][:4], 3))
         if args.figure:
-            figure_compare(args.figure, res)
+            figure_compare(args.figure, truth, samples, box)
         return res
     if args.mode == "auto":
         arr, box_attr = open_array(f"{args.store}:{args.array}")

@@ -1,6 +1,6 @@
 """The run dir's guards and files: who may resume it, its logs, its resolved config.
 
-A run dir with checkpoints is resumed only by the same model (the task's compared sections of the
+A run dir with checkpoints is resumed only by the same model (the family's compared sections of the
 config, and the same store statistics), and never overwritten: ``train.resume=false`` on it is an error.
 """
 from __future__ import annotations
@@ -9,7 +9,7 @@ import json
 import logging
 from pathlib import Path
 
-from ..config import ConfigError, RunConfig, describe, differing, to_dict
+from ..config import ConfigError, RunConfig, describe, differing, from_dict, to_dict
 from ..io import RUN, atomic_write_text, check_disjoint, check_unlocked, identify
 from .checkpoint import Checkpoints
 
@@ -50,14 +50,22 @@ def check_run_dir(cfg: RunConfig, run_dir: Path, store_attrs: dict, compared: tu
         raise FileExistsError(f"{str(run_dir)!r} already holds checkpoints ({tags[0]}) and train.resume=false; "
                               f"choose another --run-dir (nothing was changed)")
     meta = ckpts.manifest(tags[0])
-    mine = to_dict(cfg)
-    diff = differing({s: meta["config"].get(s, {}) for s in compared}, {s: mine[s] for s in compared})
+    mine, theirs = to_dict(cfg), _resolved(meta["config"])
+    diff = differing({s: theirs.get(s, {}) for s in compared}, {s: mine[s] for s in compared})
     text = describe(diff, ("checkpoint", "this run")) if diff else ""
     if meta["store"].get("stats") != store_attrs.get("stats"):
         text += ("; " if text else "") + "data statistics of the store differ (another maps.zarr)"
     if text:
         raise ConfigError(f"{str(run_dir / 'checkpoints' / tags[0])!r} was written by another model or config: "
                           f"{text}. Use a new --run-dir to train this one.")
+
+
+def _resolved(stored: dict) -> dict:
+    """A checkpoint's config in today's layout with today's defaults for keys it predates."""
+    try:
+        return to_dict(from_dict(stored))
+    except ConfigError:  # a config this version cannot read: compare it as it is
+        return stored
 
 
 def write_configs(run_dir: Path, cfg: RunConfig, ds_config: dict) -> None:
