@@ -1,9 +1,10 @@
-"""Fused periodic tiled sampling: the papers' ancestral sampler on a field of any size.
+"""Fused periodic tiled sampling: any sampler of :mod:`.sampler` (the papers' ancestral by default) on a field of
+any size.
 
 One global noisy field z on the torus. At every step the ε̂ of all tiles is predicted in batches from
 windows of (z_t, condition) cut with the same wrap-around, blended back into one global ε̂, and one global
-ancestral step is taken with one global noise draw. Tiles are never sampled independently and stitched
-afterwards. The noise of every step is drawn for the whole field from a generator keyed by
+step of the sampler is taken (with one global noise draw where it draws). Tiles are never sampled
+independently and stitched afterwards. The noise of every step is drawn for the whole field from a generator keyed by
 (seed, slab, sample, step) on the CPU, so a result does not depend on the tile size, the batch size, the
 device or how slabs are spread over ranks.
 """
@@ -37,19 +38,21 @@ def check_window(net, tile: int, halo: int) -> None:
 @torch.no_grad()
 def sample_tiled(vdm, cond: torch.Tensor, *, tile: int, halo: int, n_steps: int, seed: int, slab: int = 0,
                  samples: Sequence[int] = (0,), blend: str = "core", batch_size: int = 8, device=None,
-                 params: torch.Tensor | None = None, progress: bool = False) -> torch.Tensor:
+                 params: torch.Tensor | None = None, progress: bool = False, sampler: str = "ancestral"
+                 ) -> torch.Tensor:
     """Posterior samples of a whole periodic field: cond (1, H, W) normalised -> (S, H, W) fp32 on the CPU.
 
     ``samples`` are the sample indices drawn together (S of them; each window of a network call carries all
     S, so a call sees batch_size x S maps); sample ``i`` is the same whichever others it is drawn with.
     ``vdm`` needs ``gamma(t)`` and ``eps_hat(z, γ, cond[, params])`` (a :class:`~hpc_vdm.diffusion.VDM`);
     ``tile + 2 halo`` must suit the network (:func:`check_window`). ``params`` (1, n) if the model
-    conditions on simulation parameters.
+    conditions on simulation parameters. ``n_steps`` network evaluations of ``sampler`` (one of
+    :data:`~hpc_vdm.diffusion.sampler.SAMPLERS`).
     """
     cond = cond.float().cpu()
     samples = list(samples)
     n = len(samples)
-    gammas = vdm.gamma(time_grid(n_steps).to(next(vdm.parameters()).device)).detach().cpu()
+    gammas = vdm.gamma(time_grid(n_steps, sampler).to(next(vdm.parameters()).device)).detach().cpu()
 
     def eps_fn(z, g_t):
         def fn(w):  # (B, S + 1, *window): S noisy samples and the condition -> (B, S, *window)
@@ -63,4 +66,4 @@ def sample_tiled(vdm, cond: torch.Tensor, *, tile: int, halo: int, n_steps: int,
     def noise_fn(step):
         return torch.cat([keyed_noise(cond.shape, seed=seed, slab=slab, sample=i, step=step) for i in samples])
 
-    return sample_loop(eps_fn, noise_fn(INITIAL), gammas, noise_fn, progress=progress)
+    return sample_loop(eps_fn, noise_fn(INITIAL), gammas, noise_fn, sampler=sampler, progress=progress)
