@@ -162,6 +162,8 @@ def test_effective_reach_of_a_kernel_decaying_tenfold_per_pixel():
     profile = gradient_profile(fn, x)
     assert torch.allclose(profile[:6], 10.0 ** -torch.arange(6.0, dtype=torch.float64)) and not profile[6:].any()
     assert effective_reach(fn, x, 1e-3) == 3 and effective_reach(fn, x, 2e-3) == 2 and effective_reach(fn, x, 1e-9) == 5
+    with pytest.raises(ValueError, match="tol must be in \\(0, 1\\), got 1.0"):
+        effective_reach(fn, x, 1.0)
 
 
 def test_effective_reach_of_a_local_unet_is_at_most_its_receptive_radius():

@@ -153,14 +153,20 @@ def gradient_profile(net_fn: NetFn, inputs: torch.Tensor, *, stride: int = 1) ->
     return profile.scatter_reduce_(0, dist.flatten(), grad.flatten(), reduce="amax")
 
 
-def effective_reach(net_fn: NetFn, inputs: torch.Tensor, tol: float = 1e-3, *, stride: int = 1) -> int:
-    """Radius (input pixels) beyond which |∂ output / ∂ input| stays below ``tol`` × its maximum, on
-    ``inputs`` (B, C, H, W) (e.g. held-out maps noised at a γ). At most max(H, W) // 2: the whole map."""
+def reach_from_profile(profile: torch.Tensor, tol: float) -> int:
+    """The largest distance at which a :func:`gradient_profile` is still >= ``tol`` × its maximum."""
     if not 0 < tol < 1:
         raise ValueError(f"tol must be in (0, 1), got {tol!r}")
-    profile = gradient_profile(net_fn, inputs, stride=stride)
-    above = torch.nonzero(profile >= tol * profile.max()).flatten()
-    return int(above.max())
+    return int(torch.nonzero(profile >= tol * profile.max()).flatten().max())
+
+
+def effective_reach(net_fn: NetFn, inputs: torch.Tensor, tol: float = 1e-3, *, stride: int = 1) -> int:
+    """Radius (input pixels) beyond which |∂ output / ∂ input| stays below ``tol`` × its maximum, on
+    ``inputs`` (B, C, H, W) (e.g. held-out maps noised at a γ). At most max(H, W) // 2: the whole map.
+    The maximum includes the identity of an ``add_zt`` U-Net (∂ε̂/∂z_t = 1 + ... at distance 0). One
+    backward pass over B × stride maps; for several tolerances use :func:`gradient_profile` once and
+    :func:`reach_from_profile`."""
+    return reach_from_profile(gradient_profile(net_fn, inputs, stride=stride), tol)
 
 
 # ---------------------------------------------------------------------------------------------
