@@ -78,6 +78,8 @@ class DataConfig:
                                 range=(1, None))
     augment_dihedral: bool = param(True, "random element of the 8 flips/rotations, same for condition and target")
     augment_roll: bool = param(True, "random periodic roll, same for condition and target")
+    crop: int = param(0, "train on random periodic crops of this side [pixels] (same for condition and target, "
+                         "position from the seeded sampler); 0 = whole maps", range=(0, None))
     batch_size: int = param(12, "micro-batch per rank", range=(1, None))
     num_workers: int = param(0, "DataLoader workers (spawned, never forked)", range=(0, 256))
     seed: int = param(7, "seed of the sample order and augmentations", range=(0, 2**31 - 1))
@@ -134,6 +136,12 @@ class ModelConfig:
     attention: bool = param(True, "self-attention between the two bottleneck residual blocks")
     attention_heads: int = param(1, "heads of the bottleneck attention", range=(1, 64))
     norm_groups: int = param(8, "GroupNorm groups (must divide every channel count)", range=(1, None))
+    norm: str = param("group", "normalisation: group (per-map GroupNorm: not local, cannot be tiled exactly), "
+                               "pixel (LayerNorm over channels at each pixel: local) or none",
+                      choices=("group", "pixel", "none"))
+    attention_radius: int = param(0, "with attention on: 0 = global (every bottleneck pixel attends to all: not "
+                                     "local), r > 0 = local, over the (2r+1)^2 periodic neighbourhood",
+                                  range=(0, None))
     dropout: float = param(0.1, "dropout in every residual block", range=(0.0, 1.0))
     add_zt: bool = param(True, "return net(z_t) + z_t, the papers' base-measure residual")
     params: list[str] = param([], "CAMELS parameters the model is conditioned on, each scaled to [0, 1] over its "

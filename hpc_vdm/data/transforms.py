@@ -4,7 +4,8 @@ Normalisation (as in the papers, with statistics from the training simulations o
     x -> (log10(x + offset) - mean) / std,   inverse  10^(y std + mean) - offset.
 
 Augmentation: one element of the dihedral group D4 (8 flips/rotations) and one periodic roll, drawn
-once and applied identically to condition and target, so a pair stays aligned pixel for pixel.
+once and applied identically to condition and target, so a pair stays aligned pixel for pixel; an
+optional crop then keeps the rolled map's corner (a periodic crop of the original at the drawn position).
 """
 from __future__ import annotations
 
@@ -71,6 +72,14 @@ def dihedral(x: np.ndarray, k: int) -> np.ndarray:
 def augment(x: np.ndarray, k: int, shift: tuple[int, int]) -> np.ndarray:
     """Dihedral element ``k`` then a periodic roll by ``shift`` pixels on the last two axes (a copy)."""
     return np.ascontiguousarray(np.roll(dihedral(x, k), shift, axis=(-2, -1)))
+
+
+def crop(x: np.ndarray, size: int) -> np.ndarray:
+    """The ``size`` x ``size`` corner of the last two axes (a copy): after a periodic roll by (dy, dx), the
+    periodic crop of the original map whose corner is at (-dy, -dx) modulo its side."""
+    if not 1 <= size <= min(x.shape[-2:]):
+        raise ValueError(f"crop size must be in [1, {min(x.shape[-2:])}] for maps of {x.shape[-2:]}, got {size!r}")
+    return np.ascontiguousarray(x[..., :size, :size])
 
 
 @dataclass(frozen=True)
