@@ -40,8 +40,8 @@ class DrawSpec:
     wrap-around. Noise is keyed by (seed, map key, sample, step), so draws do not depend on tiling,
     batching, devices or ranks."""
 
-    sampler: str = "ancestral"
-    steps: int = 250
+    sampler: str = "unipc"
+    steps: int = 24
     seed: int = 0
     tile: int = 0
     halo: int = 0

@@ -105,7 +105,7 @@ class VDMFamily(MapsFamily):
     def val_spectra(self, vdm, dataset, ranks: Ranks) -> dict:
         """Mean |P_s/P_t − 1| and mean r(k) (overdensity, k <= k_Nyq) of one keyed posterior sample per map."""
         t = self.cfg.train
-        spec = DrawSpec(steps=t.val_sample_steps, seed=t.seed, device=ranks.device)
+        spec = DrawSpec(sampler=self.cfg.sampler.kind, steps=t.val_sample_steps, seed=t.seed, device=ranks.device)
         sums = np.zeros(3)
         for j in ranks.share(spread(len(dataset), t.val_sample_maps)):
             cond, x, params, index = self._item(dataset, j, ranks.device)
@@ -127,7 +127,7 @@ class VDMFamily(MapsFamily):
         h = (cond.shape if cond is not None else shape)[-1]
         return sample_tiled(vdm, cond, tile=spec.tile or h, halo=spec.halo if spec.tile else 0, n_steps=spec.steps,
                             seed=spec.seed, slab=int(key), samples=list(samples), blend=spec.blend,
-                            batch_size=spec.batch_size, device=spec.device, params=params)
+                            batch_size=spec.batch_size, device=spec.device, params=params, sampler=spec.sampler)
 
     def predict(self, bundle, cond: np.ndarray | None, *, keys: Sequence[int], samples: Sequence[int],
                 spec: DrawSpec, params: np.ndarray | None = None, shape=None) -> np.ndarray:
