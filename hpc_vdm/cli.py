@@ -34,7 +34,7 @@ def add_shortcuts(p: argparse.ArgumentParser, shortcuts: Mapping[str, str]) -> N
         kind = type(default)
         note = "; comma-separated" if kind is list else ""
         p.add_argument("--" + dest.replace("_", "-"), dest=dest, type=kind if kind in (int, float) else str,
-                       help=f"{f.metadata['doc']} ({key}{note})")
+                       help=f"{f.metadata['doc']} ({key}{note})".replace("%", "%%"))  # argparse formats help
 
 
 def resolve(args: argparse.Namespace, shortcuts: Mapping[str, str] = {}) -> RunConfig:
