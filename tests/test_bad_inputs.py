@@ -120,7 +120,8 @@ def tile_args(*extra, model: Callable = None, volume: Callable = None):
         v = volume(c, t) if volume else c["preset"]
         return ["--volume", str(v), "--model", str(m), "--n-samples", "1", "--steps", "1", "--tile", "32",
                 "--halo", "8", "--set", "tile.mock_slabs=2", "--set", "tile.mock_spacing_mpc_h=0.5", "--set",
-                "tile.mock_pm_steps=2", "--set", "tile.progress=false", "--out", str(t / "out.zarr"), *extra]
+                "tile.mock_pm_steps=2", "--set", "tile.progress=false", "--set", "tile.force=true",
+                "--out", str(t / "out.zarr"), *extra]
     return build
 
 

@@ -25,7 +25,8 @@ from ..data.dataset import stratified_maps
 from ..families import DrawSpec, for_bundle
 from ..inference.maps import draw_maps, open_for, read_pairs
 from ..io import METRICS, acquire_lock, atomic_dir, marker, writing
-from . import analysis, panels, report
+from ..spectra.scores import band_scores, mean_of
+from . import analysis, baselines, panels, report
 
 log = logging.getLogger("hpc_vdm.evaluate")
 
@@ -44,7 +45,7 @@ def run(cfg) -> Path:
     out = Path(e.out)
     if out.exists() or out.is_symlink():
         raise FileExistsError(f"{str(out)!r} exists; choose another --out (nothing was written)")
-    for path in (e.one_p_store, e.cv_store, e.tile_store, *e.suites.values()):
+    for path in (e.one_p_store, e.cv_store, e.tile_store, *e.suites.values(), *e.baselines.values()):
         if path and not Path(path).exists():
             raise FileNotFoundError(f"evaluate input {path!r} does not exist")
     maps = stratified_maps(attrs, e.split, e.n_maps, e.seed)
@@ -66,6 +67,7 @@ def run(cfg) -> Path:
         cv = read_pairs(bundle, cv_root, e.cv_store, range(cv_root[bundle.norm.target].shape[0]))[1]
     posterior, ranks = analysis.analyse(truth, cond, draws, box, seed=e.seed, deterministic=family.deterministic,
                                         cv_truths=cv)
+    posterior["baselines"] = baseline_rows(cfg, bundle, root, attrs, store_path, maps, cond, truth, params, spec)
     metrics = {"format": marker(METRICS),
                "model": {"path": str(Path(m.model).resolve()), "kind": bundle.kind, "step": bundle.step,
                          "tag": bundle.tag, "suite": bundle.store.get("suite")},
@@ -95,6 +97,24 @@ def run(cfg) -> Path:
         report.markdown(metrics, figs, tmp / "report" / "summary.md")
     log.info("wrote %s/metrics.json and %s/report/", out, out)
     return out
+
+
+def baseline_rows(cfg, bundle, root, attrs, store_path, maps, cond, truth, params, spec) -> dict:
+    """Band scores of the baselines on the same maps: the linear transfer function and ``evaluate.baselines``."""
+    e, box, rows = cfg.evaluate, attrs["box_size_mpc_h"], {}
+    if e.linear and cond is not None:
+        transfer = baselines.fit_transfer(root, attrs, bundle.norm.condition, bundle.norm.target, store_path)
+        rows["linear transfer"] = baselines.linear_scores(transfer, truth, cond, box)
+    for name, path in e.baselines.items():
+        other = load_bundle(path, cfg.trained.which)
+        open_for(other, store_path, f"store of baseline {name!r}")
+        if (other.norm.condition, other.norm.target) != (bundle.norm.condition, bundle.norm.target):
+            raise ValueError(f"baseline {name!r} ({path!r}) maps {other.norm.condition} -> {other.norm.target}, the "
+                             f"model {bundle.norm.condition} -> {bundle.norm.target}")
+        d = draw_maps(other, cond, maps, n_samples=1, spec=spec, params=params, shape=truth.shape[-2:])
+        rows[name] = mean_of([band_scores(truth[i], d[:, i], box) for i in range(len(maps))])
+        log.info("baseline %s (%s) scored on the same %d maps", name, other.kind, len(maps))
+    return rows
 
 
 def write_figures(folder: Path, cond, truth, draws, box: float, ranks: dict, labels: report.Labels) -> list[str]:

@@ -26,6 +26,7 @@ from ..config import ConfigError, RunConfig
 from ..data import camels
 from ..data.dataset import MapsDataset, build_loader, read_attrs
 from ..dist import Ranks
+from ..models import locality
 
 # store facts a checkpoint and an export of a maps family carry (what later commands check inputs against)
 STORE_KEYS = ("suite", "set", "fields", "stats", "box_size_mpc_h", "pixel_size_mpc_h", "slab_thickness_mpc_h",
@@ -99,6 +100,11 @@ class Family(abc.ABC):
     @abc.abstractmethod
     def losses(self, module, batch, device) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
         """({term: (B,) tensor}, {extra column: float}) of one micro-batch."""
+
+    def export_facts(self, module: torch.nn.Module) -> dict:
+        """What an export records beside the weights (plain data): ``locality`` (the network's locality facts,
+        :func:`hpc_vdm.models.locality`, which ``tile`` checks), and whatever else a family's use needs."""
+        return {"locality": locality(self.compiled(module))}
 
     def phase(self, module: torch.nn.Module, step: int) -> None:
         """Called by the loop before every optimizer step (0-based ``step``): a family with training phases
