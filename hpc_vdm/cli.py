@@ -64,15 +64,20 @@ def run(main_fn, argv: Sequence[str] | None) -> int:
         return 2
 
 
-def command(prog: str, description: str, shortcuts: Mapping[str, str], body: Callable[[RunConfig], object]):
-    """``main(argv) -> exit code`` of a command set by ``--config``, ``--set`` and its shortcut flags alone."""
+def command(prog: str, description: str, shortcuts: Mapping[str, str], body: Callable[..., object], *,
+            overwrite: str | None = None):
+    """``main(argv) -> exit code`` of a command set by ``--config``, ``--set`` and its shortcut flags alone;
+    with ``overwrite`` (what it replaces, for the help) an ``--overwrite`` flag is passed on to ``body``."""
     def main(argv: Sequence[str] | None = None) -> int:
         def parse_and_run(argv) -> int:
             p = parser(prog, description)
             add_shortcuts(p, shortcuts)
+            if overwrite:
+                p.add_argument("--overwrite", action="store_true", help=f"replace this command's own {overwrite}")
             args = p.parse_args(argv)
             setup_logging()
-            body(resolve(args, shortcuts))
+            cfg = resolve(args, shortcuts)
+            body(cfg, overwrite=args.overwrite) if overwrite else body(cfg)
             return 0
 
         return run(parse_and_run, argv)
