@@ -185,6 +185,17 @@ def test_stack_reads_zarr_directly(tmp_path):
                                power_spectrum_stack(maps, 5.0).power, rtol=FLOAT32_FFT_RTOL)
 
 
+def test_stack_reads_dask_arrays_in_any_chunking():
+    import dask.array as da
+
+    maps = RNG.standard_normal((9, 32, 32)).astype(np.float32)
+    lazy = da.from_array(maps, chunks=(4, 16, 32))  # chunks across the map axes too: rechunked per map
+    np.testing.assert_allclose(power_spectrum_stack(lazy, 5.0, chunk_maps=3).power,
+                               power_spectrum_stack(maps, 5.0, chunk_maps=3).power, rtol=FLOAT32_FFT_RTOL)
+    xs = cross_spectrum_stack(lazy, maps, 5.0, chunk_maps=2, overdensity_of_mass=False)
+    np.testing.assert_allclose(xs.r, 1.0, rtol=1e-6)
+
+
 @pytest.mark.slow
 def test_stack_through_a_distributed_cluster_of_two_workers():
     from distributed import Client, LocalCluster

@@ -36,7 +36,7 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _timing import best_of  # noqa: E402
+from _timing import best_within  # noqa: E402
 
 from hpc_vdm import dist  # noqa: E402
 from hpc_vdm.config import load_config  # noqa: E402
@@ -100,7 +100,7 @@ def time_sampler(vdm, name, a, net, cond, sync) -> dict:
         sync()
 
     run(1)  # warm-up: allocator, cuDNN autotune, and a sampler that refuses the name fails here
-    t = best_of(lambda: run(a.measure_nfe), a.repeat)
+    t = best_within(lambda: run(a.measure_nfe), a.min_time_s, a.repeat)
     windows = len(TileGrid.make((cond.shape[-1],) * 2, net["tile"], net["halo"]))
     return {"nfe_measured": a.measure_nfe, "tiled_s": round(t, 4),
             "s_per_window_nfe_sample": t / (windows * a.measure_nfe * a.samples)}
@@ -125,7 +125,7 @@ def untiled_seconds(vdm, a, net, windows: int, sync) -> float:
         sync()
 
     run()
-    return best_of(run, a.repeat)
+    return best_within(run, a.min_time_s, a.repeat)
 
 
 def bench_network(name: str, a, device, sync) -> dict:
@@ -178,15 +178,18 @@ def parse(argv):
                    help="measured field side (0: k - 1/2 tiles, k^2 >= batch size: full batches, not a multiple)")
     p.add_argument("--samples", type=int, default=1, help="posterior samples drawn together per window")
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--repeat", type=int, default=1, help="timed runs (best of)")
+    p.add_argument("--repeat", type=int, default=5, help="timed runs at most (best of) ...")
+    p.add_argument("--min-time-s", type=float, default=10.0, help="... repeated until this long was spent")
     p.add_argument("--posterior-samples", nargs="+", type=int, default=[1, 10, 100])
     p.add_argument("--no-untiled", dest="untiled", action="store_false", help="skip the untiled baseline")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch CPU threads (default: all cores)")
     return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
     a = parse(argv)
+    torch.set_num_threads(a.threads)
     device = dist.pick_device(dist.detect(), a.device)
     sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
     out = {"benchmark": "bench_tile", "device": str(device),
