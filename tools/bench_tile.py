@@ -14,8 +14,9 @@ samplers' own arithmetic is a few field-sized operations), so the measured secon
 sample project linearly to a whole slab: windows per NFE = ceil(2099 / tile)² (:class:`tiling.TileGrid`, the
 last core overlapping its neighbour), times NFE — ``--reference-steps`` for the ancestral sampler (the
 papers' 250), each of ``--steps`` for the others. ``node_hours`` are for all 123 slabs × N posterior samples
-on the measuring device (its threads and cores are in the JSON). ``untiled_overhead_pct`` (ancestral only):
-the tiled run against exactly the same network evaluations on random windows, untiled. Memory per rank:
+on the measuring device (its threads and cores are in the JSON). ``untiled_overhead_pct``: the tiled run
+against exactly the same network evaluations on random windows, untiled. Every contender (each sampler, the
+untiled baseline) runs once per round, rounds interleaved, best of each over the rounds. Memory per rank:
 the process's peak RSS while one network samples (reset between networks), and the GPU's peak allocation.
 
 Networks: ``science`` is configs/science.yaml's model (32 channels, x1/x2/x2, trained on 64² maps of
@@ -30,13 +31,12 @@ import math
 import os
 import platform
 import sys
+import time
 from pathlib import Path
 
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _timing import best_within  # noqa: E402
 
 from hpc_vdm import dist  # noqa: E402
 from hpc_vdm.config import load_config  # noqa: E402
@@ -90,27 +90,25 @@ def projection(s_per_window: float, windows: int, nfe: int, posterior_samples) -
                                          for n in posterior_samples}}
 
 
-def time_sampler(vdm, name, a, net, cond, sync) -> dict:
-    """Seconds of ``measure_nfe`` tiled evaluations with sampler ``name``, per window per NFE per sample."""
-    kwargs = {} if name == "ancestral" else {"sampler": name}
-
-    def run(nfe):
-        sample_tiled(vdm, cond, tile=net["tile"], halo=net["halo"], n_steps=nfe, seed=0, samples=range(a.samples),
-                     batch_size=a.batch_size, device=vdm_device(vdm), **kwargs)
-        sync()
-
-    run(1)  # warm-up: allocator, cuDNN autotune, and a sampler that refuses the name fails here
-    t = best_within(lambda: run(a.measure_nfe), a.min_time_s, a.repeat)
-    windows = len(TileGrid.make((cond.shape[-1],) * 2, net["tile"], net["halo"]))
-    return {"nfe_measured": a.measure_nfe, "tiled_s": round(t, 4),
-            "s_per_window_nfe_sample": t / (windows * a.measure_nfe * a.samples)}
-
-
 def vdm_device(vdm):
     return next(vdm.parameters()).device
 
 
-def untiled_seconds(vdm, a, net, windows: int, sync) -> float:
+def tiled_runner(vdm, name, a, net, cond, sync):
+    """A call of ``measure_nfe`` tiled evaluations with sampler ``name`` (warmed up once: allocator, cuDNN
+    autotune; a sampler that refuses the name fails here)."""
+    kwargs = {} if name == "ancestral" else {"sampler": name}
+
+    def run(nfe=a.measure_nfe):
+        sample_tiled(vdm, cond, tile=net["tile"], halo=net["halo"], n_steps=nfe, seed=0, samples=range(a.samples),
+                     batch_size=a.batch_size, device=vdm_device(vdm), **kwargs)
+        sync()
+
+    run(1)
+    return run
+
+
+def untiled_runner(vdm, a, net, windows: int, sync):
     """The same number of network evaluations as one tiled run, on random windows, nothing else."""
     device, window = vdm_device(vdm), net["tile"] + 2 * net["halo"]
     z = torch.randn(a.batch_size * a.samples, 1, window, window, device=device)
@@ -125,7 +123,22 @@ def untiled_seconds(vdm, a, net, windows: int, sync) -> float:
         sync()
 
     run()
-    return best_within(run, a.min_time_s, a.repeat)
+    return run
+
+
+def interleaved_best(runners: dict, a) -> dict:
+    """Best seconds of each runner over rounds that run every runner once, so that a shared machine's load
+    falls on all alike: at least ``min_rounds``, then until ``min_time_s`` per runner or ``repeat`` rounds."""
+    best = {k: math.inf for k in runners}
+    spent, rounds = 0.0, 0
+    while rounds < max(1, a.min_rounds) or (rounds < a.repeat and spent / len(runners) < a.min_time_s):
+        for k, run in runners.items():
+            t = time.perf_counter()
+            run()
+            dt = time.perf_counter() - t
+            best[k], spent = min(best[k], dt), spent + dt
+        rounds += 1
+    return best | {"rounds": rounds}
 
 
 def bench_network(name: str, a, device, sync) -> dict:
@@ -142,23 +155,30 @@ def bench_network(name: str, a, device, sync) -> dict:
     out = {"label": net["label"], "params": sum(q.numel() for q in vdm.score.parameters()), "tile": net["tile"],
            "halo": net["halo"], "window": net["tile"] + 2 * net["halo"], "field": field,
            "windows_per_nfe_measured": windows, "samplers": {}}
-    scales = {"tng300_2099": 1} | ({f"tng300_native_{math.ceil(TNG300['pixels'] / net['pool'])}": net["pool"]}
-                                   if net["pool"] > 1 else {})
+    runners = {}
     for s in a.sampler:
         try:
-            r = time_sampler(vdm, s, a, net, cond, sync)
+            runners[s] = tiled_runner(vdm, s, a, net, cond, sync)
         except Exception as e:  # a sampler that is not there (yet) is reported, the others still run
             out["samplers"][s] = {"error": f"{type(e).__name__}: {e}"}
-            continue
+    if a.untiled:
+        runners["untiled"] = untiled_runner(vdm, a, net, windows, sync)
+    best = interleaved_best(runners, a)
+    out["rounds"] = best.pop("rounds")
+    scales = {"tng300_2099": 1} | ({f"tng300_native_{math.ceil(TNG300['pixels'] / net['pool'])}": net["pool"]}
+                                   if net["pool"] > 1 else {})
+    for s in (s for s in a.sampler if s in best):
+        per_window = best[s] / (windows * a.measure_nfe * a.samples)
         nfes = [a.reference_steps] if s == "ancestral" else a.steps
-        r["projections"] = {scale: [projection(r["s_per_window_nfe_sample"], tng300_windows(net["tile"], net["halo"],
-                                                                                            pool), n,
-                                               a.posterior_samples) for n in nfes] for scale, pool in scales.items()}
-        if s == "ancestral" and a.untiled:
-            t_untiled = untiled_seconds(vdm, a, net, windows, sync)
-            r["untiled_same_nfe_s"] = round(t_untiled, 4)
-            r["untiled_overhead_pct"] = round(100 * (r["tiled_s"] / t_untiled - 1), 2)
-        out["samplers"][s] = r
+        out["samplers"][s] = {"nfe_measured": a.measure_nfe, "tiled_s": round(best[s], 4),
+                              "s_per_window_nfe_sample": per_window, "projections": {
+                                  scale: [projection(per_window, tng300_windows(net["tile"], net["halo"], pool), n,
+                                                     a.posterior_samples) for n in nfes]
+                                  for scale, pool in scales.items()}}
+        if "untiled" in best:
+            out["samplers"][s]["untiled_overhead_pct"] = round(100 * (best[s] / best["untiled"] - 1), 2)
+    if "untiled" in best:
+        out["untiled_same_nfe_s"] = round(best["untiled"], 4)
     out["peak_rss_bytes"] = peak_rss_bytes()
     out["gpu_peak_bytes"] = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else 0
     return out
@@ -178,8 +198,10 @@ def parse(argv):
                    help="measured field side (0: k - 1/2 tiles, k^2 >= batch size: full batches, not a multiple)")
     p.add_argument("--samples", type=int, default=1, help="posterior samples drawn together per window")
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--repeat", type=int, default=5, help="timed runs at most (best of) ...")
-    p.add_argument("--min-time-s", type=float, default=10.0, help="... repeated until this long was spent")
+    p.add_argument("--min-rounds", type=int, default=2, help="interleaved rounds at least (every sampler and the "
+                                                                "untiled baseline once a round; best of) ...")
+    p.add_argument("--repeat", type=int, default=5, help="... at most ...")
+    p.add_argument("--min-time-s", type=float, default=10.0, help="... until this long was spent per contender")
     p.add_argument("--posterior-samples", nargs="+", type=int, default=[1, 10, 100])
     p.add_argument("--no-untiled", dest="untiled", action="store_false", help="skip the untiled baseline")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))

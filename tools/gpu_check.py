@@ -46,7 +46,7 @@ def stage_command(stage: str, dry: bool) -> list[str]:
         return py + [str(TOOLS / "gpu_check.py"), "--child", stage] + (["--dry-run"] if dry else [])
     if stage == "tile":
         sizes = (["--networks", "science", "--field", "72", "--batch-size", "4", "--measure-nfe", "1", "--no-untiled",
-                  "--min-time-s", "0", "--device", "cpu"] if dry else
+                  "--min-time-s", "0", "--min-rounds", "1", "--device", "cpu"] if dry else
                  ["--networks", "science", "paper", "--field", "2099", "--batch-size", "32", "--measure-nfe", "2",
                   "--min-time-s", "5", "--device", "cuda"])
         return py + [str(TOOLS / "bench_tile.py")] + sizes
