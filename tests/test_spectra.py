@@ -111,8 +111,10 @@ def test_batched_stack_equals_one_at_a_time():
     np.testing.assert_array_equal(ps.k, one.k)
     xs = cross_spectrum_stack(maps, maps[::-1].copy(), 25.0, chunk_maps=4)
     one = cross_spectrum(maps[2], maps[7], 25.0, threads=2)
-    np.testing.assert_allclose(xs.r[2], one.r, rtol=FLOAT32_FFT_RTOL)
-    np.testing.assert_allclose(xs.cross[2], one.cross, rtol=FLOAT32_FFT_RTOL)
+    # a cross power can be near zero in a bin (it is a sum of signed terms): its rounding is relative to
+    # sqrt(P_a P_b), so r and the cross are held to an absolute tolerance on that scale
+    np.testing.assert_allclose(xs.r[2], one.r, rtol=0, atol=FLOAT32_FFT_RTOL)
+    np.testing.assert_array_less(np.abs(xs.cross[2] - one.cross), FLOAT32_FFT_RTOL * np.sqrt(one.power_a * one.power_b))
 
 
 def test_stack_chunks_sized_to_the_workers_give_the_same_spectra():
