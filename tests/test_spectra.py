@@ -208,7 +208,7 @@ def test_stack_through_a_distributed_cluster_of_two_workers():
             Client(cluster) as client:
         remote = power_spectrum_stack(maps, 25.0, chunk_maps=2, scheduler=client)
         assert len(client.scheduler_info()["workers"]) == 2
-    np.testing.assert_array_equal(remote.power, local.power)
+    np.testing.assert_allclose(remote.power, local.power, rtol=FLOAT32_FFT_RTOL)  # other processes, other plans
 
 
 MPI_SCRIPT = """
@@ -222,7 +222,7 @@ if dask_mpi.initialize(exit=True) is not False:
         remote = power_spectrum_stack(maps, 25.0, chunk_maps=2, scheduler=client)
         local = power_spectrum_stack(maps, 25.0, chunk_maps=2, scheduler="threads")
         n_workers = len(client.scheduler_info()["workers"])
-        np.save(sys.argv[1], np.concatenate([[n_workers], (remote.power - local.power).ravel()]))
+        np.save(sys.argv[1], np.concatenate([[n_workers], (remote.power / local.power - 1).ravel()]))
 """
 
 
@@ -237,7 +237,7 @@ def test_stack_through_dask_mpi_under_mpiexec(tmp_path):
                    env=env, cwd=tmp_path)
     res = np.load(out)
     assert res[0] == 2  # ranks 0 scheduler, 1 client, 2-3 workers
-    assert np.all(res[1:] == 0)
+    assert np.abs(res[1:]).max() < FLOAT32_FFT_RTOL  # float32 FFTs planned in other processes
 
 
 @pytest.mark.parametrize("mas", [None, "CIC"])
