@@ -59,7 +59,7 @@ FEW_STEP_NFE = getattr(sampler_module, "DEFAULT_STEPS", None)
 def make_vdm(network: str, device):
     cfg = load_config(NETWORKS[network]["config"])
     torch.manual_seed(0)
-    return build_vdm(cfg.model, cfg.diffusion).to(device).eval()
+    return build_vdm(cfg.model, cfg.model.vdm).to(device).eval()
 
 
 def peak_rss_bytes() -> int:
