@@ -214,10 +214,11 @@ def snapshot_slabs(spec: str, vol: Volume, pairs: Pairs, progress: bool = False)
             if "PartType4" not in f:
                 continue
             stars = f["PartType4"]
-            pos = np.asarray(stars["Coordinates"], dtype=np.float64) * length
-            mass = np.asarray(stars["Masses"], dtype=np.float64) * TNG_MASS_MSUN_H
+            pos = np.asarray(stars["Coordinates"], dtype=np.float64)
+            mass = np.asarray(stars["Masses"], dtype=np.float64)
             check_values(pos, "PartType4/Coordinates", f"snapshot {path!r}")
             check_masses(mass, f"snapshot {path!r}", "PartType4/Masses")
+            pos, mass = pos * length, mass * TNG_MASS_MSUN_H
             pos %= vol.box_mpc_h
             if "GFM_StellarFormationTime" in stars:
                 real = np.asarray(stars["GFM_StellarFormationTime"]) > 0  # drop wind particles

@@ -115,20 +115,22 @@ def finite_number(value, key: str, where: str, *, lo: float | None = None, hi: f
                   positive: bool = False) -> float:
     """A number read from a file (an attribute, a header): finite, in range; returns it as a float."""
     try:
+        if isinstance(value, (str, bytes, bool, np.bool_)):
+            raise TypeError
         x = float(value)
     except (TypeError, ValueError):
         raise ValueError(f"{key} of {where} is {value!r}; expected a number") from None
-    if isinstance(value, bool) or not math.isfinite(x) or (positive and x <= 0) or \
-            (lo is not None and x < lo) or (hi is not None and x > hi):
+    if not math.isfinite(x) or (positive and x <= 0) or (lo is not None and x < lo) or (hi is not None and x > hi):
         rng = "a finite positive number" if positive else "a finite number" + (
             f" in [{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]" if (lo, hi) != (None, None)
             else "")
-        raise ValueError(f"{key} of {where} is {value!r}; expected {rng}")
+        raise ValueError(f"{key} of {where} is {x!r}; expected {rng}")
     return x
 
 
 # lengths a store or a model records (Mpc/h); they must be finite and positive
-LENGTHS = ("pixel_size_mpc_h", "slab_thickness_mpc_h", "box_size_mpc_h", "voxel_mpc_h", "box_mpc_h")
+LENGTHS = ("pixel_size_mpc_h", "slab_thickness_mpc_h", "box_size_mpc_h", "voxel_mpc_h", "box_mpc_h", "pixel_mpc_h",
+           "slab_mpc_h")
 
 
 def check_store_facts(store: dict, where: str) -> None:
@@ -176,7 +178,7 @@ def hdf5_dataset(f, key: str, path: str | Path, what: str = "HDF5 file"):
 
     parent = key.rpartition("/")[0]
     if key not in f:
-        there = sorted(f[parent].keys()) if parent in f or not parent else []
+        there = sorted(f.keys()) if not parent else sorted(f[parent].keys()) if parent in f else []
         raise ValueError(f"{what} {str(path)!r} has no dataset {key!r} (it has {there})")
     node = f[key]
     if not isinstance(node, h5py.Dataset):
