@@ -241,7 +241,7 @@ TILE = [
     Row("slabs that cannot fit", "tile", tile_args(volume=preset_file(
         "name: x\nbox_mpc_h: 10.0\nslab_mpc_h: 5.0\npixel_mpc_h: 0.00001\n"), model=model_file("tiny pixels",
                                                                                                 "tile_model")),
-        r"tile: 6 slab\(s\) of 1000000\^2 pixels .* needs about [\d.]+ PiB of memory", "size"),
+        r"tile: 6 slab\(s\) of 1000000\^2 pixels .* needs about [\d.]+ TiB of memory", "size"),
     Row("grid wrong shape", "tile", with_input(grid("shape")), r"grid input '.*grid\.h5' has shape \(100, 100, 50\)"),
     Row("grid key missing", "tile", with_input(grid(), "--set", "tile.input_key=Mgas"),
         r"grid input \(tile\.input_key\) '.*grid\.h5' has no dataset 'Mgas' \(it has \['Mstar'\]\)"),
