@@ -1,7 +1,6 @@
 """Bad-input rows of the map pipeline's first commands: mock, prepare, train, sweep, export."""
 from __future__ import annotations
 
-import json
 
 import numpy as np
 

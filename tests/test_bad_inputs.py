@@ -1,6 +1,6 @@
 """A hostile but fair user: bad input to every command gives one clear line, exit 2, no traceback, nothing lost.
 
-Each row (tests/rows_*.py) builds its inputs, runs one of the 12 commands in-process (in its own working
+Each row (tests/rows_maps.py, rows_models.py, rows_reports.py, rows_volumes.py) builds its inputs, runs one of the 12 commands in-process (in its own working
 folder, so a default output path would land there too) and checks:
 
 * a non-zero exit, never an exception (an exception is a traceback for the user);
@@ -26,6 +26,7 @@ from helpers import export_tiny, write_cmd
 from rows_common import KINDS
 from rows_maps import ROWS as MAPS_ROWS
 from rows_models import ROWS as MODEL_ROWS
+from rows_reports import ROWS as REPORT_ROWS
 from rows_volumes import ROWS as VOLUME_ROWS
 from hpc_vdm import export, paint, prepare, prepare_volume, sample, sweep, tile, train
 from hpc_vdm.baselines import cli as baselines_cli
@@ -38,7 +39,7 @@ COMMANDS = {"mock": mock_cli.main, "prepare": prepare.main, "train": train.main,
             "export": export.main, "sample": sample.main, "tile": tile.main, "evaluate": evaluate_cli.main,
             "spectra": spectra_cli.main, "prepare_volume": prepare_volume.main, "paint": paint.main,
             "baselines": baselines_cli.main}
-ROWS = MAPS_ROWS + MODEL_ROWS + VOLUME_ROWS
+ROWS = MAPS_ROWS + MODEL_ROWS + REPORT_ROWS + VOLUME_ROWS
 SMALL = "name: small\nbox_mpc_h: 10.0\nslab_mpc_h: 5.0\npixel_mpc_h: 0.1\n"
 SMALL_FILE = 1 << 20  # files below this are hashed; larger ones (the shared stores' shards) compared by stat
 
