@@ -201,6 +201,9 @@ def _generate(cfg: RunConfig, paths: dict[str, Path], progress: bool) -> dict[st
     stage = _staging_dir(cfg)
     created = not stage.exists()
     stage.mkdir(parents=True, exist_ok=True)
+    for tmp in stage.glob("catalogues/.*.tmp*"):  # a catalogue a killed run was writing: its simulation reruns
+        log.warning("removing %s, left by an interrupted run", tmp)
+        tmp.unlink()
     try:
         arrays = _arrays(cfg, stage, paths, n_sims)
         todo = [s for s in range(n_sims) if not (stage / f"done_{s:05d}").exists()]
