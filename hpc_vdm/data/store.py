@@ -33,6 +33,10 @@ SPLITS = ("train", "val", "test")
 COMPRESSOR = BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle")
 CODECS = (COMPRESSOR, Crc32cCodec())  # a damaged chunk fails its checksum on read instead of decoding to junk
 WRITE_ALL = {"write_empty_chunks": True}  # every chunk is a file, so a missing file is always damage
+# ... also for arrays reopened to be written (a resumed store's): zarr keeps an array's config per handle, not in
+# the store, and would otherwise skip a chunk that is all fill value (a paint block with no stars), which the
+# store's completion record then lists as written but missing
+zarr.config.set({"array.write_empty_chunks": True})
 
 
 def split_by_simulation(n_sims: int, fractions: Sequence[float], seed: int) -> dict[str, list[int]]:
