@@ -20,7 +20,7 @@ from .config import RunConfig
 from .data import camels
 from .data.transforms import Pooled
 from .data.store import RunningMoments, log_transform, split_by_simulation, write_store
-from .io import MAPS, acquire_lock, check_output, writing
+from .io import MAPS, acquire_lock, check_output, check_unlocked, writing
 from .io.inputs import input_dir, need_disk
 
 log = logging.getLogger("hpc_vdm.prepare")
@@ -104,6 +104,7 @@ def prepare(cfg: RunConfig, *, overwrite: bool = False, progress: bool = True, f
     store that is not among the inputs, and only while holding its lock (one writer per output)."""
     out = Path(cfg.data.store)
     check_output(out, MAPS, inputs=[cfg.data.source_dir], overwrite=overwrite)
+    check_unlocked(out)  # another command writing it is named now, not after the inputs were read
     checked = check_inputs(cfg, out, progress, force)  # every map read once before anything is written
     with writing(out), acquire_lock(out):
         check_output(out, MAPS, inputs=[cfg.data.source_dir], overwrite=overwrite)  # another writer finished?

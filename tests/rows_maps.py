@@ -217,6 +217,23 @@ def train_args(*extra, run=None):
     return build
 
 
+def edited_store(c, t, what: str):
+    """A copy of the maps store with its attrs edited: a NaN pixel size, inf statistics, or not JSON."""
+    import shutil
+
+    from rows_common import edit_json
+
+    shutil.copytree(c["store"], t / "m.zarr")
+    meta = t / "m.zarr" / "zarr.json"
+    if what == "pixel":
+        edit_json(meta, lambda d: d["attributes"].update(pixel_size_mpc_h=float("nan")))
+    elif what == "stats":
+        edit_json(meta, lambda d: d["attributes"]["stats"]["Mcdm"].update(mean=float("inf")))
+    else:
+        meta.write_text("{")
+    return t / "m.zarr"
+
+
 def config_file(content, *extra):
     return lambda c, t: ["--config", str(text(t, "c.yaml", content)), "--run-dir", str(t / "out"), *extra]
 
@@ -257,6 +274,15 @@ TRAIN = [
     Row("store is an empty folder", "train", lambda c, t: [TINY, "--set", f"data.store={t}", "--run-dir",
                                                            str(t / "o")], r"maps store '.*' is a folder without "
         r"zarr\.json", "vague"),
+    Row("store with a NaN pixel size", "train", lambda c, t: [TINY, "--set", f"data.store={edited_store(c, t, 'pixel')}",
+                                                              "--run-dir", str(t / "out")],
+        r"pixel_size_mpc_h of maps store '.*m\.zarr' is nan; expected a finite positive number", "nonfinite"),
+    Row("store with inf statistics", "train", lambda c, t: [TINY, "--set", f"data.store={edited_store(c, t, 'stats')}",
+                                                            "--run-dir", str(t / "out")],
+        r"stats\.Mcdm\.mean of maps store '.*m\.zarr' is inf", "nonfinite"),
+    Row("store metadata not JSON", "train", lambda c, t: [TINY, "--set", f"data.store={edited_store(c, t, 'json')}",
+                                                          "--run-dir", str(t / "out")],
+        r"'.*m\.zarr/zarr\.json' is not valid JSON", "traceback"),
     Row("batch arithmetic", "train", train_args("--set", "train.global_batch=12"), r"train\.global_batch=12 .* = 2"),
     Row("selection needs samples", "train", train_args("--set", "train.select_on=val_r_mean", "--set",
         "train.val_sample_maps=0"), r"val_sample_maps=0"),
@@ -312,7 +338,11 @@ SWEEP = [
         "config"),
     Row("sweep out is the store", "sweep", lambda c, t: [str(sweep_file(t, "grid: {train.lr: [0.1]}\n", TINY)),
                                                          "--out", str(c["store"]), "--set", f"data.store={c['store']}"],
-        r"sweep output '.*maps\.zarr' holds files but no sweep\.json: it is not a sweep folder", "placement"),
+        r"refusing to write '.*maps\.zarr': it is the input", "placement"),
+    Row("sweep out inside the store", "sweep", lambda c, t: [str(sweep_file(t, "grid: {train.lr: [0.1]}\n", TINY)),
+                                                             "--out", str(c["store"] / "sweep"), "--set",
+                                                             f"data.store={c['store']}"],
+        r"refusing to write '.*maps\.zarr/sweep': it lies inside the input", "placement"),
     Row("sweep status of nothing", "sweep", lambda c, t: [str(sweep_file(t, "grid: {train.lr: [0.1]}\n", TINY)),
                                                           "--status", "--set", f"data.store={c['store']}"],
         r"sweep folder '.*out_sweep' holds no sweep yet"),

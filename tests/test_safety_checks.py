@@ -95,3 +95,24 @@ def test_a_mock_file_edited_in_place_is_not_replaced(tmp_path):
     with pytest.raises(FileExistsError, match=r"Maps_Mstar_IllustrisTNG_LH_z=0\.00\.npy'\] exist but are not files "
                                               r"this project wrote \(or were changed since"):
         check_recorded({"Mstar": path}, out, overwrite=True)
+
+
+def test_an_immutable_output_folder_is_one_error(tmp_path, monkeypatch, capsys):
+    """EPERM (chattr +i, a root-squashed share) where the lock or the output is made: one line, nothing left."""
+    import errno
+    import os
+
+    from helpers import write_cmd
+    from hpc_vdm import prepare
+
+    (tmp_path / "cmd").mkdir()
+    write_cmd(tmp_path / "cmd")
+
+    def link(src, dst):
+        raise PermissionError(errno.EPERM, os.strerror(errno.EPERM), str(dst))
+
+    monkeypatch.setattr(os, "link", link)
+    assert prepare.main(["--source", str(tmp_path / "cmd"), "--out", str(tmp_path / "frozen" / "m.zarr")]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot write {str(tmp_path / 'frozen' / 'm.zarr')!r}: Operation not permitted (EPERM)" in err
+    assert "Traceback" not in err and sorted(p.name for p in tmp_path.iterdir()) == ["cmd"]

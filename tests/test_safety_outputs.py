@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -281,7 +282,11 @@ def test_two_prepares_on_one_new_output_one_wins_the_other_names_it(tmp_path):
     deadline = time.time() + 60
     while not lock_path(out).exists() and first.poll() is None and time.time() < deadline:
         time.sleep(0.01)
-    second = subprocess.run(cmd, env=clean_env(), capture_output=True, text=True, timeout=120)
+    os.kill(first.pid, signal.SIGSTOP)  # the first writes only once its inputs are checked: hold it mid-write
+    try:
+        second = subprocess.run(cmd, env=clean_env(), capture_output=True, text=True, timeout=120)
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
     _, first_err = first.communicate(timeout=120)
     assert first.returncode == 0, first_err
     refused(second.returncode, second.stderr, f"{str(out)!r} is being written by another command: pid {first.pid} "
@@ -351,7 +356,11 @@ def test_full_filesystem_is_one_error_and_leaves_nothing(tmp_path, capsys):
     write_cmd(source, n_sims=4, pixels=128)  # ~4 MB of poorly compressible maps for a 1 MB disk
     with tmpfs(tmp_path / "small", "1m") as disk:
         cfg = load_config(None, [f"data.source_dir={source}", f"data.store={disk}/maps.zarr"])
-        refused(prepare_main(prepare_args(cfg)), capsys.readouterr().err,
+        refused(prepare_main(prepare_args(cfg)), capsys.readouterr().err,  # refused up front by its size
+                f"the maps store {str(disk / 'maps.zarr')!r} (2 fields x 60 maps of 128^2 float32, before "
+                f"compression) needs about 7.5 MiB of disk; {str(disk)!r} has 1 MiB free; pass --force")
+        assert list(disk.iterdir()) == []
+        refused(prepare_main(prepare_args(cfg, None, "--force")), capsys.readouterr().err,  # and when forced
                 f"cannot write {str(disk / 'maps.zarr')!r}: No space left on device (ENOSPC)")
         assert list(disk.iterdir()) == []  # no half store, no temporary, no lock
 

@@ -71,7 +71,7 @@ class Lock:
         self.path, self.holder, self.made = path, holder, list(made)
 
     def release(self) -> None:
-        if (_json(self.path) or {}).get("token") == self.holder["token"]:
+        if self.holder.get("token") and (_json(self.path) or {}).get("token") == self.holder["token"]:
             with contextlib.suppress(FileNotFoundError):
                 self.path.unlink()
         for folder in self.made:  # deepest first
@@ -141,15 +141,24 @@ def missing_folders(folder: Path) -> list[Path]:
 
 def acquire_lock(path: str | Path, extra: dict | None = None) -> Lock:
     """Take the lock of output ``path`` (atomic create) or raise naming its holder; stale locks are taken over.
-    ``extra`` is recorded with the holder (e.g. the launch, so other ranks can tell their own rank 0)."""
+    ``extra`` is recorded with the holder (e.g. the launch, so other ranks can tell their own rank 0). The
+    folders made for the lock are removed again when it cannot be taken (or when it is released, if empty)."""
     path = Path(path)
     lock = lock_path(path)
     made = missing_folders(lock.parent)
-    lock.parent.mkdir(parents=True, exist_ok=True)
     me = {"host": socket.gethostname(), "pid": os.getpid(), "time": time.time(),
           "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "argv": " ".join(sys.argv)[:300],
           "token": uuid.uuid4().hex, "slurm_job": os.environ.get("SLURM_JOB_ID"),
           "slurm_restart": os.environ.get("SLURM_RESTART_COUNT", "0"), **(extra or {})}
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        return _take(path, lock, me, made)
+    except BaseException:
+        Lock(lock, {"token": None}, made).release()  # removes only the (empty) folders made here
+        raise
+
+
+def _take(path: Path, lock: Path, me: dict, made: list[Path]) -> Lock:
     for _ in range(5):
         if _link_new(lock, me):
             _sweep_temporaries(path)
@@ -165,5 +174,4 @@ def acquire_lock(path: str | Path, extra: dict | None = None) -> Lock:
             raise _held(path, holder)
         log.warning("taking over the stale lock %s (%s): %s", lock, why, holder_text(holder))
         _take_over(lock, holder)
-    Lock(lock, {"token": None}, made).release()
     raise FileExistsError(f"could not take the lock {str(lock)!r} of {str(path)!r}: other writers keep taking it")
