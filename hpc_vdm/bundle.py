@@ -67,17 +67,23 @@ def build_module(cfg: RunConfig) -> torch.nn.Module:
 
 
 # -- writing ---------------------------------------------------------------------------------------------------
+FACTS = ("locality", "frozen_norm")  # what a family records beside the weights (plain data)
+
+
 def write_export(path: Path, *, raw: dict, ema: dict, config: dict, store_attrs: dict, step: int, tag: str,
-                 locality: dict | None = None, overwrite: bool = False, inputs=()) -> Path:
+                 facts: dict | None = None, overwrite: bool = False, inputs=()) -> Path:
     """model.pt, atomically, under its lock; an existing file is replaced only with ``overwrite`` and only if
-    it is an hpc_vdm export (never a path among or inside ``inputs``)."""
+    it is an hpc_vdm export (never a path among or inside ``inputs``). ``facts``: the family's
+    :meth:`~hpc_vdm.families.Family.export_facts` (keys of :data:`FACTS`)."""
     path = Path(path)
     check_output(path, MODEL, inputs=inputs, overwrite=overwrite)
     kind = config.get("model", {}).get("kind", "vdm")
     blob = {"format": FORMAT, "task": kind, "config": config, "store": store_attrs, "step": step, "tag": tag,
             "model": raw, "ema": ema}
-    if locality is not None:
-        blob["locality"] = locality
+    unknown = set(facts or {}) - set(FACTS)
+    if unknown:
+        raise ValueError(f"an export records only {list(FACTS)} beside the weights, not {sorted(unknown)}")
+    blob |= dict(facts or {})
     with writing(path):
         path.parent.mkdir(parents=True, exist_ok=True)
         with acquire_lock(path):
@@ -149,7 +155,8 @@ class ModelBundle:
     step: int
     tag: str
     path: Path
-    locality: dict = field(default_factory=dict)
+    locality: dict = field(default_factory=dict)       # the network's locality facts recorded at export
+    frozen_norm: dict | None = None                     # GroupNorm statistics by γ (tile's stop-gap), if any
 
     @property
     def param_names(self) -> list[str]:
@@ -204,7 +211,7 @@ def load_bundle(path: str | Path, which: str = "ema", device="cpu") -> ModelBund
         raise ValueError(f"{str(path)!r} lacks the statistics of field {e} that its model needs") from None
     return ModelBundle(module=module.to(device).eval(), kind=blob["task"], config=cfg, store=store, norm=norm,
                        step=int(blob["step"]), tag=str(blob["tag"]), path=Path(path),
-                       locality=dict(blob.get("locality", {})))
+                       locality=dict(blob.get("locality") or {}), frozen_norm=blob.get("frozen_norm"))
 
 
 # -- the built-in kinds ------------------------------------------------------------------------------------------
@@ -225,7 +232,7 @@ def _vdm(cfg: RunConfig) -> torch.nn.Module:
 
 
 def _regressor(cfg: RunConfig) -> torch.nn.Module:
-    return build_regressor(cfg.model)
+    return build_regressor(cfg.model, n_params=len(cfg.model.params))
 
 
 def _dm2gal(cfg: RunConfig) -> torch.nn.Module:

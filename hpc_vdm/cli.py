@@ -69,18 +69,22 @@ def run(main_fn, argv: Sequence[str] | None) -> int:
 
 
 def command(prog: str, description: str, shortcuts: Mapping[str, str], body: Callable[..., object],
-            flags: Mapping[str, str] = {}):
+            flags: Mapping[str, str] = {}, *, overwrite: str | None = None):
     """``main(argv) -> exit code`` of a command set by ``--config``, ``--set``, its shortcut flags and its
-    boolean ``flags`` ({name: help}: ``--name``, passed to ``body`` as a keyword)."""
+    boolean ``flags`` ({name: help}: ``--name``, passed to ``body`` as a keyword); with ``overwrite`` (what it
+    replaces, for the help) an ``--overwrite`` flag is passed on to ``body`` too."""
     def main(argv: Sequence[str] | None = None) -> int:
         def parse_and_run(argv) -> int:
             p = parser(prog, description)
             add_shortcuts(p, shortcuts)
+            if overwrite:
+                p.add_argument("--overwrite", action="store_true", help=f"replace this command's own {overwrite}")
             for name, text in flags.items():
                 p.add_argument("--" + name.replace("_", "-"), dest=name, action="store_true", help=text)
             args = p.parse_args(argv)
             setup_logging()
-            body(resolve(args, shortcuts), **{name: getattr(args, name) for name in flags})
+            names = [*flags, *(["overwrite"] if overwrite else [])]
+            body(resolve(args, shortcuts), **{name: getattr(args, name) for name in names})
             return 0
 
         return run(parse_and_run, argv)

@@ -115,18 +115,8 @@ def write_outputs(out: Path, arrays, maps, summary: dict, overwrite: bool, label
     fig1(named.get("cond"), named["truth"], named["samples"], out / "samples.png", labels)
 
 
-def main(argv=None) -> int:
-    def body(argv) -> int:
-        p = cli.parser("python -m hpc_vdm.sample", __doc__.splitlines()[0])
-        cli.add_shortcuts(p, SHORTCUTS)
-        p.add_argument("--overwrite", action="store_true",
-                       help="replace this command's own samples.zarr, summary.json and samples.png in --out")
-        args = p.parse_args(argv)
-        cli.setup_logging()
-        run(cli.resolve(args, SHORTCUTS), overwrite=args.overwrite)
-        return 0
-
-    return cli.run(body, argv)
+main = cli.command("python -m hpc_vdm.sample", __doc__.splitlines()[0], SHORTCUTS, run,
+                   overwrite="samples.zarr, summary.json and samples.png in --out")
 
 
 if __name__ == "__main__":

@@ -76,7 +76,8 @@ def train_cmd(store, run_dir, *sets, nproc: int = 1) -> list[str]:
     launcher = ([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m"]
                 if nproc > 1 else [sys.executable, "-m"])
     cmd = launcher + ["hpc_vdm.train", str(REPO / "configs" / "train_tiny.yaml"), "--run-dir", str(run_dir),
-                      "--set", f"data.store={store}", "--set", "train.val_sample_maps=0", "--set", "train.progress=false"]
+                      "--set", f"data.store={store}", "--set", "train.val_sample_maps=0", "--set", "train.progress=false",
+                      "--set", "sampler.kind=ancestral"]  # few-step samplers need a trained model
     for s in sets:
         cmd += ["--set", s]
     return cmd

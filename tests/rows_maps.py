@@ -328,7 +328,7 @@ SWEEP = [
     Row("sweep base missing", "sweep", sweep_args("grid: {train.lr: [0.1]}\n", base="nope.yaml"),
         r"base config not found: '.*nope\.yaml'", "config"),
     Row("sweep NaN axis value", "sweep", sweep_args("grid: {train.lr: [.nan]}\n"),
-        r"axis 'train\.lr' \(value nan\): train\.lr: expected float", "nonfinite"),
+        r"axis 'train\.lr' \(value nan\): train\.lr: expected a finite number, got 'NaN'", "nonfinite"),
     Row("sweep NaN draw bound", "sweep", sweep_args("draws: {method: lhs, n: 2, params: {train.lr: {low: .nan, "
                                                      "high: 0.1}}}\n"),
         r"draws\.params\.train\.lr: expected low < high, got low=nan, high=0\.1", "nonfinite"),

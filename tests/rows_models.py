@@ -133,7 +133,8 @@ def tile_args(*extra, model: Callable = None, volume: Callable = None, out: Call
         o = out(c, t) if out else t / "out.zarr"
         return ["--volume", str(v), "--model", str(m), "--n-samples", "1", "--steps", "1", "--tile", "32",
                 "--halo", "8", "--set", "tile.mock_slabs=2", "--set", "tile.mock_spacing_mpc_h=0.5", "--set",
-                "tile.mock_pm_steps=2", "--set", "tile.progress=false", "--out", str(o), *extra]
+                "tile.mock_pm_steps=2", "--set", "tile.progress=false", "--set", "tile.force=true",  # a GroupNorm net
+                "--out", str(o), *extra]
     return build
 
 

@@ -12,8 +12,8 @@ from test_sample import model  # noqa: F401 (fixture: a tiny exported VDM on the
 
 
 def run(model, out, *extra):
-    return evaluate.main(["--model", str(model), "--n-maps", "3", "--n-samples", "4", "--steps", "3", "--out",
-                          str(out), "--set", "evaluate.progress=false", *extra])
+    return evaluate.main(["--model", str(model), "--n-maps", "3", "--n-samples", "4", "--steps", "3", "--sampler",
+                          "ancestral", "--out", str(out), "--set", "evaluate.progress=false", *extra])
 
 
 def test_report_writes_metrics_figures_and_summary(model, maps_store, tmp_path):

@@ -447,7 +447,8 @@ def tile_args(tile_model, out):
     model, preset = tile_model
     return ["--volume", str(preset), "--model", str(model), "--n-samples", "1", "--steps", "2", "--tile", "32",
             "--halo", "8", "--set", "tile.mock_slabs=2", "--set", "tile.mock_spacing_mpc_h=0.5",
-            "--set", "tile.mock_pm_steps=3", "--set", "tile.progress=false", "--out", str(out)]
+            "--set", "tile.mock_pm_steps=3", "--set", "tile.progress=false", "--set", "tile.force=true",
+            "--sampler", "ancestral", "--out", str(out)]
 
 
 def test_a_second_tile_run_on_one_output_is_refused_naming_the_first(tile_model, tmp_path, capsys):

@@ -17,8 +17,8 @@ def model(maps_store, tmp_path_factory):
 
 
 def run(model, out, *extra):
-    return sample.main(["--model", str(model), "--n-maps", "2", "--n-samples", "3", "--steps", "3", "--out", str(out),
-                        "--set", "sample.progress=false", *extra])
+    return sample.main(["--model", str(model), "--n-maps", "2", "--n-samples", "3", "--steps", "3", "--sampler",
+                        "ancestral", "--out", str(out), "--set", "sample.progress=false", *extra])
 
 
 def test_sample_writes_posterior_statistics_summary_and_figure(model, maps_store, tmp_path):

@@ -42,6 +42,7 @@ def preset(tmp_path_factory):
 
 def args(model, preset, out, *extra):
     return ["--volume", str(preset), "--model", str(model), "--n-samples", "2", "--steps", "4", "--tile", "32",
+            "--sampler", "ancestral", "--set", "tile.force=true",  # a random GroupNorm net: plumbing, not locality
             "--halo", "8", "--batch-size", "4", "--set", "tile.mock_slabs=2", "--set", "tile.mock_spacing_mpc_h=0.5",
             "--set", "tile.mock_pm_steps=3", "--set", "tile.progress=false", "--out", str(out), *extra]
 

@@ -11,7 +11,7 @@ from hpc_vdm.training import preemption
 from hpc_vdm.training.checkpoint import Checkpoints
 from hpc_vdm.families import FAMILIES
 
-REGRESSOR = ("model.kind=regressor", "model.blocks_per_level=2", "train.val_sample_maps=1")
+REGRESSOR = ("model.kind=regressor", "model.blocks_per_level=2", "model.norm=pixel", "train.val_sample_maps=1")
 
 
 @pytest.fixture(scope="module")

@@ -21,18 +21,12 @@ SHORTCUTS = {"model": "trained.model", "store": "data.store", "catalogue": "base
              "device": "trained.device", "which": "trained.which"}
 
 
-def main(argv=None) -> int:
-    def body(argv) -> int:
-        p = cli.parser("python -m hpc_vdm.baselines", __doc__.splitlines()[0])
-        cli.add_shortcuts(p, SHORTCUTS)
-        p.add_argument("--overwrite", action="store_true",
-                       help="replace this command's own metrics.json and fig1.png in --out")
-        args = p.parse_args(argv)
-        cli.setup_logging()
-        cfg = cli.resolve(args, SHORTCUTS)
-        device = dist.pick_device(dist.detect(), cfg.trained.device, "trained.device")
-        result = compare(cfg, device, overwrite=args.overwrite)
-        log.info("test cube %d^3: %s", result["test_cube_voxels"], json.dumps(result["scores"]))
-        return 0
+def run(cfg, overwrite: bool = False) -> dict:
+    device = dist.pick_device(dist.detect(), cfg.trained.device, "trained.device")
+    result = compare(cfg, device, overwrite=overwrite)
+    log.info("test cube %d^3: %s", result["test_cube_voxels"], json.dumps(result["scores"]))
+    return result
 
-    return cli.run(body, argv)
+
+main = cli.command("python -m hpc_vdm.baselines", __doc__.splitlines()[0], SHORTCUTS, run,
+                   overwrite="metrics.json and fig1.png in --out")

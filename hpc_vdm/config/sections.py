@@ -97,6 +97,10 @@ class VDMOptions:
     data_noise: float = param(1e-3, "std of the Gaussian reconstruction likelihood p(x | z_0)", range=(1e-8, None))
     loss_recon: bool = param(True, "include loss_recon in the bound (the Nov-2023 runs left it out)")
     antithetic: bool = param(True, "antithetic (stratified) diffusion times within a batch")
+    weighting: str = param("elbo", "training weight of loss_diff: elbo (the bound itself) or sigmoid (w = "
+                                   "sigmoid(b - log-SNR), Kingma & Gao 2023: less weight on nearly clean levels); "
+                                   "validation always reports the bound", choices=("elbo", "sigmoid"))
+    weighting_bias: float = param(2.0, "b of the sigmoid weighting [log-SNR units]", range=(-20.0, 20.0))
 
 
 @dataclass
@@ -145,6 +149,8 @@ class ModelConfig:
                                   range=(0, None))
     dropout: float = param(0.1, "dropout in every residual block", range=(0.0, 1.0))
     add_zt: bool = param(True, "return net(z_t) + z_t, the papers' base-measure residual")
+    backbone: str = param("cnn", "regressor: cnn (a residual CNN of blocks_per_level blocks) or unet (the VDM's "
+                                 "U-Net of these options, used deterministically)", choices=("cnn", "unet"))
     params: list[str] = param([], "CAMELS parameters the model is conditioned on, each scaled to [0, 1] over its "
                                   "prior and added to the time embedding ([] = none; e.g. [Omega_m, sigma_8])",
                               choices=PARAM_NAMES)
@@ -251,6 +257,9 @@ class TileConfig:
     batch_size: int = param(8, "tiles per network call (each carries all samples of a pass)", range=(1, None))
     samples_per_pass: int = param(4, "samples of one slab drawn together (one network batch)", range=(1, None))
     seed: int = param(0, "sampling seed: noise keyed by (seed, slab, sample, step)", range=(0, 2**31 - 1))
+    force: bool = param(False, "tile a network that is not local (per-window GroupNorm without frozen statistics, "
+                               "global attention), or with a halo below its receptive radius, or windows off its "
+                               "stride grid: the tiles will show")
     out: str = param("out/tng300.zarr", "output Zarr store (resumed when it exists with the same configuration)")
     progress: bool = param(True, "progress bar on rank 0")
     mock_slabs: int = param(1, "mock input: slabs in the thin-slab PM box (all of the preset's = a full cube)",
@@ -278,6 +287,9 @@ class EvaluateConfig:
                                        "normalised with its training suite's statistics")
     suite_maps: int = param(4, "maps per other suite", range=(1, None))
     tile_store: str = param("", "an hpc_vdm.tile output: P(k) of its slabs against the whole-map statistics")
+    linear: bool = param(True, "score the linear transfer-function baseline (fitted on the store's training maps)")
+    baselines: dict[str, str] = param({}, "other exported models scored on the same maps, {name: model.pt} (e.g. "
+                                          "{regressor: runs/reg/export/model.pt}): one draw each, beside the model")
     out: str = param("runs/default/eval", "output folder: metrics.json and report/ (figures, summary.md)")
     progress: bool = param(True, "progress bar")
 

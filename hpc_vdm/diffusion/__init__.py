@@ -10,9 +10,10 @@ from .oracle import GaussianFieldOracle
 from .sampler import (DEFAULT_SAMPLER, DEFAULT_STEPS, SAMPLERS, ancestral_step, key_seed, keyed_generator, sample,
                       sample_loop, time_grid)
 from .schedule import LinearSchedule, alpha_sigma
-from .tiled import check_window, keyed_noise, sample_tiled
+from .tiled import check_window, keyed_noise, sample_tiled, stride_of, window_align
 from .vdm import VDM, VDMOutput, antithetic_times, build_vdm
 
 __all__ = ["DEFAULT_SAMPLER", "DEFAULT_STEPS", "EMA", "GaussianFieldOracle", "LinearSchedule", "SAMPLERS", "VDM",
            "VDMOutput", "alpha_sigma", "ancestral_step", "antithetic_times", "build_vdm", "check_window", "key_seed",
-           "keyed_generator", "keyed_noise", "sample", "sample_loop", "sample_tiled", "time_grid"]
+           "keyed_generator", "keyed_noise", "sample", "sample_loop", "sample_tiled", "stride_of", "time_grid",
+           "window_align"]

@@ -13,20 +13,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..spectra import cross_spectrum, overdensity
-from ..spectra.scores import BANDS, band_powers, band_scores, in_band, k_nyquist, overdensity_spectra
+from ..spectra.scores import BANDS, band_powers, band_scores, in_band, k_nyquist, mean_of, overdensity_spectra
 from . import calibration as cal
+from .baselines import condition_scores
 from .posterior import log10_floor
-
-
-def _mean(dicts: list[dict]) -> dict:
-    """Element-wise mean of nested dicts of numbers."""
-    out = {}
-    for key, v in dicts[0].items():
-        if isinstance(v, dict):
-            out[key] = _mean([d[key] for d in dicts])
-        else:
-            out[key] = v if isinstance(v, int) else float(np.mean([d[key] for d in dicts]))
-    return out
 
 
 def curves(truth: np.ndarray, cond: np.ndarray | None, draws: np.ndarray, box_mpc_h: float) -> dict:
@@ -94,13 +84,13 @@ def analyse(truth: np.ndarray, cond: np.ndarray | None, draws: np.ndarray, box_m
         raise ValueError(f"shapes disagree: truth {truth.shape}, cond {None if cond is None else cond.shape}, "
                          f"draws {draws.shape}")
     out = {"deterministic": bool(deterministic), "n_maps": int(n), "n_samples": int(s),
-           "samples": _mean([band_scores(truth[i], draws[:, i], box_mpc_h) for i in range(n)])}
+           "samples": mean_of([band_scores(truth[i], draws[:, i], box_mpc_h) for i in range(n)])}
     if cond is not None:
-        out["condition"] = _mean([band_scores(truth[i], cond[i] + 1e-30, box_mpc_h) for i in range(n)])
+        out["condition"] = condition_scores(truth, cond, box_mpc_h)
     ranks = {}
     if not deterministic:
         mean_map = draws.mean(0)
-        out["posterior_mean"] = _mean([band_scores(truth[i], mean_map[i], box_mpc_h) for i in range(n)])
+        out["posterior_mean"] = mean_of([band_scores(truth[i], mean_map[i], box_mpc_h) for i in range(n)])
         if s >= 2:
             metrics, ranks = calibration(truth, draws, box_mpc_h, seed)
             out |= metrics

@@ -28,7 +28,8 @@ from ..data.store import store_attrs
 from ..inference.volumes import check_scale
 from ..io import FORMATS, METRICS, TILE, acquire_lock, atomic_dir, check_disjoint, marker, writing
 from ..io.inputs import check_store_facts, finite_number
-from . import analysis, panels, report
+from ..spectra.scores import band_scores, mean_of
+from . import analysis, baselines, panels, report
 
 log = logging.getLogger("hpc_vdm.evaluate")
 
@@ -65,6 +66,7 @@ def run(cfg) -> Path:
         cv = read_pairs(bundle, cv_root, e.cv_store, range(cv_root[bundle.norm.target].shape[0]))[1]
     posterior, ranks = analysis.analyse(truth, cond, draws, box, seed=e.seed, deterministic=family.deterministic,
                                         cv_truths=cv)
+    posterior["baselines"] = baseline_rows(cfg, bundle, root, attrs, store_path, maps, cond, truth, params, spec)
     metrics = {"format": marker(METRICS),
                "model": {"path": str(Path(m.model).resolve()), "kind": bundle.kind, "step": bundle.step,
                          "tag": bundle.tag, "suite": bundle.store.get("suite")},
@@ -99,7 +101,7 @@ def check_inputs(cfg, bundle, store_path: str, out: Path) -> None:
     """The output is new and apart from every input; every optional store opens, holds the model's fields at its
     pixel scale (a tile store: complete, at the model's pixel scale) — all before any draw."""
     e, m = cfg.evaluate, cfg.trained
-    extra = [p for p in (e.one_p_store, e.cv_store, e.tile_store, *e.suites.values()) if p]
+    extra = [p for p in (e.one_p_store, e.cv_store, e.tile_store, *e.suites.values(), *e.baselines.values()) if p]
     check_disjoint(out, [m.model, store_path, *extra])
     if out.exists() or out.is_symlink():
         raise FileExistsError(f"{str(out)!r} exists; choose another --out (nothing was written)")
@@ -109,6 +111,8 @@ def check_inputs(cfg, bundle, store_path: str, out: Path) -> None:
             open_for(bundle, path, f"{what} (evaluate)")
     if e.tile_store:
         check_tile_store(e.tile_store, bundle)
+    for name, path in e.baselines.items():
+        open_for(load_bundle(path, m.which), store_path, f"store of baseline {name!r}")
 
 
 def check_tile_store(path: str, bundle) -> None:
@@ -125,6 +129,24 @@ def check_tile_store(path: str, bundle) -> None:
     check_scale("pixel scale", "pixels", float(bundle.store["pixel_size_mpc_h"]),
                 finite_number(vol.get("pixel_mpc_h"), "pixel_mpc_h", f"tile store {path!r}", positive=True),
                 f"tile store {path!r}")
+
+
+def baseline_rows(cfg, bundle, root, attrs, store_path, maps, cond, truth, params, spec) -> dict:
+    """Band scores of the baselines on the same maps: the linear transfer function and ``evaluate.baselines``."""
+    e, box, rows = cfg.evaluate, attrs["box_size_mpc_h"], {}
+    if e.linear and cond is not None:
+        transfer = baselines.fit_transfer(root, attrs, bundle.norm.condition, bundle.norm.target, store_path)
+        rows["linear transfer"] = baselines.linear_scores(transfer, truth, cond, box)
+    for name, path in e.baselines.items():
+        other = load_bundle(path, cfg.trained.which)
+        open_for(other, store_path, f"store of baseline {name!r}")
+        if (other.norm.condition, other.norm.target) != (bundle.norm.condition, bundle.norm.target):
+            raise ValueError(f"baseline {name!r} ({path!r}) maps {other.norm.condition} -> {other.norm.target}, the "
+                             f"model {bundle.norm.condition} -> {bundle.norm.target}")
+        d = draw_maps(other, cond, maps, n_samples=1, spec=spec, params=params, shape=truth.shape[-2:])
+        rows[name] = mean_of([band_scores(truth[i], d[:, i], box) for i in range(len(maps))])
+        log.info("baseline %s (%s) scored on the same %d maps", name, other.kind, len(maps))
+    return rows
 
 
 def write_figures(folder: Path, cond, truth, draws, box: float, ranks: dict, labels: report.Labels) -> list[str]:

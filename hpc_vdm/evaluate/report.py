@@ -144,18 +144,29 @@ def _plain_minor_ticks(ax) -> None:
 ROWS = (("samples", "{draw}s"), ("posterior_mean", "posterior mean"), ("condition", "the condition itself"))
 
 
+def _rows(m: dict, draw: str) -> dict[str, dict]:
+    """{label: band scores} of the model's draws, their mean, the condition and every baseline."""
+    rows = {label.format(draw=draw): m[who] for who, label in ROWS if who in m}
+    return rows | {f"baseline: {name}": s for name, s in m.get("baselines", {}).items()}
+
+
 def _spectra_table(m: dict, draw: str) -> list[str]:
     lines = ["| space | quantity | " + " | ".join(BANDS) + " |", "|---|---|" + "---|" * len(BANDS)]
-    for who, label in ROWS:
-        if who not in m:
-            continue
-        for space in ("overdensity", "log"):
-            for q, key in (("r(k)", "r"), ("P ratio", "pk_ratio")):
-                if who == "condition" and key == "pk_ratio":
+    for space in ("overdensity", "log"):
+        for q, key in (("r(k)", "r"), ("P ratio", "pk_ratio")):
+            for label, s in _rows(m, draw).items():
+                if label == "the condition itself" and key == "pk_ratio":
                     continue
-                row = " | ".join(f"{m[who][space][b][key]:.3f}" for b in BANDS)
-                lines.append(f"| {space} | {q} of {label.format(draw=draw)} | {row} |")
+                lines.append(f"| {space} | {q} of {label} | " + " | ".join(f"{s[space][b][key]:.3f}" for b in BANDS)
+                             + " |")
     return lines
+
+
+def winners(m: dict, draw: str = "sample") -> dict[str, dict[str, str]]:
+    """{space: {band: the row with the highest r(k)}} over the model's rows and the baselines."""
+    rows = _rows(m, draw)
+    return {space: {b: max(rows, key=lambda label: rows[label][space][b]["r"]) for b in BANDS}
+            for space in ("overdensity", "log")}
 
 
 def _calibration_lines(m: dict) -> list[str]:
@@ -201,6 +212,9 @@ def markdown(metrics: dict, figures_: list[str], path: Path) -> None:
              f"{m['n_maps']} held-out maps ({metrics['split']} split of `{metrics['store']}`, spread over "
              f"{metrics['n_sims']} simulations); {what}" + ("" if det else f", {metrics['steps']} sampler steps") + ".",
              "", "## Spectra (k bands up to k_Nyq)", ""] + _spectra_table(m, "prediction" if det else "sample")
+    best = winners(m, "prediction" if det else "sample")
+    lines += ["", "Highest r(k): " + "; ".join(f"{space}: " + ", ".join(f"{b} {who}" for b, who in bands.items())
+                                              for space, bands in best.items()) + "."]
     if "calibration" in m:
         lines += _calibration_lines(m)
     if "chi2_r" in m:

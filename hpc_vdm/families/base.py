@@ -26,6 +26,7 @@ from ..config import ConfigError, RunConfig
 from ..data import camels
 from ..data.dataset import MapsDataset, build_loader, read_attrs
 from ..dist import Ranks
+from ..models import locality
 
 # store facts a checkpoint and an export of a maps family carry (what later commands check inputs against)
 STORE_KEYS = ("suite", "set", "fields", "stats", "box_size_mpc_h", "pixel_size_mpc_h", "slab_thickness_mpc_h",
@@ -100,6 +101,11 @@ class Family(abc.ABC):
     def losses(self, module, batch, device) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
         """({term: (B,) tensor}, {extra column: float}) of one micro-batch."""
 
+    def export_facts(self, module: torch.nn.Module) -> dict:
+        """What an export records beside the weights (plain data): ``locality`` (the network's locality facts,
+        :func:`hpc_vdm.models.locality`, which ``tile`` checks), and whatever else a family's use needs."""
+        return {"locality": locality(self.compiled(module))}
+
     def phase(self, module: torch.nn.Module, step: int) -> None:
         """Called by the loop before every optimizer step (0-based ``step``): a family with training phases
         switches here (e.g. freezes a sub-module); the loop does not know why. Default: one phase."""
@@ -130,6 +136,9 @@ class MapsFamily(Family):
         if attrs["map_pixels"] % stride:
             raise ValueError(f"maps of {attrs['map_pixels']} pixels do not divide by the U-Net stride {stride} "
                              f"(model.channel_mults has {len(self.cfg.model.channel_mults)} levels)")
+        if d.crop and (d.crop % stride or d.crop > attrs["map_pixels"]):
+            raise ValueError(f"data.crop={d.crop} must be a multiple of the network's stride {stride} and at most the "
+                             f"maps' {attrs['map_pixels']} pixels")
         if not attrs["splits"].get("train"):
             raise ValueError(f"store {d.store!r} has no training simulations")
         self.store_attrs = {k: attrs[k] for k in STORE_KEYS if k in attrs}

@@ -14,6 +14,8 @@ import torch
 
 from tiling import tile_apply
 
+from ..diffusion import window_align
+
 from ..data.dataset import spread
 from ..dist import Ranks
 from ..spectra.scores import draw_scores
@@ -27,9 +29,12 @@ class RegressorFamily(MapsFamily):
     val_columns = ("val_mse", "val_pk_ratio_err", "val_r_mean")
     better = {"val_mse": "lower", "val_pk_ratio_err": "lower", "val_r_mean": "higher"}
 
+    def forward(self, module, cond: torch.Tensor, params: torch.Tensor | None) -> torch.Tensor:
+        return module(cond) if params is None else module(cond, params)
+
     def losses(self, module, batch, device):
         x, cond = batch["target"].to(device), batch["condition"].to(device)   # (B, 1, H, W)
-        pred = module(cond)
+        pred = self.forward(module, cond, self.batch_params(batch, device))
         return {"loss_mse": (pred.float() - x.float()).pow(2).flatten(1).mean(1)}, {}
 
     @torch.no_grad()
@@ -41,7 +46,7 @@ class RegressorFamily(MapsFamily):
         for pos, j in ranks.share(enumerate(spread(len(ds), t.val_maps))):
             item = ds[j]
             cond, x = item["condition"][None].to(device), item["target"][None].to(device)
-            pred = module(cond).float()
+            pred = self.forward(module, cond, self.batch_params({"params": item["params"][None]}, device)).float()
             sums[0] += (pred - x).pow(2).mean().item()
             sums[1] += 1
             if pos < n_spec:
@@ -67,8 +72,14 @@ class RegressorFamily(MapsFamily):
         for k in range(n):
             c = torch.from_numpy(norm.condition_in(np.asarray(cond[k], np.float64)))[None]        # (1, H, W)
             h = c.shape[-1]
-            y = tile_apply(lambda w: net(w.to(spec.device)), c, spec.tile or h, spec.halo if spec.tile else 0,
-                           blend=spec.blend, batch_size=spec.batch_size, device=spec.device)       # (1, H, W)
+            p = bundle.params(None if params is None else params[k])
+
+            def fn(w, p=p):
+                return self.forward(net, w.to(spec.device), None if p is None else p.to(spec.device).expand(len(w), -1))
+
+            tile, halo = spec.tile or h, spec.halo if spec.tile else 0
+            y = tile_apply(fn, c, tile, halo, blend=spec.blend, batch_size=spec.batch_size, device=spec.device,
+                           align=window_align(net, tile, halo))                                 # (1, H, W)
             x = norm.target_out(y.float().cpu().numpy())
             if out is None:
                 out = np.empty((1, n, *x.shape[-2:]))

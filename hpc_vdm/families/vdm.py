@@ -14,6 +14,7 @@ Use: :meth:`VDMFamily.predict` draws posterior samples of whole maps or, tiled, 
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -22,10 +23,11 @@ from tqdm import tqdm
 
 from ..config import ConfigError
 from ..data import camels
-from ..data.dataset import spread
+from ..data.dataset import MapsDataset, read_attrs, spread
 from ..diffusion import keyed_generator, sample_tiled
 from ..dist import Ranks
-from ..models import unet_stride
+from ..models import calibrate, effective_reach, unet_stride
+from ..models.reach import score_fn
 from ..spectra.scores import draw_scores
 from .base import DrawSpec, MapsFamily
 
@@ -94,7 +96,7 @@ class VDMFamily(MapsFamily):
             rep = (n_times, 1, 1, 1)
             o = vdm(x.repeat(rep), None if cond is None else cond.repeat(rep),
                     None if params is None else params.repeat(n_times, 1),
-                    t=times.to(device), eps=eps.to(device), eps_0=eps_0.to(device))
+                    t=times.to(device), eps=eps.to(device), eps_0=eps_0.to(device), weighted=False)
             sums += [o.loss.sum().item(), o.loss_diff.sum().item(), o.loss_klz.sum().item(),
                      o.loss_recon.sum().item(), n_times]
         total = ranks.sum(sums)
@@ -118,6 +120,42 @@ class VDMFamily(MapsFamily):
         if total[2] == 0:
             return {}
         return {"val_pk_ratio_err": total[0] / total[2], "val_r_mean": total[1] / total[2]}
+
+    # -- export -----------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def held_out(self, n: int = 4) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """(x (n, 1, H, W), cond or None, params or None) of ``n`` validation maps (training maps if none)."""
+        d = self.cfg.data
+        split = "val" if read_attrs(d.store)["splits"].get("val") else "train"
+        ds = MapsDataset(d.store, split, condition=d.condition, target=d.target)
+        items = [self._item(ds, j, "cpu") for j in spread(len(ds), n)]
+        cat = lambda k: None if items[0][k] is None else torch.cat([it[k] for it in items])  # noqa: E731
+        return cat(1), cat(0), cat(2)
+
+    def export_facts(self, module) -> dict:
+        """The score network's locality, its effective reach on held-out maps noised at γ = −5, 0, 5 (tol 1e-3:
+        the radius beyond which the output's sensitivity to the input is below 1e-3 of its peak), and for a
+        GroupNorm network the statistics of every GroupNorm layer over held-out maps at 33 γ values spanning
+        the learned schedule, so that ``tile`` can freeze them (a tile-safe stop-gap)."""
+        net = module.score
+        facts = super().export_facts(module)
+        loc = facts["locality"]
+        if Path(self.cfg.data.store).exists():
+            x, cond, params = self.held_out()
+            reach = []
+            for g in (-5.0, 0.0, 5.0):
+                alpha, sigma = (torch.sigmoid(torch.tensor(-g)).sqrt(), torch.sigmoid(torch.tensor(g)).sqrt())
+                z = alpha * x + sigma * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
+                inputs = z if cond is None else torch.cat([z, cond], 1)
+                with torch.enable_grad():
+                    reach.append(effective_reach(score_fn(net, g, None if params is None else params[:1]), inputs[:2],
+                                                 1e-3, stride=loc["stride"]))
+            loc["effective_reach"] = {"tol": 1e-3, "gamma": [-5.0, 0.0, 5.0], "px": reach}
+            if "group" in loc["norm"]:
+                g0, g1 = (float(module.gamma(torch.tensor(v))) for v in (0.0, 1.0))
+                stats = calibrate(net, x, cond, torch.linspace(g0, g1, 33), params=params)
+                facts["frozen_norm"] = {"gamma": stats["gamma"].float(), "mean": stats["mean"], "var": stats["var"]}
+        return facts
 
     # -- use --------------------------------------------------------------------------------------------------
     @staticmethod

@@ -8,6 +8,8 @@ through the family's ``predict`` with noise keyed by (seed, slab, sample, step).
 """
 from __future__ import annotations
 
+import copy
+import dataclasses
 import logging
 import platform
 import sys
@@ -28,6 +30,7 @@ from ..config import to_dict
 from ..diffusion import check_window
 from ..families import DrawSpec, Family, MapsFamily, for_bundle
 from ..io import TILE, save_figure, sha256_file
+from ..models import freeze, locality
 from .apply import Job
 from .sources import FIELD, SlabSource, source_for
 from .store import TileRows, all_done, layout, tile_store
@@ -67,6 +70,8 @@ def plan(cfg) -> Plan:
                          f"stellar mass ({FIELD!r}); use a model trained with data.condition={FIELD}")
     check_model(vol, bundle.store)
     check_window(bundle.module, t.tile, t.halo)
+    if t.tile < vol.pixels:  # windows smaller than the slab: the network must be local within the halo
+        bundle = local_bundle(bundle, family, t)
     source.check(vol, pairs)
     n_samples = 1 if family.deterministic else t.n_samples
     fp = {"volume": vol.as_dict(), "slabs": [list(p) for p in pairs], "n_samples": n_samples,
@@ -75,6 +80,37 @@ def plan(cfg) -> Plan:
     if cfg.sampler.kind != "ancestral":
         fp["sampler"] = cfg.sampler.kind
     return Plan(vol, pairs, bundle, family, source, n_samples, fp)
+
+
+def local_bundle(bundle: ModelBundle, family: Family, t) -> ModelBundle:
+    """The bundle to tile with: its network as is when it is local within the halo on the stride grid; a
+    GroupNorm network with the statistics frozen at export (per γ, from training maps); else refused naming
+    why and what to use, unless ``tile.force``."""
+    net = family.compiled(bundle.module)
+    loc = bundle.locality or locality(net)                          # exports before locality was recorded
+    if not loc["tile_safe"] and bundle.frozen_norm is not None and loc["attention"] != "global":
+        module = copy.deepcopy(bundle.module)
+        frozen = freeze(family.compiled(module), bundle.frozen_norm)
+        if hasattr(module, "score"):
+            module.score = frozen
+        else:
+            module = frozen
+        log.info("GroupNorm statistics frozen from the export (per γ, training maps): the network is local")
+        bundle, loc = dataclasses.replace(bundle, module=module), locality(frozen)
+    stride, radius = loc["stride"], loc.get("receptive_radius")
+    why = list(loc["not_local"])
+    if radius is not None and t.halo < radius:
+        why.append(f"tile.halo={t.halo} is below the network's receptive radius {radius} px: use --halo "
+                   f"{-(-radius // stride) * stride} or more")
+    if t.tile % stride or t.halo % stride:
+        why.append(f"tile {t.tile} and halo {t.halo} must be multiples of the network's stride {stride} so that "
+                   f"every window lies on its stride grid")
+    if why and not t.force:
+        raise ValueError(f"{str(bundle.path)!r} cannot be tiled exactly: " + "; ".join(why) + ". Tiles would "
+                         f"show in the slab; fix that, or pass --set tile.force=true to tile it anyway")
+    if why:
+        log.warning("tiling anyway (tile.force): %s", "; ".join(why))
+    return bundle
 
 
 def job(cfg, p: Plan, device) -> Job:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 from typing import Callable, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -210,14 +211,18 @@ def locality(net: nn.Module) -> dict:
 
 def misaligned_windows(shape: Sequence[int], tile: int | Sequence[int], halo: int | Sequence[int],
                        stride: int) -> list[tuple[int, int, int]]:
-    """(axis, tile index, window start) of every window of the periodic tile grid (:class:`tiling.TileGrid`)
-    that does not start on a multiple of ``stride``, plus (axis, -1, window size) if the window size is not
-    one; empty when a local network of that stride, tiled, gives exactly its whole-field output."""
+    """(axis, tile index, window start) of every window of the periodic tile grid that ``tile`` builds
+    (:class:`tiling.TileGrid`, aligned to ``stride`` when tile and halo allow it) whose start, in unwrapped
+    coordinates, is not a multiple of ``stride``, plus (axis, -1, window size) if the window size is not one.
+    Empty when every window sees the field on the network's stride grid: then a local network of that stride,
+    tiled, gives exactly its whole-field output (on a field whose side is a multiple of the stride)."""
     from tiling import TileGrid
 
-    grid = TileGrid.make(shape, tile, halo)
+    aligned = all(t % stride == 0 and h % stride == 0 for t, h in zip(np.broadcast_to(tile, len(shape)),
+                                                                          np.broadcast_to(halo, len(shape))))
+    grid = TileGrid.make(shape, tile, halo, align=stride if aligned else 1)
     bad = [(ax, -1, w) for ax, w in enumerate(grid.window) if w % stride]
     for ax in range(grid.ndim):
-        starts = [(i, (grid.start(ax, i) - grid.halo[ax]) % grid.shape[ax]) for i in range(grid.counts[ax])]
+        starts = [(i, grid.start(ax, i) - grid.halo[ax]) for i in range(grid.counts[ax])]
         bad += [(ax, i, s) for i, s in starts if s % stride]
     return bad

@@ -49,8 +49,49 @@ class FieldRegressor(nn.Module):
         return self.conv_out(F.silu(self.norm_out(h)))
 
 
-def build_regressor(model_cfg) -> FieldRegressor:
-    """A :class:`FieldRegressor` from a ``ModelConfig``-like object (``blocks_per_level`` = residual blocks)."""
+class _Overrides:
+    """A config-like object with some attributes replaced."""
+
+    def __init__(self, base, **changes):
+        self._base, self._changes = base, changes
+
+    def __getattr__(self, name):
+        return self._changes[name] if name in self._changes else getattr(self._base, name)
+
+
+class MapUNet(nn.Module):
+    """The score U-Net used deterministically: condition map (B, 1, H, W) [+ parameters] -> prediction.
+
+    The condition goes in the U-Net's input slot (no second map channel), at a fixed γ = 0, with no
+    ``z_t`` residual: the same architecture, normalisation and locality as the VDM's network, trained with
+    MSE. The honest deterministic baseline of a VDM of the same size."""
+
+    def __init__(self, unet: nn.Module):
+        super().__init__()
+        if unet.cond_channels or unet.add_zt:
+            raise ValueError("MapUNet needs a U-Net without a condition channel and without add_zt")
+        self.unet = unet
+        self.stride, self.n_params = unet.stride, unet.n_params
+        from .reach import structural_radius
+
+        self.receptive_radius = structural_radius(unet)
+
+    def forward(self, cond: torch.Tensor, params: torch.Tensor | None = None) -> torch.Tensor:
+        gamma = torch.zeros(cond.shape[0], dtype=cond.dtype, device=cond.device)      # (B,)
+        return self.unet(cond, gamma, None, params)                                   # (B, 1, H, W)
+
+
+def build_regressor(model_cfg, n_params: int = 0) -> nn.Module:
+    """The regressor of a ``ModelConfig``-like object: ``backbone`` cnn (a :class:`FieldRegressor`,
+    ``blocks_per_level`` residual blocks) or unet (a :class:`MapUNet` of the U-Net options, conditioned on
+    ``n_params`` scalars)."""
+    if getattr(model_cfg, "backbone", "cnn") == "unet":
+        from .unet import build_unet
+
+        cfg = _Overrides(model_cfg, add_zt=False)
+        return MapUNet(build_unet(cfg, gamma_range=(-1.0, 1.0), n_params=n_params, cond_channels=0))
+    if n_params:
+        raise ValueError(f"a cnn regressor takes no parameters (got {n_params}); use backbone unet")
     return FieldRegressor(channels=model_cfg.channels, n_blocks=model_cfg.blocks_per_level,
                           norm_groups=model_cfg.norm_groups, dropout=model_cfg.dropout,
                           norm=getattr(model_cfg, "norm", "group"))

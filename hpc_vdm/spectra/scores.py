@@ -81,17 +81,30 @@ def draw_scores(truth: np.ndarray, draws: np.ndarray, box_mpc_h: float, space: s
     return ratio_scores(k, ratio, r, k_nyquist(box_mpc_h, np.shape(truth)[-1]))
 
 
-def band_scores(truth: np.ndarray, draws: np.ndarray, box_mpc_h: float) -> dict:
-    """Per space (overdensity, log) and k band: ``pk_ratio``, ``pk_ratio_err``, ``r`` and the number of bins."""
-    edges = band_edges(box_mpc_h, np.shape(truth)[-1])
+def space_scores(truth: np.ndarray, draws: np.ndarray, box_mpc_h: float, space: str) -> dict:
+    """Per k band of one space: ``pk_ratio``, ``pk_ratio_err``, ``r`` and the number of bins."""
+    k, ratio, r = spectra(truth, draws, box_mpc_h, space)
     out = {}
-    for space in ("overdensity", "log"):
-        k, ratio, r = spectra(truth, draws, box_mpc_h, space)
-        out[space] = {}
-        for band, (lo, hi) in edges.items():
-            sel = in_band(k, lo, hi)
-            out[space][band] = {"pk_ratio": float(ratio[:, sel].mean()), "pk_ratio_err": float(np.abs(ratio[:, sel] - 1).mean()),
-                                "r": float(r[:, sel].mean()), "n_bins": int(sel.sum())}
+    for band, (lo, hi) in band_edges(box_mpc_h, np.shape(truth)[-1]).items():
+        sel = in_band(k, lo, hi)
+        out[band] = {"pk_ratio": float(ratio[:, sel].mean()), "pk_ratio_err": float(np.abs(ratio[:, sel] - 1).mean()),
+                     "r": float(r[:, sel].mean()), "n_bins": int(sel.sum())}
+    return out
+
+
+def band_scores(truth: np.ndarray, draws: np.ndarray, box_mpc_h: float) -> dict:
+    """:func:`space_scores` of draws (S, N, N) or one draw against a truth, in overdensity and in log space."""
+    return {space: space_scores(truth, draws, box_mpc_h, space) for space in ("overdensity", "log")}
+
+
+def mean_of(scores: list[dict]) -> dict:
+    """Element-wise mean of nested score dicts (one per map); integers (bin counts) are taken as they are."""
+    out = {}
+    for key, v in scores[0].items():
+        if isinstance(v, dict):
+            out[key] = mean_of([d[key] for d in scores])
+        else:
+            out[key] = v if isinstance(v, int) else float(np.mean([d[key] for d in scores]))
     return out
 
 

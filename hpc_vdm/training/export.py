@@ -10,7 +10,9 @@ from pathlib import Path
 
 import torch
 
-from ..bundle import write_export
+from ..bundle import build_module, builder, write_export
+from ..config import from_dict
+from ..families import family_class
 from ..io import MODEL, check_output
 from .checkpoint import Checkpoints, safe_load
 
@@ -29,6 +31,16 @@ def consolidated_weights(ckpt_root: Path, tag: str) -> dict:
     return {k: v.float() for k, v in get_fp32_state_dict_from_zero_checkpoint(str(ckpt_root), tag=tag).items()}
 
 
+def facts(config: dict, store_attrs: dict, weights: dict) -> dict:
+    """The family's facts of the trained (EMA) network: its locality, and what its use needs."""
+    cfg = from_dict(config)
+    family = family_class(cfg.model.kind)(cfg)
+    family.store_attrs, family.norm = store_attrs, builder(cfg.model.kind).normalisation(cfg, store_attrs)
+    module = build_module(cfg)
+    module.load_state_dict(weights)
+    return family.export_facts(module.eval())
+
+
 def export_run(run_dir: str | Path, tag: str = "latest", out: str | Path | None = None, *,
                overwrite: bool = False) -> Path:
     """Consolidate checkpoint ``tag`` (``latest``, ``best`` or a step tag) of a run dir into model.pt
@@ -45,8 +57,9 @@ def export_run(run_dir: str | Path, tag: str = "latest", out: str | Path | None 
         raise FileNotFoundError(f"no complete checkpoint {tag!r} in {str(run_dir / 'checkpoints')!r}")
     meta = ckpts.manifest(tag)
     ema = torch.load(run_dir / "checkpoints" / tag / "ema.pt", map_location="cpu", weights_only=True)
-    write_export(out, raw=consolidated_weights(run_dir / "checkpoints", tag), ema=ema["shadow"],
-                 config=meta["config"], store_attrs=meta["store"], step=meta["step"], tag=tag, overwrite=overwrite,
+    raw = consolidated_weights(run_dir / "checkpoints", tag)
+    write_export(out, raw=raw, ema=ema["shadow"], config=meta["config"], store_attrs=meta["store"], step=meta["step"],
+                 tag=tag, facts=facts(meta["config"], meta["store"], ema["shadow"]), overwrite=overwrite,
                  inputs=[run_dir / "checkpoints"])
     log.info("exported %s (step %d) to %s", tag, meta["step"], out)
     return out
