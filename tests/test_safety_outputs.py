@@ -194,26 +194,40 @@ def test_spectra_out_needs_overwrite_and_replaces_only_its_own(small, tmp_path, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cmd", "maps.zarr", "pk.json", "pk.npz", "results.json"]
 
 
+def tiny_config() -> RunConfig:
+    cfg = RunConfig()
+    cfg.model.channels, cfg.model.channel_mults, cfg.model.norm_groups, cfg.model.dropout = 8, [1, 2, 2], 4, 0.0
+    return cfg
+
+
 class FakeEngine:
-    """DeepSpeed's ZeRO-0 checkpoint layout with a tiny module."""
+    """DeepSpeed's ZeRO-0 checkpoint layout with a tiny VDM (weights scaled by the step, to tell them apart)."""
 
     def __init__(self, value: float):
-        self.value = value
+        from hpc_vdm.bundle import build_module
+
+        torch.manual_seed(0)
+        self.state = {k: v * value for k, v in build_module(tiny_config()).state_dict().items()}
 
     def save_checkpoint(self, root, tag, client_state, save_latest):
         Path(root, tag).mkdir(parents=True)
-        torch.save({"module": {"w": torch.full((4,), self.value)}}, Path(root, tag, "mp_rank_00_model_states.pt"))
+        torch.save({"module": self.state}, Path(root, tag, "mp_rank_00_model_states.pt"))
 
     def zero_optimization_stage(self):
         return 0
 
 
+STATS = {f: {"transform": "log10(x + offset)", "offset": 1.0, "mean": 10.0, "std": 1.0} for f in ("Mstar", "Mcdm")}
+
+
 def fake_run_dir(root: Path, steps=(1, 2)) -> Path:
     ckpts = Checkpoints(root / "checkpoints")
+    store = {"stats": STATS, "pixel_size_mpc_h": 25 / 256, "slab_thickness_mpc_h": 5.0, "map_pixels": 256}
     for step in steps:
-        ckpts.save(FakeEngine(float(step)), step, {}, extra_files={"ema.pt": {"shadow": {"w": torch.zeros(4)}}},
-                   meta={"config": to_dict(RunConfig()), "store": {"stats": {}}})
-    (root / "config.json").write_text(json.dumps(to_dict(RunConfig())))
+        engine = FakeEngine(float(step))
+        ckpts.save(engine, step, {}, extra_files={"ema.pt": {"shadow": engine.state}},
+                   meta={"config": to_dict(tiny_config()), "store": store})
+    (root / "config.json").write_text(json.dumps(to_dict(tiny_config())))
     return root
 
 
