@@ -11,7 +11,8 @@ from hpc_vdm.training import preemption
 from hpc_vdm.training.checkpoint import Checkpoints
 from hpc_vdm.families import FAMILIES
 
-REGRESSOR = ("model.kind=regressor", "model.blocks_per_level=2", "model.norm=pixel", "train.val_sample_maps=1")
+REGRESSOR = ("model.kind=regressor", "model.blocks_per_level=2", "model.norm=pixel", "train.val_sample_maps=1",
+             "train.lr=3e-4")  # batch 2: 1e-3 overshoots in the first steps
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +27,8 @@ def test_regressor_trains_validates_checkpoints_and_exports(straight_regressor):
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5, 6]
     assert "loss_mse" in rows[0] and "loss_diff" not in rows[0]            # the family's own columns
     assert rows[0]["loss"] == rows[0]["loss_mse"]                          # its only term is the loss
-    assert float(rows[-1]["loss"]) < float(rows[0]["loss"])                # it learns something in 6 steps
     assert [int(r["step"]) for r in val] == [3, 6] and all(float(r["val_mse"]) > 0 for r in val)
+    assert float(val[-1]["val_mse"]) < float(val[0]["val_mse"])            # it learns: the same maps, lower error
     assert 0 < float(val[-1]["val_r_mean"]) <= 1
     best = Checkpoints(straight_regressor / "checkpoints").best()
     lowest = min(val, key=lambda r: float(r["val_mse"]))

@@ -65,7 +65,7 @@ def memory_child(n: int, block: int, channels: int, device: str) -> None:
     """One out-of-core paint of an n^3 Zarr volume into a Zarr output; prints the peak RSS in MB."""
     import zarr
 
-    from hpc_vdm.inference.paint import Channels
+    from hpc_vdm.data.volume import Channels
 
     dev = torch.device(device)
     net = model(channels, dev)
@@ -76,7 +76,7 @@ def memory_child(n: int, block: int, channels: int, device: str) -> None:
         for f in ("dm", "subhalo"):
             a = root.create_array(f, shape=(n, n, n), chunks=(block,) * 3, dtype="float32")
             for x0 in range(0, n, block):
-                a[x0:x0 + block] = rng.normal(size=(min(block, n - x0), n, n)).astype(np.float32)
+                a[x0:x0 + block] = rng.lognormal(size=(min(block, n - x0), n, n)).astype(np.float32)  # masses >= 0
         out = root.create_array("out", shape=(1, n, n, n), chunks=(1, block, block, block), dtype="float32")
         base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         with torch.no_grad():
