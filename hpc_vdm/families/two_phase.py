@@ -8,7 +8,7 @@ lies above f + 1e-3 (any stellar mass: one star particle is ~10^8 M☉/h).
 * **Phase 1** (optimizer steps < ``model.two_phase.switch_step``): the classifier learns galaxy presence per
   pixel with a class-weighted BCE (positives weighted ``pos_weight``, Zhang+19's 80, the loss divided by
   1 + w as theirs) or a focal loss (Lin+17) of the same weighting.
-* **Phase 2**: :meth:`TwoPhaseFamily.phase` stops copying the classifier into the frozen gate (parameters
+* **Phase 2**: :meth:`TwoPhaseFamily.phase` copies the classifier into the frozen gate a last time (parameters
   that never require gradients, so no optimizer moves them); the regressor learns the normalised target
   through the gate: MSE of (regression where the gate says galaxy, f elsewhere) against the target, so
   only gated pixels give gradients, as Zhang+19's mask x regressor.
@@ -116,9 +116,11 @@ class TwoPhaseFamily(RegressorFamily):
 
     # -- training --------------------------------------------------------------------------------------------
     def phase(self, module, step: int) -> None:
-        """Phase 1 before ``switch_step``: the gate follows the classifier; from then on it is frozen."""
-        self.phase_two = step >= self.cfg.model.two_phase.switch_step
-        if not self.phase_two:
+        """Phase 1 before ``switch_step``: the gate follows the classifier; at the switch step it takes the
+        classifier as phase 1 left it and is frozen from then on (a resumed run never copies again)."""
+        switch = self.cfg.model.two_phase.switch_step
+        self.phase_two = step >= switch
+        if step <= switch:
             module.sync_gate()
 
     def forward(self, module, cond, params):
