@@ -131,9 +131,9 @@ def test_predictions_are_exact_zeros_off_the_gate_and_tiled_equal_whole(maps_sto
     b = load_bundle(model)
     fam = for_bundle(b)
     rng = np.random.default_rng(0)
-    cond = rng.lognormal(25, 0.5, (2, 64, 64))
-    whole = fam.predict(b, cond, keys=[0, 1], samples=[0], spec=DrawSpec())                      # (1, 2, 64, 64)
-    tiled = fam.predict(b, cond, keys=[0, 1], samples=[0], spec=DrawSpec(tile=16, halo=-(-b.module.receptive_radius // 4) * 4))
+    cond = rng.lognormal(25, 0.5, (2, 128, 128))
+    whole = fam.predict(b, cond, keys=[0, 1], samples=[0], spec=DrawSpec())                    # (1, 2, 128, 128)
+    tiled = fam.predict(b, cond, keys=[0, 1], samples=[0], spec=DrawSpec(tile=64, halo=-(-b.module.receptive_radius // 4) * 4))
     np.testing.assert_allclose(tiled, whole, rtol=1e-5, atol=1e-30)
     with torch.no_grad():
         c = torch.from_numpy(b.norm.condition_in(cond))[:, None]
