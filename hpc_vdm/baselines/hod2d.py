@@ -22,6 +22,9 @@ maps at the native resolution, map order 5 axis + slab) followed by the store's 
 maps are made exactly as the target maps are. Fit (:func:`fit`): M_min first, on a grid, at a given
 (M_1, α); then (M_1, α) on a coarse grid and a finer one around the best, minimising the mean squared
 difference of log10 P(k) (overdensity, mean over the training maps, k ≤ k_Nyq) between HOD and truth.
+M_1 and α are degenerate along lines of equal satellite numbers in the massive halos at these pixel scales
+(satellites share their central's pixel), and M_min trades shot noise against satellites: the fit pins the
+occupation the maps show, not each parameter (tests/test_hod2d.py).
 """
 from __future__ import annotations
 
@@ -123,29 +126,49 @@ def _nfw_radius(u: np.ndarray, c: np.ndarray, iterations: int = 50) -> np.ndarra
     return 0.5 * (lo + hi)
 
 
-def satellite_offsets(radius: np.ndarray, mass: np.ndarray, rng: np.random.Generator,
-                      profile: str = "random") -> np.ndarray:
-    """(k, 3) offsets from the halo centre [Mpc/h]: uniform in the sphere of ``radius`` (k,), or NFW."""
+def keyed_uniform(seed: int, sim: int, halo: np.ndarray, member: np.ndarray | int, channel: int) -> np.ndarray:
+    """Uniforms in [0, 1) keyed by (seed, sim, halo, member, channel) (splitmix64 of the key, vectorised): a galaxy
+    keeps its draws whatever the HOD parameters, so the fit's objective changes only through the occupation."""
+    h = np.asarray(halo, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    for k in (seed, sim, channel):
+        h = (h ^ np.uint64(int(k) & 0xFFFFFFFF)) * np.uint64(0xBF58476D1CE4E5B9)
+    h = h ^ (np.asarray(member, dtype=np.uint64) + np.uint64(0x632BE59BD9B4E019))
+    for mult, shift in ((0xBF58476D1CE4E5B9, 30), (0x94D049BB133111EB, 27)):
+        h = (h ^ (h >> np.uint64(shift))) * np.uint64(mult)
+    h = h ^ (h >> np.uint64(31))
+    return (h >> np.uint64(11)).astype(np.float64) / float(2**53)
+
+
+def satellite_offsets(radius: np.ndarray, mass: np.ndarray, u: np.ndarray, profile: str = "random") -> np.ndarray:
+    """(k, 3) offsets from the halo centre [Mpc/h] from uniforms ``u`` (k, 3): an isotropic direction and a radius
+    uniform in the volume of the sphere of ``radius`` (k,), or from an NFW profile of c_200c(M)."""
     if profile not in SATELLITES:
         raise ValueError(f"satellite placement must be one of {list(SATELLITES)}, got {profile!r}")
-    direction = rng.standard_normal((len(radius), 3))
-    direction /= np.maximum(np.linalg.norm(direction, axis=1, keepdims=True), 1e-300)
-    u = rng.random(len(radius))
-    x = np.cbrt(u) if profile == "random" else _nfw_radius(u, concentration(mass))
+    cos_t, phi = 2.0 * u[:, 0] - 1.0, 2.0 * np.pi * u[:, 1]
+    sin_t = np.sqrt(np.maximum(1.0 - cos_t**2, 0.0))
+    direction = np.stack([sin_t * np.cos(phi), sin_t * np.sin(phi), cos_t], axis=1)
+    x = np.cbrt(u[:, 2]) if profile == "random" else _nfw_radius(u[:, 2], concentration(mass))
     return (x * radius)[:, None] * direction
 
 
-def populate(halos: Halos, p: HODParams, rng: np.random.Generator, box_mpc_h: float,
-             profile: str = "random") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Galaxies of one simulation: positions (g, 3) [Mpc/h], host masses (g,), central flags (g,)."""
+def populate(halos: Halos, p: HODParams, box_mpc_h: float, *, seed: int = 0, sim: int = 0,
+             profile: str = "random") -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Galaxies of one simulation: positions (g, 3) [Mpc/h], host masses (g,), central flags (g,) and the uniform
+    (g,) that picks each one's stellar mass. Satellite numbers are the Poisson quantiles of keyed uniforms."""
+    from scipy.stats import poisson
+
     n_cen, mean_sat = mean_occupation(halos.mass_msun_h, p)
+    idx = np.arange(len(mean_sat))
     cen = n_cen > 0
-    host = np.repeat(np.arange(len(mean_sat)), rng.poisson(mean_sat))                   # (k,)
-    sat_pos = halos.pos_mpc_h[host] + satellite_offsets(halos.radius_mpc_h[host], halos.mass_msun_h[host], rng,
-                                                         profile)
+    n_sat = poisson.ppf(keyed_uniform(seed, sim, idx, 0, 0), mean_sat).astype(np.int64)
+    host = np.repeat(idx, n_sat)                                                            # (k,)
+    member = np.arange(len(host)) - np.repeat(np.cumsum(n_sat) - n_sat, n_sat) + 1          # 1.. within a halo
+    u = np.stack([keyed_uniform(seed, sim, host, member, c) for c in (1, 2, 3)], axis=1)
+    sat_pos = halos.pos_mpc_h[host] + satellite_offsets(halos.radius_mpc_h[host], halos.mass_msun_h[host], u, profile)
     pos = np.concatenate([halos.pos_mpc_h[cen], sat_pos]) % box_mpc_h
     mass = np.concatenate([halos.mass_msun_h[cen], halos.mass_msun_h[host]])
-    return pos, mass, np.concatenate([np.ones(int(cen.sum()), bool), np.zeros(len(host), bool)])
+    pick = np.concatenate([keyed_uniform(seed, sim, idx[cen], 0, 4), keyed_uniform(seed, sim, host, member, 4)])
+    return pos, mass, np.concatenate([np.ones(int(cen.sum()), bool), np.zeros(len(host), bool)]), pick
 
 
 def fit_stellar(catalogues: list[hod.Subhalos], n_bins: int = 20) -> hod.HOD:
@@ -160,8 +183,9 @@ def fit_stellar(catalogues: list[hod.Subhalos], n_bins: int = 20) -> hod.HOD:
     return hod.fit_hod(cat, cat, n_bins, fit=lit)
 
 
-def draw_stellar(model: hod.HOD, host_mass: np.ndarray, central: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """(g,) stellar masses [Msun/h]: one of the host-mass bin's galaxies of the same type, at random (vectorised)."""
+def draw_stellar(model: hod.HOD, host_mass: np.ndarray, central: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """(g,) stellar masses [Msun/h]: the galaxy of its host-mass bin's pool of its type (centrals, satellites) that
+    the uniform ``u`` (g,) picks (vectorised)."""
     n_bins = len(model.centrals)
     b = np.clip(np.searchsorted(model.edges, np.log10(np.maximum(host_mass, 1.0)), side="right") - 1, 0, n_bins - 1)
     out = np.empty(len(host_mass))
@@ -172,7 +196,7 @@ def draw_stellar(model: hod.HOD, host_mass: np.ndarray, central: np.ndarray, rng
         starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
         flat = np.concatenate(pools)
         k = nearest[b[who]]
-        out[who] = flat[starts[k] + np.floor(rng.random(int(who.sum())) * sizes[k]).astype(np.int64)]
+        out[who] = flat[starts[k] + np.minimum(np.floor(u[who] * sizes[k]).astype(np.int64), sizes[k] - 1)]
     return out
 
 
@@ -190,18 +214,17 @@ def paint(pos: np.ndarray, mstar: np.ndarray, g: Geometry) -> np.ndarray:
 
 def draw_maps(halos: dict[int, Halos], stellar: hod.HOD, p: HODParams, g: Geometry, seed: int = 0,
               profile: str = "random") -> dict[int, np.ndarray]:
-    """{sim: (3 n_slabs, H, W) HOD stellar maps}; draws keyed by (seed, sim)."""
+    """{sim: (3 n_slabs, H, W) HOD stellar maps}; every draw keyed by (seed, sim, halo, member)."""
     out = {}
     for sim, h in halos.items():
-        rng = np.random.default_rng(np.random.SeedSequence([seed, int(sim)]))
-        pos, host, central = populate(h, p, rng, g.box_mpc_h, profile)
-        out[sim] = paint(pos, draw_stellar(stellar, host, central, rng), g)
+        pos, host, central, pick = populate(h, p, g.box_mpc_h, seed=seed, sim=int(sim), profile=profile)
+        out[sim] = paint(pos, draw_stellar(stellar, host, central, pick), g)
     return out
 
 
 # -- the fit ---------------------------------------------------------------------------------------------------
 def log_power(maps: np.ndarray, box_mpc_h: float) -> np.ndarray:
-    """log10 of the mean overdensity P(k) over maps (m, H, W), k ≤ k_Nyq; -inf bins where a map is empty."""
+    """log10 of the mean overdensity P(k) over maps (m, H, W), k ≤ k_Nyq; [-inf] when a map holds no mass."""
     maps = np.asarray(maps, dtype=np.float64)
     if (maps.reshape(len(maps), -1).sum(1) <= 0).any():
         return np.full(1, -np.inf)
@@ -223,36 +246,58 @@ def _grid(lo: float, hi: float, step: float, name: str) -> np.ndarray:
     return np.arange(lo, hi + 0.5 * step, step) if hi > lo else np.array([lo])
 
 
+def _inside(q) -> bool:
+    return all(lo <= v <= hi for v, (lo, hi) in zip(q, RANGES.values()))
+
+
 def fit(halos: dict[int, Halos], truth: dict[int, np.ndarray], stellar: hod.HOD, g: Geometry, *, seed: int = 0,
-        profile: str = "random", start: tuple[float, float] = (1.3, 1.0)) -> tuple[HODParams, dict]:
+        profile: str = "random", start: tuple[float, float] = (1.3, 1.0), polish: bool = False) -> tuple[HODParams, dict]:
     """(HODParams, record) minimising :func:`objective` on the simulations ``halos`` against their true maps
-    ``truth`` {sim: (3 n_slabs, H, W)}: log10 M_min on a 0.1-dex grid spanning the halo masses at log10 M_1 =
-    log10 M_min + start[0] and α = start[1]; then (log10 M_1, α) on a grid of 0.25 dex x 0.1 and a finer one
-    (0.05 dex x 0.025) around its best."""
+    ``truth`` {sim: (3 n_slabs, H, W)}, by coordinate search as Sether+24: log10 M_min on a 0.1-dex grid spanning
+    the halo masses at log10 M_1 = log10 M_min + start[0], α = start[1]; then (log10 M_1, α) on a grid of 0.25 dex
+    x 0.1 and a finer one (0.05 x 0.025) around its best; then once more M_min (0.025 dex) and (M_1, α) (fine)
+    at the others' best. With ``polish`` a search of the 26 neighbours of the best point follows (steps 0.1, 0.05,
+    0.025 dex in the masses, half that in α) until none is better: it follows the M_min–α valleys a coordinate
+    search crosses slowly, but on few maps also the realisation's noise. Common random numbers: every galaxy's draws are keyed (:func:`keyed_uniform`)."""
     target = log_power(np.concatenate([truth[s] for s in halos]), g.box_mpc_h)
     if not np.isfinite(target).all():
         raise ValueError("a training map of the HOD fit holds no stellar mass; its P(k) of the overdensity is "
                          "undefined")
     masses = np.log10(np.concatenate([h.mass_msun_h for h in halos.values()]))
-    evals = []
+    evals: dict[tuple, float] = {}
 
-    def score(lm, l1, a):
-        p = HODParams(float(lm), float(min(max(l1, RANGES["log_m1"][0]), RANGES["log_m1"][1])), float(a))
-        evals.append((p, objective(halos, stellar, p, g, target, seed, profile)))
-        return evals[-1][1]
+    def score(lm, l1, a) -> float:
+        key = tuple(round(float(v), 6) for v in (lm, min(max(l1, RANGES["log_m1"][0]), RANGES["log_m1"][1]), a))
+        if key not in evals:
+            evals[key] = objective(halos, stellar, HODParams(*key), g, target, seed, profile)
+        return evals[key]
+
+    def satellites(m_min, centre, steps):
+        for d1, da in steps:
+            ones = _grid(centre[0] - 4 * d1, centre[0] + 4 * d1, d1, "log_m1")
+            alphas = _grid(centre[1] - 4 * da, centre[1] + 4 * da, da, "alpha")
+            centre = min(((l1, a) for l1 in ones for a in alphas), key=lambda q: score(m_min, *q))
+        return centre
 
     grid_m = _grid(masses.min(), np.sort(masses)[-min(10, len(masses))], 0.1, "log_m_min")
     m_min = min(grid_m, key=lambda lm: score(lm, lm + start[0], start[1]))
-    best = (m_min + start[0], start[1])
-    for d1, da in ((0.25, 0.1), (0.05, 0.025)):
-        c1, ca = best
-        ones = _grid(c1 - 4 * d1, c1 + 4 * d1, d1, "log_m1")
-        alphas = _grid(ca - 4 * da, ca + 4 * da, da, "alpha")
-        best = min(((l1, a) for l1 in ones for a in alphas), key=lambda q: score(m_min, *q))
-    p, value = min(evals, key=lambda e: e[1])
+    sat = satellites(m_min, (m_min + start[0], start[1]), ((0.25, 0.1), (0.05, 0.025)))
+    m_min = min(_grid(m_min - 0.3, m_min + 0.3, 0.025, "log_m_min"), key=lambda lm: score(lm, *sat))
+    sat = satellites(m_min, sat, ((0.05, 0.025),))
+    if polish:
+        best = min(evals, key=evals.get)
+        for step in ((0.1, 0.1, 0.05), (0.05, 0.05, 0.025), (0.025, 0.025, 0.0125)):   # follow the valleys
+            for _ in range(20):
+                around = [q for q in (tuple(b + (m - 1) * s for b, m, s in zip(best, move, step))
+                                      for move in np.ndindex(3, 3, 3)) if _inside(q)]
+                if score(*min(around, key=lambda q: score(*q))) >= evals[best]:
+                    break
+                best = min(evals, key=evals.get)
+    (lm, l1, a), value = min(evals.items(), key=lambda e: e[1])
     if not np.isfinite(value):
         raise ValueError("no HOD parameters on the fit's grids paint maps with stellar mass in every training map")
-    return p, {"objective": value, "evaluations": len(evals), "m_min_grid": [float(grid_m[0]), float(grid_m[-1])]}
+    return HODParams(lm, l1, a), {"objective": value, "evaluations": len(evals),
+                                  "m_min_grid": [float(grid_m[0]), float(grid_m[-1])]}
 
 
 # -- the catalogues of a maps store's simulations ---------------------------------------------------------------
