@@ -85,7 +85,8 @@ def open_maps(root: str | Path, field: str, suite: str, set_: str) -> np.ndarray
     """Memory-map one CMD maps file (never read whole into RAM)."""
     path = maps_path(root, field, suite, set_)
     if not path.is_file():
-        raise FileNotFoundError(f"missing CMD maps file {str(path)!r} (field {field!r}, suite {suite!r}, set {set_!r})")
+        twin = " (the N-body twins: CMD's Maps_Mtot_Nbody_* files, or a mock with mock.nbody=true)" if field.endswith(NBODY) else ""
+        raise FileNotFoundError(f"missing CMD maps file {str(path)!r} (field {field!r}, suite {suite!r}, set {set_!r}){twin}")
     try:
         return np.load(path, mmap_mode="r")
     except ValueError as e:

@@ -151,9 +151,13 @@ def baseline_scores(cfg, bundle, root, attrs, store_path, cond, truth, extra, of
     if e.linear and cond is not None:
         transfer = baselines.fit_transfer(root, attrs, bundle.norm.condition, bundle.norm.target, store_path, offset)
         out["linear transfer"] = baselines.linear_scores(transfer, truth, cond, box)
-    for r in extra:
-        out[r.name] = mean_of([band_scores(truth[i], r.draws[:, i], box, offset) for i in range(len(truth))])
-        log.info("baseline %s (%s) scored on the same %d maps", r.name, r.kind, len(truth))
+    for r in extra:   # a map a baseline leaves empty has no overdensity: left out of its band scores, counted
+        lit = [i for i in range(len(truth)) if (r.draws[:, i].sum(axis=(-2, -1)) > 0).all()]
+        if lit:
+            out[r.name] = mean_of([band_scores(truth[i], r.draws[:, i], box, offset) for i in lit])
+            out[r.name]["empty_maps"] = len(truth) - len(lit)
+        log.info("baseline %s (%s) scored on the same %d maps (%d left empty)", r.name, r.kind, len(truth),
+                 len(truth) - len(lit))
     return out
 
 
