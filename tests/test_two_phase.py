@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import clean_env, export_tiny, train_cmd
+from helpers import clean_env, export_tiny, metrics, train, train_cmd
 from hpc_vdm.bundle import load_bundle
 from hpc_vdm.config import RunConfig
 from hpc_vdm.data.transforms import MapNormalisation
@@ -141,3 +141,31 @@ def test_predictions_are_exact_zeros_off_the_gate_and_tiled_equal_whole(maps_sto
     assert off.any() and (whole[0][off] == 0).all() and (whole >= 0).all()
     d = fam.diagnostics(b, cond, whole[0])
     assert d["classifier"]["accuracy"] == 1.0 and d["classifier"]["threshold"] == 0.5   # the gate against itself
+
+
+@pytest.mark.slow
+def test_two_processes_deepspeed_freeze_the_gate_at_the_switch_and_export(maps_store, tmp_path):
+    """torchrun, 2 gloo ranks, ZeRO 1: the gate is the classifier of the switch step's checkpoint in every later one,
+    while the regressor trains; metrics.csv says the phase; the export (raw and EMA) loads and predicts."""
+    from hpc_vdm.training.checkpoint import safe_load
+
+    run = tmp_path / "run"
+
+    train(maps_store, run, "model.kind=two_phase", "data.condition=Mcdm", "data.target=Mstar",
+          "model.two_phase.switch_step=4", "train.steps=8", "train.ckpt_every=2", "train.keep_last=4",
+          "train.val_every=4", "model.channel_mults=[1,2]", "model.norm=pixel", "model.attention=false", nproc=2)
+    state = {s: safe_load(run / "checkpoints" / f"step{s:08d}" / "mp_rank_00_model_states.pt")["module"] for s in (4, 6, 8)}
+    for name, v in state[4].items():
+        if name.startswith("classifier."):
+            gate = name.replace("classifier.", "gate.", 1)
+            assert torch.equal(state[6][gate], v) and torch.equal(state[8][gate], v), name
+    assert any(not torch.equal(state[6][k], state[8][k]) for k in state[6] if k.startswith("regressor."))
+    rows = metrics(run)
+    assert [r["phase"] for r in rows] == ["1", "1", "1", "1", "2", "2", "2", "2"]
+    assert [float(r["loss_reg"]) == 0 for r in rows] == [True] * 4 + [False] * 4
+    val = metrics(run, "val")
+    assert len(val) == 2 and all(0 <= float(v["val_recall"]) <= 1 for v in val)
+    for which in ("raw", "ema"):
+        b = load_bundle(run / "export" / "model.pt", which)
+        cond = np.random.default_rng(0).lognormal(25, 0.5, (1, 64, 64))
+        assert for_bundle(b).predict(b, cond, keys=[0], samples=[0], spec=DrawSpec()).shape == (1, 1, 64, 64)
