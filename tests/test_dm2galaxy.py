@@ -111,7 +111,7 @@ def test_evaluate_compares_vdm_cnn_and_hod_on_one_scoring_path(models, tmp_path)
                         "baselines.hod_params=[10.8,12.3,0.9]") == 0
     m = json.loads((out / "metrics.json").read_text())
     c = m["comparison"]
-    assert list(c["rows"]) == ["vdm", "two-phase CNN", "HOD", "vdm, thresholded"]
+    assert list(c["rows"]) == ["vdm", "vdm, thresholded", "two-phase CNN", "HOD"]
     assert c["kinds"] == {"vdm": "vdm", "two-phase CNN": "two_phase", "HOD": "hod"}
     for name, r in c["rows"].items():
         assert r["mse_log"]["draws"] >= 0 and 0 <= r["empty_pixel_fraction"] <= 1

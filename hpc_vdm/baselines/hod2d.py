@@ -255,7 +255,7 @@ def fit(halos: dict[int, Halos], truth: dict[int, np.ndarray], stellar: hod.HOD,
     """(HODParams, record) minimising :func:`objective` on the simulations ``halos`` against their true maps
     ``truth`` {sim: (3 n_slabs, H, W)}, by coordinate search as Sether+24: log10 M_min on a 0.1-dex grid spanning
     the halo masses at log10 M_1 = log10 M_min + start[0], α = start[1]; then (log10 M_1, α) on a grid of 0.25 dex
-    x 0.1 and a finer one (0.05 x 0.025) around its best; then once more M_min (0.025 dex) and (M_1, α) (fine)
+    x 0.1 and a finer one (0.05 x 0.025) around its best (7 x 7 points each); then once more M_min (0.025 dex) and (M_1, α) (fine)
     at the others' best. With ``polish`` a search of the 26 neighbours of the best point follows (steps 0.1, 0.05,
     0.025 dex in the masses, half that in α) until none is better: it follows the M_min–α valleys a coordinate
     search crosses slowly, but on few maps also the realisation's noise. Common random numbers: every galaxy's draws are keyed (:func:`keyed_uniform`)."""
@@ -274,8 +274,8 @@ def fit(halos: dict[int, Halos], truth: dict[int, np.ndarray], stellar: hod.HOD,
 
     def satellites(m_min, centre, steps):
         for d1, da in steps:
-            ones = _grid(centre[0] - 4 * d1, centre[0] + 4 * d1, d1, "log_m1")
-            alphas = _grid(centre[1] - 4 * da, centre[1] + 4 * da, da, "alpha")
+            ones = _grid(centre[0] - 3 * d1, centre[0] + 3 * d1, d1, "log_m1")
+            alphas = _grid(centre[1] - 3 * da, centre[1] + 3 * da, da, "alpha")
             centre = min(((l1, a) for l1 in ones for a in alphas), key=lambda q: score(m_min, *q))
         return centre
 

@@ -170,10 +170,11 @@ def thresholds(root, attrs, bundle, store_path) -> float:
 def comparison(main_row, extra, truth, box: float, offset: float, floor: float) -> dict:
     """metrics.json's comparison: every row scored one way (:mod:`.compare`), cost, diagnostics, the paper's order."""
     all_rows = [main_row] + extra
-    scored = {r.name: compare.row_scores(truth, r.draws, box, offset) for r in all_rows}
+    scored = {main_row.name: compare.row_scores(truth, main_row.draws, box, offset)}
     if main_row.draws.shape[0] > 1 and floor > 0:   # a sampler's sub-resolution mass counted as empty
         scored[f"{main_row.name}, thresholded"] = compare.row_scores(truth, compare.thresholded(main_row.draws, floor),
                                                                     box, offset)
+    scored |= {r.name: compare.row_scores(truth, r.draws, box, offset) for r in extra}
     kinds = {"vdm": "vdm", "cnn": "two_phase", "hod": "hod"}
     names = {who: next((r.name for r in all_rows if r.kind == kind), None) for who, kind in kinds.items()}
     return {"rows": scored, "truth": compare.truth_curves(truth, box), "threshold": floor,

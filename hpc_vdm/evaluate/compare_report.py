@@ -103,8 +103,11 @@ def table(comparison: dict) -> list[str]:
                                        + [_fmt(b[x].get("pk_err")) for x in bands] + [_fmt(b[x].get("r")) for x in bands]
                                        + [_fmt(cost.get("train_s"), ".0f"), _fmt(cost.get("draws_per_s"), ".3g")]) + " |")
     lines += ["", f"k bands in h/Mpc over bins k ≤ k_Nyq = {comparison['k_nyquist']:.2f} h/Mpc "
-              f"({comparison['pixels']}² maps of {comparison['box_mpc_h']:g} Mpc/h); n/a: not resolved. P err: mean "
-              "over the band of |median P_draw/P_true − 1|; MSE of log10(1 + x) over all pixels."]
+              f"({comparison['pixels']}² maps of {comparison['box_mpc_h']:g} Mpc/h; bands cut there); n/a: not resolved. "
+              "P err: mean over the band of |median P_draw/P_true − 1|; MSE of log10(1 + x) over all pixels (of each "
+              "draw, and of the mean of the draws' log10(1 + x)); draws are clipped at 0 (below the empty pixel's "
+              f"value); 'thresholded': draws below the smallest positive training pixel ({comparison['threshold']:.3g}) "
+              "set to 0."]
     lines += _classifier_lines(comparison) + _order_lines(comparison.get("order", {}))
     return lines
 
