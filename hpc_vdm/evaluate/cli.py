@@ -29,10 +29,12 @@ from pathlib import Path
 from .. import cli, dist
 from ..bundle import load_bundle
 from ..data.dataset import held_out_maps, stratified_maps
-from ..data.store import read_maps
+from ..data.store import read_maps, store_attrs
 from ..families import DrawSpec, for_bundle
 from ..inference.maps import open_for, read_pairs
-from ..io import METRICS, acquire_lock, atomic_dir, marker, writing
+from ..inference.volumes import check_scale
+from ..io import FORMATS, METRICS, TILE, acquire_lock, atomic_dir, check_disjoint, marker, writing
+from ..io.inputs import check_store_facts, finite_number
 from ..spectra.scores import band_scores, k_nyquist, mean_of
 from . import analysis, baselines, compare, compare_report, panels, report, rows
 
@@ -51,16 +53,11 @@ def run(cfg) -> Path:
     store_path = e.store or bundle.config.data.store
     root, attrs = open_for(bundle, store_path)
     out = Path(e.out)
-    if out.exists() or out.is_symlink():
-        raise FileExistsError(f"{str(out)!r} exists; choose another --out (nothing was written)")
-    for path in (e.one_p_store, e.cv_store, e.tile_store, *e.suites.values(), *e.baselines.values()):
-        if path and not Path(path).exists():
-            raise FileNotFoundError(f"evaluate input {path!r} does not exist")
+    others = check_inputs(cfg, bundle, store_path, out)                       # all checked before any draw
     maps = stratified_maps(attrs, e.split, e.n_maps, e.seed)
     if len(maps) < e.n_maps:
         raise ValueError(f"evaluate.n_maps={e.n_maps}, but split {e.split!r} of {store_path!r} holds {len(maps)} "
                          f"maps; ask for at most {len(maps)}")
-    others = baseline_bundles(cfg, bundle, store_path)                       # checked before any draw
     hod_plan = rows.plan_hod(cfg, root, attrs, maps) if e.hod else None
     device = dist.pick_device(dist.detect(), m.device, "trained.device")
     spec = DrawSpec(sampler=cfg.sampler.kind, steps=cfg.sampler.steps, seed=e.seed, device=device,
@@ -103,7 +100,6 @@ def write(cfg, bundle, metrics: dict, out: Path, arrays, n_samples: int, spec, a
     """metrics.json and report/ (figures, summary.md), written atomically under the output's lock."""
     e, kw = cfg.evaluate, dict(n_samples=n_samples, spec=spec)
     cond, truth, draws, box, ranks, labels = arrays
-    out.parent.mkdir(parents=True, exist_ok=True)
     with writing(out), acquire_lock(out), atomic_dir(out) as tmp:
         figs = write_figures(tmp / "report", cond, truth, draws, box, ranks, labels)
         if e.one_p_store:
@@ -130,6 +126,41 @@ def write(cfg, bundle, metrics: dict, out: Path, arrays, n_samples: int, spec, a
 def target_offset(bundle) -> float:
     """The target's log offset (its log space is log10(x + offset): 1 for stellar maps, 0 for dark matter)."""
     return float(bundle.norm.stats[bundle.norm.target].get("offset", 0.0))
+
+
+def check_inputs(cfg, bundle, store_path: str, out: Path) -> dict:
+    """The output is new and apart from every input; every optional store opens, holds the model's fields at its
+    pixel scale (a tile store: complete, at the model's pixel scale) — all before any draw. Returns the
+    ``evaluate.baselines`` models, loaded once here."""
+    e, m = cfg.evaluate, cfg.trained
+    extra = [p for p in (e.one_p_store, e.cv_store, e.tile_store, *e.suites.values(), *e.baselines.values(),
+                         cfg.baselines.hod_catalogues if e.hod else "") if p]
+    check_disjoint(out, [m.model, store_path, *extra])
+    if out.exists() or out.is_symlink():
+        raise FileExistsError(f"{str(out)!r} exists; choose another --out (nothing was written)")
+    for what, path in (("1P store", e.one_p_store), ("CV store", e.cv_store),
+                       *((f"suite {k!r} store", v) for k, v in e.suites.items())):
+        if path:
+            open_for(bundle, path, f"{what} (evaluate)")
+    if e.tile_store:
+        check_tile_store(e.tile_store, bundle)
+    return baseline_bundles(cfg, bundle, store_path)
+
+
+def check_tile_store(path: str, bundle) -> None:
+    """A complete tile store (hpc_vdm.tile) whose pixels are the model's: the panel compares its P(k) with the
+    whole maps' in the same k bins, and another scale would fill the top bands by extrapolation."""
+    attrs = store_attrs(path, "tile store (evaluate.tile_store)", "python -m hpc_vdm.tile")
+    if FORMATS.get(attrs.get("format")) != TILE:
+        raise ValueError(f"evaluate.tile_store {path!r} is not a tile store (format {attrs.get('format')!r}, "
+                         f"expected {marker(TILE)!r})")
+    if attrs.get("complete") is not True:
+        raise ValueError(f"tile store {path!r} is not complete; finish `python -m hpc_vdm.tile` first")
+    vol = (attrs.get("fingerprint") or {}).get("volume") or {}
+    check_store_facts(vol, f"the volume of tile store {path!r}")
+    check_scale("pixel scale", "pixels", float(bundle.store["pixel_size_mpc_h"]),
+                finite_number(vol.get("pixel_mpc_h"), "pixel_mpc_h", f"tile store {path!r}", positive=True),
+                f"tile store {path!r}")
 
 
 def baseline_bundles(cfg, bundle, store_path) -> dict:
