@@ -8,7 +8,7 @@ export OMP_NUM_THREADS ?= 1
 export DS_ACCELERATOR ?= cpu
 export DS_BUILD_OPS := 0
 
-.PHONY: venv demo science test test-fast bench slurm-up slurm-down clean
+.PHONY: venv demo science dm2galaxy test test-fast bench slurm-up slurm-down clean
 
 venv: $(VENV)/.installed
 
@@ -84,6 +84,11 @@ science: | venv
 	cp $(SCI)/run/metrics.csv docs/results/science/train_metrics.csv
 	cp $(SCI)/regressor/metrics.csv docs/results/science/regressor_metrics.csv
 	cp $(SCI)/seams/* docs/results/tiling/
+
+# DM -> galaxies (Sether+24, #26) on CPU: the reverse VDM, the two-phase CNN and the HOD compared by evaluate;
+# the report lands in docs/results/dm2galaxy/ (configs/dm2galaxy.yaml; stages are skipped once done).
+dm2galaxy: | venv
+	HPC_VDM_PYTHON=$(PY) NPROC=$(NPROC) bash docs/results/dm2galaxy/run.sh
 
 test: venv
 	$(PY) -m pytest -q

@@ -27,7 +27,7 @@ from .data.transforms import LogNorm, MapNormalisation
 from .diffusion import build_vdm
 from .io import MODEL, acquire_lock, atomic_save, check_output, writing
 from .io.inputs import check_store_facts, input_file
-from .models import build_dm2gal, build_regressor
+from .models import build_dm2gal, build_regressor, build_two_phase
 
 FORMAT = "hpc_vdm.export/2"
 OLD_FORMATS = ("hpc_vdm.export/1",)  # VDM only; had diffusion.sample_steps
@@ -239,6 +239,11 @@ def _dm2gal(cfg: RunConfig) -> torch.nn.Module:
     return build_dm2gal(cfg.model.dm2gal)
 
 
+def _two_phase(cfg: RunConfig) -> torch.nn.Module:
+    return build_two_phase(cfg.model, n_params=len(cfg.model.params))
+
+
 register("vdm", Builder(_vdm, maps_normalisation))
 register("regressor", Builder(_regressor, maps_normalisation))
 register("dm2gal", Builder(_dm2gal, volume_normalisation))
+register("two_phase", Builder(_two_phase, maps_normalisation))

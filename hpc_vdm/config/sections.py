@@ -12,7 +12,7 @@ from .schema import param
 
 SUITES = ("IllustrisTNG", "SIMBA", "Astrid")
 SETS = ("LH", "1P", "CV")
-MODEL_KINDS = ("vdm", "regressor", "dm2gal")
+MODEL_KINDS = ("vdm", "regressor", "dm2gal", "two_phase")
 PARAM_NAMES = ("Omega_m", "sigma_8", "A_SN1", "A_AGN1", "A_SN2", "A_AGN2")  # = data.camels.PARAM_NAMES
 DEVICES = ("auto", "cpu", "cuda")
 SAMPLER_KINDS = ("ancestral", "dpm2m", "dpm3m", "dpm2m_sde", "dpm3m_sde", "unipc")  # = diffusion.SAMPLERS
@@ -127,6 +127,27 @@ class Dm2galOptions:
 
 
 @dataclass
+class TwoPhaseOptions:
+    """The two-phase CNN (``model.two_phase``, Zhang+19): phase 1 a per-pixel classifier of galaxy presence,
+    phase 2 a regressor of the log target trained through the frozen classifier's gate."""
+
+    classifier: str = param("inception", "classifier: inception (the paper's) or unet (the model.* U-Net)",
+                            choices=("inception", "unet"))
+    regressor: str = param("unet", "regressor: unet (the model.* U-Net, deterministic) or inception",
+                           choices=("inception", "unet"))
+    inception_widths: list[int] = param([6, 8, 10, 3], "channels of an Inception block's 1x1, 3x3, 5x5 and pool "
+                                                      "branches (Zhang+19)", range=(1, 4096))
+    inception_blocks: int = param(1, "Inception blocks before two 3x3 convs (receptive radius 2 n + 2)", range=(1, 64))
+    loss: str = param("bce", "classifier loss: class-weighted bce, or focal (same weight)", choices=("bce", "focal"))
+    pos_weight: float = param(80.0, "weight of galaxy pixels in the classifier loss (Zhang+19: 80)", range=(1e-3, 1e6))
+    focal_gamma: float = param(2.0, "focal loss exponent (0: weighted bce)", range=(0.0, 10.0))
+    threshold: float = param(0.5, "the gate: a galaxy where the classifier's probability exceeds this, in (0, 1)",
+                             range=(0.0, 1.0))
+    switch_step: int = param(1000, "optimizer steps of phase 1; then the classifier is frozen and the regressor "
+                                   "trains through its gate", range=(1, None))
+
+
+@dataclass
 class ModelConfig:
     """The model, tagged by ``kind`` (its family): ``vdm`` is the conditional VDM's score U-Net (papers: 48
     channels, 4 levels x1/x2/x4/x8, attention at the bottleneck; family options in ``model.vdm``);
@@ -134,7 +155,8 @@ class ModelConfig:
     blocks, MSE); ``dm2gal`` is the 3D patch CNN (family options in ``model.dm2gal``)."""
 
     kind: str = param("vdm", "model family: vdm (conditional diffusion), regressor (deterministic map-to-map, MSE "
-                             "on the normalised target) or dm2gal (3D patches -> central voxel)", choices=MODEL_KINDS)
+                             "on the normalised target), dm2gal (3D patches -> central voxel) or two_phase "
+                             "(classifier + gated regressor, model.two_phase)", choices=MODEL_KINDS)
     channels: int = param(48, "channels of the first level (E); level i has E * channel_mults[i]", range=(1, None))
     channel_mults: list[int] = param([1, 2, 4, 8], "channel multiplier per level; each level halves the resolution")
     blocks_per_level: int = param(1, "residual blocks per level", range=(1, 16))
@@ -156,6 +178,7 @@ class ModelConfig:
                               choices=PARAM_NAMES)
     vdm: VDMOptions = field(default_factory=VDMOptions)
     dm2gal: Dm2galOptions = field(default_factory=Dm2galOptions)
+    two_phase: TwoPhaseOptions = field(default_factory=TwoPhaseOptions)
 
 
 @dataclass
@@ -290,6 +313,8 @@ class EvaluateConfig:
     linear: bool = param(True, "score the linear transfer-function baseline (fitted on the store's training maps)")
     baselines: dict[str, str] = param({}, "other exported models scored on the same maps, {name: model.pt} (e.g. "
                                           "{regressor: runs/reg/export/model.pt}): one draw each, beside the model")
+    hod: bool = param(False, "also score the 2D HOD of Sether+24 on the same maps (fitted on the training sims' "
+                             "halo catalogues; baselines.hod_*)")
     out: str = param("runs/default/eval", "output folder: metrics.json and report/ (figures, summary.md)")
     progress: bool = param(True, "progress bar")
 
@@ -346,6 +371,11 @@ class BaselinesConfig:
                                            "(the paper: 3, 4 h/Mpc = 15, 20 k_F of its cube)")
     out: str = param("runs/dm2gal/compare", "folder of metrics.json and fig1.png")
     seed: int = param(0, "seed of the HOD draws", range=(0, 2**31 - 1))
+    hod_catalogues: str = param("", "2D HOD: folder of the N-body twin's fof_subhalo_tab_{sim:04d}.hdf5 ('' = the "
+                                    "CMD layout beside the store's source: the mock's halos are the N-body run's)")
+    hod_params: list[float] = param([], "2D HOD: [log10 M_min, log10 M_1, alpha] to use ([] = fit them)")
+    hod_satellites: str = param("random", "2D HOD satellites: random in R_200c (the paper) or nfw", choices=("random", "nfw"))
+    hod_fit_sims: int = param(16, "2D HOD: training simulations the fit paints", range=(1, None))
 
 
 @dataclass

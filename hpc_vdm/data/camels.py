@@ -87,7 +87,8 @@ def open_maps(root: str | Path, field: str, suite: str, set_: str) -> np.ndarray
     """Memory-map one CMD maps file (never read whole into RAM)."""
     path = maps_path(root, field, suite, set_)
     if not (path.exists() or path.is_symlink()):
-        raise FileNotFoundError(f"missing CMD maps file {str(path)!r} (field {field!r}, suite {suite!r}, set {set_!r})")
+        twin = " (the N-body twins: CMD's Maps_Mtot_Nbody_* files, or a mock with mock.nbody=true)" if field.endswith(NBODY) else ""
+        raise FileNotFoundError(f"missing CMD maps file {str(path)!r} (field {field!r}, suite {suite!r}, set {set_!r}){twin}")
     maps = read_npy(path, f"CMD maps file (field {field})")
     real_floats(maps.dtype, f"maps of field {field!r}", repr(str(path)))
     return maps

@@ -55,10 +55,12 @@ def chi2_loo(power_test: np.ndarray, power_cv: np.ndarray) -> float:
     return float(np.mean(out))
 
 
-def calibration(truth: np.ndarray, draws: np.ndarray, box_mpc_h: float, seed: int) -> tuple[dict, dict]:
-    """(metrics, ranks) of the posterior's calibration: pixel z-scores of the log field, rank coverage per
-    pixel, per map mean level and per P(k) band, and the map-level offsets; ranks for the figure."""
-    log_t, log_d = log10_floor(truth), log10_floor(draws)
+def calibration(truth: np.ndarray, draws: np.ndarray, box_mpc_h: float, seed: int,
+                log_offset: float = 0.0) -> tuple[dict, dict]:
+    """(metrics, ranks) of the posterior's calibration: pixel z-scores of the log field (log10(x + log_offset)),
+    rank coverage per pixel, per map mean level and per P(k) band, and the map-level offsets; ranks for the
+    figure."""
+    log_t, log_d = log10_floor(truth, log_offset), log10_floor(draws, log_offset)
     level_t, level_d = log_t.mean(axis=(-2, -1)), log_d.mean(axis=(-2, -1))               # (n,), (S, n)
     bp_t, bp_d = band_powers(truth, box_mpc_h), band_powers(draws, box_mpc_h)              # (n, 3), (S, n, 3)
     pairs = {"pixel": (log_t, log_d), "map_mean_level": (level_t, level_d),
@@ -73,10 +75,11 @@ def calibration(truth: np.ndarray, draws: np.ndarray, box_mpc_h: float, seed: in
 
 
 def analyse(truth: np.ndarray, cond: np.ndarray | None, draws: np.ndarray, box_mpc_h: float, *, seed: int = 0,
-            deterministic: bool = False, cv_truths: np.ndarray | None = None) -> tuple[dict, dict]:
+            deterministic: bool = False, cv_truths: np.ndarray | None = None, log_offset: float = 0.0) -> tuple[dict, dict]:
     """(metrics.json's posterior section, calibration ranks) of truth and cond (n, N, N) — cond None for a
     model without a map condition — and draws (S, n, N, N), physical units. A deterministic model's one
-    draw is scored as the prediction: no posterior mean, no calibration."""
+    draw is scored as the prediction: no posterior mean, no calibration. The log space is log10(x +
+    ``log_offset``) (the target's offset: 1 for stellar maps)."""
     n, s = truth.shape[0], draws.shape[0]
     if n == 0 or s == 0:
         raise ValueError(f"nothing to evaluate: {n} maps with {s} draws each")
@@ -84,15 +87,15 @@ def analyse(truth: np.ndarray, cond: np.ndarray | None, draws: np.ndarray, box_m
         raise ValueError(f"shapes disagree: truth {truth.shape}, cond {None if cond is None else cond.shape}, "
                          f"draws {draws.shape}")
     out = {"deterministic": bool(deterministic), "n_maps": int(n), "n_samples": int(s),
-           "samples": mean_of([band_scores(truth[i], draws[:, i], box_mpc_h) for i in range(n)])}
+           "samples": mean_of([band_scores(truth[i], draws[:, i], box_mpc_h, log_offset) for i in range(n)])}
     if cond is not None:
-        out["condition"] = condition_scores(truth, cond, box_mpc_h)
+        out["condition"] = condition_scores(truth, cond, box_mpc_h, log_offset)
     ranks = {}
     if not deterministic:
         mean_map = draws.mean(0)
-        out["posterior_mean"] = mean_of([band_scores(truth[i], mean_map[i], box_mpc_h) for i in range(n)])
+        out["posterior_mean"] = mean_of([band_scores(truth[i], mean_map[i], box_mpc_h, log_offset) for i in range(n)])
         if s >= 2:
-            metrics, ranks = calibration(truth, draws, box_mpc_h, seed)
+            metrics, ranks = calibration(truth, draws, box_mpc_h, seed, log_offset)
             out |= metrics
     if cv_truths is not None and len(cv_truths) >= 3:
         _, p_cv = overdensity_spectra(np.asarray(cv_truths, dtype=np.float64), box_mpc_h)

@@ -27,8 +27,9 @@ def _fourier_bins(n: int) -> np.ndarray:
     return np.floor(np.sqrt(kx[:, None] ** 2 + ky[None, :] ** 2)).astype(np.int64)
 
 
-def fit_transfer(root, attrs: dict, condition: str, target: str, path: str) -> dict[str, np.ndarray]:
-    """{space: T per integer |k|/k_F bin} from up to ``FIT_MAPS`` training maps of a maps store."""
+def fit_transfer(root, attrs: dict, condition: str, target: str, path: str, offset: float = 0.0) -> dict[str, np.ndarray]:
+    """{space: T per integer |k|/k_F bin} from up to ``FIT_MAPS`` training maps of a maps store (the log space
+    of the target: log10(x + ``offset``))."""
     maps = held_out_maps(attrs, "train", FIT_MAPS)
     cond = read_maps(root, condition, maps, path).astype(np.float64)
     truth = read_maps(root, target, maps, path).astype(np.float64)
@@ -39,11 +40,12 @@ def fit_transfer(root, attrs: dict, condition: str, target: str, path: str) -> d
         f = SPACES[space]
         cross, auto = np.zeros(bins.max() + 1), np.zeros(bins.max() + 1)
         for c, t in zip(cond, truth):
-            fc, ft = np.fft.rfft2(f(c + (1e-30 if space == "overdensity" else 1.0))), np.fft.rfft2(f(t))
+            fc = np.fft.rfft2(f(c + (1e-30 if space == "overdensity" else 1.0)))
+            ft = np.fft.rfft2(f(t + (offset if space == "log" else 0.0)))
             cross += np.bincount(bins, (ft * fc.conj()).real.ravel(), minlength=cross.size)
             auto += np.bincount(bins, (np.abs(fc) ** 2).ravel(), minlength=auto.size)
         out[space] = np.divide(cross, auto, out=np.zeros_like(cross), where=auto > 0)
-    out["box_size_mpc_h"] = np.asarray(box)
+    out["box_size_mpc_h"], out["offset"] = np.asarray(box), np.asarray(offset)
     return out
 
 
@@ -54,18 +56,19 @@ def apply_transfer(transfer: dict, cond: np.ndarray, space: str) -> np.ndarray:
     f = SPACES[space](cond + (1e-30 if space == "overdensity" else 1.0))
     est = np.fft.irfft2(np.fft.rfft2(f) * transfer[space][_fourier_bins(n)], s=(n, n))
     est -= est.mean()
-    return 1.0 + est if space == "overdensity" else 10.0 ** est
+    return 1.0 + est if space == "overdensity" else 10.0 ** est - float(transfer.get("offset", 0.0))
 
 
 def linear_scores(transfer: dict, truth: np.ndarray, cond: np.ndarray, box_mpc_h: float) -> dict:
     """Band scores (both spaces) of the linear transfer estimate, averaged over maps (n, N, N)."""
-    return mean_of([{space: space_scores(t, apply_transfer(transfer, c, space), box_mpc_h, space)
+    offset = float(transfer.get("offset", 0.0))
+    return mean_of([{space: space_scores(t, apply_transfer(transfer, c, space), box_mpc_h, space, offset)
                            for space in ("overdensity", "log")} for t, c in zip(truth, cond)])
 
 
-def condition_scores(truth: np.ndarray, cond: np.ndarray, box_mpc_h: float) -> dict:
+def condition_scores(truth: np.ndarray, cond: np.ndarray, box_mpc_h: float, offset: float = 0.0) -> dict:
     """Band scores of the condition map itself as an estimate of the truth: its overdensity, and in log space
     log10(1 + condition) (the offset the models' normalisation uses, so empty pixels stay finite)."""
     per_map = [{"overdensity": space_scores(t, c + 1e-30, box_mpc_h, "overdensity"),
-                "log": space_scores(t, c + 1.0, box_mpc_h, "log")} for t, c in zip(truth, cond)]
+                "log": space_scores(t, c + 1.0 - offset, box_mpc_h, "log", offset)} for t, c in zip(truth, cond)]
     return mean_of(per_map)

@@ -11,6 +11,13 @@ calibration), and writes
 bands up to k_Nyq; log-space z-scores beside their finite-sample expectation; rank-based coverage and
 calibration per pixel and per map-level summary; χ²_r against a CV set) and ``OUT/report/`` (the papers'
 Fig. 1 and Fig. 2, calibration curves, the 1P, cross-suite and tiled panels when asked, ``summary.md``).
+
+With other models (``evaluate.baselines``) or the 2D HOD (``evaluate.hod``) it also compares every row on
+the same maps, one scoring path for all (:mod:`hpc_vdm.evaluate.compare`): MSE in log space, P(k), transfer
+ratio, cross power and r(k) with 25–75% bands, P(k) error per k band in h/Mpc, pixel PDF, cost (training and
+drawing seconds) and the families' diagnostics (a two-phase CNN's classifier scores): metrics.json's
+``comparison``, ``report/comparison_maps.png`` and ``comparison_spectra.png`` (Sether+24's Fig. 2 and 3) and
+a table in ``summary.md``.
 """
 from __future__ import annotations
 
@@ -21,15 +28,15 @@ from pathlib import Path
 
 from .. import cli, dist
 from ..bundle import load_bundle
-from ..data.dataset import stratified_maps
+from ..data.dataset import held_out_maps, stratified_maps
+from ..data.store import read_maps, store_attrs
 from ..families import DrawSpec, for_bundle
-from ..inference.maps import draw_maps, open_for, read_pairs
-from ..data.store import store_attrs
+from ..inference.maps import open_for, read_pairs
 from ..inference.volumes import check_scale
 from ..io import FORMATS, METRICS, TILE, acquire_lock, atomic_dir, check_disjoint, marker, writing
 from ..io.inputs import check_store_facts, finite_number
-from ..spectra.scores import band_scores, mean_of
-from . import analysis, baselines, panels, report
+from ..spectra.scores import band_scores, k_nyquist, mean_of
+from . import analysis, baselines, compare, compare_report, panels, report, rows
 
 log = logging.getLogger("hpc_vdm.evaluate")
 
@@ -46,38 +53,53 @@ def run(cfg) -> Path:
     store_path = e.store or bundle.config.data.store
     root, attrs = open_for(bundle, store_path)
     out = Path(e.out)
-    check_inputs(cfg, bundle, store_path, out)
+    others = check_inputs(cfg, bundle, store_path, out)                       # all checked before any draw
     maps = stratified_maps(attrs, e.split, e.n_maps, e.seed)
     if len(maps) < e.n_maps:
         raise ValueError(f"evaluate.n_maps={e.n_maps}, but split {e.split!r} of {store_path!r} holds {len(maps)} "
                          f"maps; ask for at most {len(maps)}")
+    hod_plan = rows.plan_hod(cfg, root, attrs, maps) if e.hod else None
     device = dist.pick_device(dist.detect(), m.device, "trained.device")
     spec = DrawSpec(sampler=cfg.sampler.kind, steps=cfg.sampler.steps, seed=e.seed, device=device,
                     progress=e.progress, desc="evaluate")
     cond, truth, params = read_pairs(bundle, root, store_path, maps)
-    n_samples = 1 if family.deterministic else e.n_samples
+    n_samples, offset = 1 if family.deterministic else e.n_samples, target_offset(bundle)
     log.info("evaluating %s (%s) on %d maps of %s (%s) x %d draws%s", m.model, bundle.kind, len(maps), store_path,
              e.split, n_samples, "" if family.deterministic else f", {cfg.sampler.steps} steps")
-    draws = draw_maps(bundle, cond, maps, n_samples=n_samples, spec=spec, params=params, shape=truth.shape[-2:])
-    box = attrs["box_size_mpc_h"]
+    main_row = rows.model_row(bundle.kind, bundle, cond, maps, truth, params, spec, n_samples, device)
+    draws, box = main_row.draws, attrs["box_size_mpc_h"]
     cv = None
     if e.cv_store:
         cv_root, _ = open_for(bundle, e.cv_store, "CV store")
         cv = read_pairs(bundle, cv_root, e.cv_store, range(cv_root[bundle.norm.target].shape[0]))[1]
     posterior, ranks = analysis.analyse(truth, cond, draws, box, seed=e.seed, deterministic=family.deterministic,
-                                        cv_truths=cv)
-    posterior["baselines"] = baseline_rows(cfg, bundle, root, attrs, store_path, maps, cond, truth, params, spec)
+                                        cv_truths=cv, log_offset=offset)
+    extra = [rows.model_row(name, b, cond, maps, truth, params, spec, 1, device) for name, b in others.items()]
+    if hod_plan is not None:
+        extra.append(rows.hod_row(cfg, hod_plan, root, attrs, store_path, bundle.norm.target, maps))
+    posterior["baselines"] = baseline_scores(cfg, bundle, root, attrs, store_path, cond, truth, extra, offset)
     metrics = {"format": marker(METRICS),
                "model": {"path": str(Path(m.model).resolve()), "kind": bundle.kind, "step": bundle.step,
                          "tag": bundle.tag, "suite": bundle.store.get("suite")},
                "store": str(store_path), "split": e.split, "maps": maps, "steps": cfg.sampler.steps,
                "sampler": cfg.sampler.kind, "seed": e.seed, "n_sims": len({mp // attrs["maps_per_sim"] for mp in maps}),
-               "spaces": {"spectra": "overdensity m/mean - 1 and log10 m - mean, bins k <= k_Nyq",
-                          "zscore": f"log10 {bundle.norm.target}",
+               "spaces": {"spectra": f"overdensity m/mean - 1 and log10(m + {offset:g}) - mean, bins k <= k_Nyq",
+                          "zscore": f"log10({bundle.norm.target} + {offset:g})",
                           "calibration": "rank of the truth among the samples (exact)"},
                "posterior": posterior}
-    labels = report.Labels(bundle.norm.condition, bundle.norm.target, family.deterministic)
-    kw = dict(n_samples=n_samples, spec=spec)
+    labels = report.Labels(bundle.norm.condition, bundle.norm.target, family.deterministic, offset)
+    if extra:
+        metrics["comparison"] = comparison(main_row, extra, truth, box, offset, thresholds(root, attrs, bundle, store_path))
+    write(cfg, bundle, metrics, out, (cond, truth, draws, box, ranks, labels), n_samples, spec,
+          [main_row] + extra if extra else [])
+    log.info("wrote %s/metrics.json and %s/report/", out, out)
+    return out
+
+
+def write(cfg, bundle, metrics: dict, out: Path, arrays, n_samples: int, spec, all_rows) -> None:
+    """metrics.json and report/ (figures, summary.md), written atomically under the output's lock."""
+    e, kw = cfg.evaluate, dict(n_samples=n_samples, spec=spec)
+    cond, truth, draws, box, ranks, labels = arrays
     with writing(out), acquire_lock(out), atomic_dir(out) as tmp:
         figs = write_figures(tmp / "report", cond, truth, draws, box, ranks, labels)
         if e.one_p_store:
@@ -91,17 +113,28 @@ def run(cfg) -> Path:
         if e.tile_store:
             metrics["tiled"] = panels.tiled(e.tile_store, truth, draws, box, tmp / "report" / "tiled.png")
             figs.append("tiled.png")
+        if all_rows:
+            c = metrics["comparison"]
+            compare_report.maps_figure(cond, truth, {r.name: r.draws for r in all_rows},
+                                       tmp / "report" / "comparison_maps.png", labels.log_offset, labels)
+            compare_report.spectra_figure(c["truth"], c["rows"], tmp / "report" / "comparison_spectra.png", labels)
+            figs += ["comparison_maps.png", "comparison_spectra.png"]
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=1, default=float) + "\n")
         report.markdown(metrics, figs, tmp / "report" / "summary.md")
-    log.info("wrote %s/metrics.json and %s/report/", out, out)
-    return out
 
 
-def check_inputs(cfg, bundle, store_path: str, out: Path) -> None:
+def target_offset(bundle) -> float:
+    """The target's log offset (its log space is log10(x + offset): 1 for stellar maps, 0 for dark matter)."""
+    return float(bundle.norm.stats[bundle.norm.target].get("offset", 0.0))
+
+
+def check_inputs(cfg, bundle, store_path: str, out: Path) -> dict:
     """The output is new and apart from every input; every optional store opens, holds the model's fields at its
-    pixel scale (a tile store: complete, at the model's pixel scale) — all before any draw."""
+    pixel scale (a tile store: complete, at the model's pixel scale) — all before any draw. Returns the
+    ``evaluate.baselines`` models, loaded once here."""
     e, m = cfg.evaluate, cfg.trained
-    extra = [p for p in (e.one_p_store, e.cv_store, e.tile_store, *e.suites.values(), *e.baselines.values()) if p]
+    extra = [p for p in (e.one_p_store, e.cv_store, e.tile_store, *e.suites.values(), *e.baselines.values(),
+                         cfg.baselines.hod_catalogues if e.hod else "") if p]
     check_disjoint(out, [m.model, store_path, *extra])
     if out.exists() or out.is_symlink():
         raise FileExistsError(f"{str(out)!r} exists; choose another --out (nothing was written)")
@@ -111,8 +144,7 @@ def check_inputs(cfg, bundle, store_path: str, out: Path) -> None:
             open_for(bundle, path, f"{what} (evaluate)")
     if e.tile_store:
         check_tile_store(e.tile_store, bundle)
-    for name, path in e.baselines.items():
-        open_for(load_bundle(path, m.which), store_path, f"store of baseline {name!r}")
+    return baseline_bundles(cfg, bundle, store_path)
 
 
 def check_tile_store(path: str, bundle) -> None:
@@ -131,22 +163,56 @@ def check_tile_store(path: str, bundle) -> None:
                 f"tile store {path!r}")
 
 
-def baseline_rows(cfg, bundle, root, attrs, store_path, maps, cond, truth, params, spec) -> dict:
-    """Band scores of the baselines on the same maps: the linear transfer function and ``evaluate.baselines``."""
-    e, box, rows = cfg.evaluate, attrs["box_size_mpc_h"], {}
-    if e.linear and cond is not None:
-        transfer = baselines.fit_transfer(root, attrs, bundle.norm.condition, bundle.norm.target, store_path)
-        rows["linear transfer"] = baselines.linear_scores(transfer, truth, cond, box)
-    for name, path in e.baselines.items():
+def baseline_bundles(cfg, bundle, store_path) -> dict:
+    """The ``evaluate.baselines`` models, loaded and checked against the model (same fields, the store)."""
+    out = {}
+    for name, path in cfg.evaluate.baselines.items():
         other = load_bundle(path, cfg.trained.which)
         open_for(other, store_path, f"store of baseline {name!r}")
         if (other.norm.condition, other.norm.target) != (bundle.norm.condition, bundle.norm.target):
             raise ValueError(f"baseline {name!r} ({path!r}) maps {other.norm.condition} -> {other.norm.target}, the "
                              f"model {bundle.norm.condition} -> {bundle.norm.target}")
-        d = draw_maps(other, cond, maps, n_samples=1, spec=spec, params=params, shape=truth.shape[-2:])
-        rows[name] = mean_of([band_scores(truth[i], d[:, i], box) for i in range(len(maps))])
-        log.info("baseline %s (%s) scored on the same %d maps", name, other.kind, len(maps))
-    return rows
+        out[name] = other
+    return out
+
+
+def baseline_scores(cfg, bundle, root, attrs, store_path, cond, truth, extra, offset: float) -> dict:
+    """Band scores of the baselines on the same maps: the linear transfer function, each other model, the HOD."""
+    e, box, out = cfg.evaluate, attrs["box_size_mpc_h"], {}
+    if e.linear and cond is not None:
+        transfer = baselines.fit_transfer(root, attrs, bundle.norm.condition, bundle.norm.target, store_path, offset)
+        out["linear transfer"] = baselines.linear_scores(transfer, truth, cond, box)
+    for r in extra:   # a map a baseline leaves empty has no overdensity: left out of its band scores, counted
+        lit = [i for i in range(len(truth)) if (r.draws[:, i].sum(axis=(-2, -1)) > 0).all()]
+        if lit:
+            out[r.name] = mean_of([band_scores(truth[i], r.draws[:, i], box, offset) for i in lit])
+            out[r.name]["empty_maps"] = len(truth) - len(lit)
+        log.info("baseline %s (%s) scored on the same %d maps (%d left empty)", r.name, r.kind, len(truth),
+                 len(truth) - len(lit))
+    return out
+
+
+def thresholds(root, attrs, bundle, store_path) -> float:
+    """The smallest positive target pixel of (up to 60) training maps: below it a draw is sub-resolution mass."""
+    t = read_maps(root, bundle.norm.target, held_out_maps(attrs, "train", 60), store_path)
+    return float(t[t > 0].min()) if (t > 0).any() else 0.0
+
+
+def comparison(main_row, extra, truth, box: float, offset: float, floor: float) -> dict:
+    """metrics.json's comparison: every row scored one way (:mod:`.compare`), cost, diagnostics, the paper's order."""
+    all_rows = [main_row] + extra
+    scored = {main_row.name: compare.row_scores(truth, main_row.draws, box, offset)}
+    if main_row.draws.shape[0] > 1 and floor > 0:   # a sampler's sub-resolution mass counted as empty
+        scored[f"{main_row.name}, thresholded"] = compare.row_scores(truth, compare.thresholded(main_row.draws, floor),
+                                                                    box, offset)
+    scored |= {r.name: compare.row_scores(truth, r.draws, box, offset) for r in extra}
+    kinds = {"vdm": "vdm", "cnn": "two_phase", "hod": "hod"}
+    names = {who: next((r.name for r in all_rows if r.kind == kind), None) for who, kind in kinds.items()}
+    return {"rows": scored, "truth": compare.truth_curves(truth, box), "threshold": floor,
+            "cost": {r.name: r.cost for r in all_rows}, "diagnostics": {r.name: r.diagnostics for r in all_rows
+                                                                        if r.diagnostics},
+            "kinds": {r.name: r.kind for r in all_rows}, "order": compare.order_note(scored, names),
+            "k_nyquist": k_nyquist(box, truth.shape[-1]), "pixels": int(truth.shape[-1]), "box_mpc_h": float(box)}
 
 
 def write_figures(folder: Path, cond, truth, draws, box: float, ranks: dict, labels: report.Labels) -> list[str]:

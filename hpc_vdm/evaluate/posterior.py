@@ -10,9 +10,10 @@ import numpy as np
 from ..spectra.scores import draw_scores
 
 
-def log10_floor(mass: np.ndarray) -> np.ndarray:
-    """log10 of a mass field, zeros floored at the smallest positive float (no -inf)."""
-    return np.log10(np.maximum(np.asarray(mass, dtype=np.float64), np.finfo(np.float64).tiny))
+def log10_floor(mass: np.ndarray, offset: float = 0.0) -> np.ndarray:
+    """log10(mass + offset) of a mass field (the models' log space: offset 1 for stellar maps, whose empty pixels
+    are zeros), zeros floored at the smallest positive float (no -inf) when offset is 0."""
+    return np.log10(np.maximum(np.asarray(mass, dtype=np.float64) + offset, np.finfo(np.float64).tiny))
 
 
 def zscore_log(truth: np.ndarray, draws: np.ndarray) -> np.ndarray:

@@ -25,9 +25,15 @@ class Labels:
     condition: str = "Mstar"
     target: str = "Mcdm"
     deterministic: bool = False
+    log_offset: float = 0.0      # the target's log space: log10(x + log_offset)
 
     def cond_title(self) -> str:
         return f"log10(1 + {self.condition}) condition" if self.condition else ""
+
+    @property
+    def log_target(self) -> str:
+        return f"log10(1 + {self.target})" if self.log_offset == 1 else (
+            f"log10({self.target} + {self.log_offset:g})" if self.log_offset else f"log10 {self.target}")
 
     @property
     def draw(self) -> str:
@@ -38,17 +44,17 @@ def fig1(cond, truth, draws, png: Path, labels: Labels = Labels(), rows: int = 3
     """The papers' Fig. 1, one row per map: condition, truth, one draw; for samples also their mean, std and
     the z-score of the truth (log10 space)."""
     plt = figures.pyplot()
-    log_t, log_d = log10_floor(truth), log10_floor(draws)
+    log_t, log_d = log10_floor(truth, labels.log_offset), log10_floor(draws, labels.log_offset)
     n = min(rows, truth.shape[0])
     stochastic = not labels.deterministic and draws.shape[0] >= 2
     cols = (cond is not None) + 2 + 3 * stochastic
     fig, axes = plt.subplots(n, cols, figsize=(3.2 * cols, 3.3 * n), squeeze=False, constrained_layout=True)
-    t = labels.target
+    t = labels.log_target
     for k in range(n):
         lo, hi = np.percentile(log_t[k], [1, 99.5])
         panels = [(labels.cond_title(), np.log10(cond[k] + 1.0), "magma", None)] if cond is not None else []
-        panels += [(f"log10 {t} truth", log_t[k], "viridis", (lo, hi)),
-                   (f"log10 {t} {labels.draw}", log_d[0, k], "viridis", (lo, hi))]
+        panels += [(f"{t} truth", log_t[k], "viridis", (lo, hi)),
+                   (f"{t} {labels.draw}", log_d[0, k], "viridis", (lo, hi))]
         if stochastic:
             spread = log_d[:, k].std(0)
             z = np.where(spread > 0, (log_t[k] - log_d[:, k].mean(0)) / np.maximum(spread, 1e-300), np.nan)
@@ -66,7 +72,7 @@ def fig2(truth, draws, c: dict, png: Path, labels: Labels = Labels()) -> None:
     truth), transfer ratio: the papers' Fig. 2, from :func:`hpc_vdm.evaluate.analysis.curves`."""
     plt = figures.pyplot()
     fig, ax = plt.subplots(1, 4, figsize=(18, 3.9), constrained_layout=True)
-    lt = log10_floor(truth)
+    lt = log10_floor(truth, labels.log_offset)
     edges = np.linspace(lt.min() - 0.2, lt.max() + 0.2, 41)
     centres, pdf_t, _ = stats.pixel_pdf(truth, edges)
     _, _, b = stats.pixel_pdf(draws.reshape(-1, *truth.shape[1:]), edges)
@@ -221,5 +227,9 @@ def markdown(metrics: dict, figures_: list[str], path: Path) -> None:
         lines.append(f"Reduced χ² of the drawn P(k) against CV truths (leave-one-out): {m['chi2_r']['samples']:.3f} "
                      f"(truths among themselves: {m['chi2_r']['truths_floor']:.3f}).")
     lines += _panel_lines(metrics)
+    if "comparison" in metrics:
+        from .compare_report import table
+
+        lines += ["", "## Comparison on the same maps", ""] + table(metrics["comparison"])
     lines += [""] + [f"![{f}]({f})" for f in figures_]
     path.write_text("\n".join(lines) + "\n")

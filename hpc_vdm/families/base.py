@@ -119,6 +119,11 @@ class Family(abc.ABC):
     def predict(self, bundle, inputs, **kw):
         """Draws of a trained model (a :class:`~hpc_vdm.bundle.ModelBundle` of this family) for ``inputs``."""
 
+    def diagnostics(self, bundle, cond, truth, params=None, device="cpu") -> dict:
+        """A family's own numbers of a trained model on held-out inputs and truths, for a report (e.g. a
+        classifier's accuracy, recall and precision); plain data. Default: none."""
+        return {}
+
 
 class MapsFamily(Family):
     """A family on ``maps.zarr``: an (optional) condition field and a target field, split by simulation."""

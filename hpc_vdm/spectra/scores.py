@@ -2,8 +2,9 @@
 
 Validation, ``sample``, ``evaluate``, ``spectra compare`` and the dm2gal comparison all score with these:
 
-* **space**: ``overdensity`` δ = m/m̄ − 1 (the papers' P(k)), ``log`` = log10 m minus its mean (where the
-  models work), or ``mass`` (the field itself: stellar mass per voxel, whose total matters);
+* **space**: ``overdensity`` δ = m/m̄ − 1 (the papers' P(k)), ``log`` = log10(m + offset) minus its mean (where
+  the models work: offset 0 for dark matter, the target's log offset, 1, for stellar maps whose empty pixels
+  are zeros), or ``mass`` (the field itself: stellar mass per voxel, whose total matters);
 * **k range**: bins with k ≤ k_Nyq = π N / L only (the 2D/3D bins beyond run into the grid corners, where
   few modes and the pixel window dominate); the report's three **bands** split (0, k_Nyq] at k_Nyq/4 and
   k_Nyq/2;
@@ -35,19 +36,20 @@ def in_band(k: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return (np.asarray(k) > lo) & (np.asarray(k) <= hi * TOL)
 
 
-def log_fluctuation(mass: np.ndarray) -> np.ndarray:
-    """log10 of a mass field minus its mean over the field: the 'log space' spectra are of this."""
-    lg = np.log10(np.maximum(np.asarray(mass, dtype=np.float64), np.finfo(np.float64).tiny))
+def log_fluctuation(mass: np.ndarray, offset: float = 0.0) -> np.ndarray:
+    """log10(mass + offset) minus its mean over the field (zeros floored at the smallest float when offset is 0):
+    the 'log space' spectra are of this."""
+    lg = np.log10(np.maximum(np.asarray(mass, dtype=np.float64) + offset, np.finfo(np.float64).tiny))
     return lg - lg.mean()
 
 
 SPACES = {"overdensity": overdensity, "log": log_fluctuation, "mass": lambda m: np.asarray(m, dtype=np.float64)}
 
 
-def _space(name: str):
+def _space(name: str, offset: float = 0.0):
     if name not in SPACES:
         raise ValueError(f"space must be one of {list(SPACES)}, got {name!r}")
-    return SPACES[name]
+    return (lambda m: log_fluctuation(m, offset)) if name == "log" and offset else SPACES[name]
 
 
 def ratio_scores(k: np.ndarray, ratio: np.ndarray, r: np.ndarray, k_max: float) -> dict:
@@ -59,10 +61,10 @@ def ratio_scores(k: np.ndarray, ratio: np.ndarray, r: np.ndarray, k_max: float) 
             "r_mean": float(np.mean(np.asarray(r)[..., keep]))}
 
 
-def spectra(truth: np.ndarray, draws: np.ndarray, box_mpc_h: float, space: str = "overdensity"):
+def spectra(truth: np.ndarray, draws: np.ndarray, box_mpc_h: float, space: str = "overdensity", offset: float = 0.0):
     """(k, P ratio (S, nk), r (S, nk)) of draws (S, *shape) or one draw against ``truth`` (*shape), physical
-    fields, over the bins with k ≤ k_Nyq."""
-    f = _space(space)
+    fields, over the bins with k ≤ k_Nyq; ``offset`` of the log space."""
+    f = _space(space, offset)
     draws = np.asarray(draws, dtype=np.float64).reshape(-1, *np.shape(truth))
     ft = f(np.asarray(truth, dtype=np.float64))
     xs = [cross_spectrum(ft, f(d), box_mpc_h) for d in draws]
@@ -81,9 +83,9 @@ def draw_scores(truth: np.ndarray, draws: np.ndarray, box_mpc_h: float, space: s
     return ratio_scores(k, ratio, r, k_nyquist(box_mpc_h, np.shape(truth)[-1]))
 
 
-def space_scores(truth: np.ndarray, draws: np.ndarray, box_mpc_h: float, space: str) -> dict:
+def space_scores(truth: np.ndarray, draws: np.ndarray, box_mpc_h: float, space: str, offset: float = 0.0) -> dict:
     """Per k band of one space: ``pk_ratio``, ``pk_ratio_err``, ``r`` and the number of bins."""
-    k, ratio, r = spectra(truth, draws, box_mpc_h, space)
+    k, ratio, r = spectra(truth, draws, box_mpc_h, space, offset)
     out = {}
     for band, (lo, hi) in band_edges(box_mpc_h, np.shape(truth)[-1]).items():
         sel = in_band(k, lo, hi)
@@ -92,9 +94,10 @@ def space_scores(truth: np.ndarray, draws: np.ndarray, box_mpc_h: float, space: 
     return out
 
 
-def band_scores(truth: np.ndarray, draws: np.ndarray, box_mpc_h: float) -> dict:
-    """:func:`space_scores` of draws (S, N, N) or one draw against a truth, in overdensity and in log space."""
-    return {space: space_scores(truth, draws, box_mpc_h, space) for space in ("overdensity", "log")}
+def band_scores(truth: np.ndarray, draws: np.ndarray, box_mpc_h: float, offset: float = 0.0) -> dict:
+    """:func:`space_scores` of draws (S, N, N) or one draw against a truth, in overdensity and in log space
+    (log10(x + ``offset``))."""
+    return {space: space_scores(truth, draws, box_mpc_h, space, offset) for space in ("overdensity", "log")}
 
 
 def mean_of(scores: list[dict]) -> dict:

@@ -28,7 +28,11 @@ def consolidated_weights(ckpt_root: Path, tag: str) -> dict:
         # ZeRO 0 in fp32: the module is the master copy (DeepSpeed's own file, verified by the manifest)
         state = safe_load(folder / "mp_rank_00_model_states.pt")["module"]
         return {k: v.float() for k, v in state.items()}
-    return {k: v.float() for k, v in get_fp32_state_dict_from_zero_checkpoint(str(ckpt_root), tag=tag).items()}
+    weights = {k: v.float() for k, v in get_fp32_state_dict_from_zero_checkpoint(str(ckpt_root), tag=tag).items()}
+    # parameters that never require gradients (frozen ones: two_phase's gate, dm2gal's BatchNorm statistics) are
+    # not in the optimizer's partitions DeepSpeed consolidates; ZeRO 1/2 keep them whole in the module state
+    module = safe_load(folder / "mp_rank_00_model_states.pt")["module"]
+    return weights | {k: v.float() for k, v in module.items() if k not in weights and v.numel() > 0}
 
 
 def facts(config: dict, store_attrs: dict, weights: dict) -> dict:
