@@ -98,10 +98,9 @@ def test_clumps_are_the_dense_sub_groups_of_each_halo_largest_first():
              ([15, 15, 15], 0.02, 40), ([15, 15.3, 15], 0.15, 100)]                         # another
     pos = np.concatenate([np.asarray(c) + rng.normal(0, s, (n, 3)) for c, s, n in blobs])
     pos = np.concatenate([pos, rng.random((n_side**3 - pos.shape[0], 3)) * box]) % box
-    density = rng.random(pos.shape[0])
     from hpc_vdm.mock import fof
     labels, sizes = fof.find_groups(pos, (box,) * 3)
-    cl = substructure.find_clumps(pos, (box,) * 3, labels, sizes.size, density)
+    cl = substructure.find_clumps(pos, (box,) * 3, labels, sizes.size)
     want = _brute_force_groups(pos[labels >= 0], box, substructure.B_SUB * spacing, substructure.MIN_CLUMP)
     grouped = np.flatnonzero(labels >= 0)
     want = [np.array(sorted(grouped[list(w)])) for w in want]
@@ -110,7 +109,9 @@ def test_clumps_are_the_dense_sub_groups_of_each_halo_largest_first():
         members = next(w for w in want if cl.anchor[c] in w)
         assert members.size == cl.size[c]
         assert (labels[members] == cl.host[c]).all()                  # a clump lies in one halo
-        assert cl.anchor[c] == members[np.argmax(density[members])]   # on its densest particle
+        d = pos[members] - pos[members[0]]
+        d -= box * np.round(d / box)
+        assert cl.anchor[c] == members[np.argmin(((d - d.mean(0)) ** 2).sum(1))]   # nearest its centre of mass
     assert (np.diff(cl.host) >= 0).all() and cl.first[-1] == cl.size.size
     for g in range(sizes.size):
         assert (np.diff(cl.size[cl.first[g]:cl.first[g + 1]]) <= 0).all()   # largest (the core) first
@@ -211,3 +212,46 @@ def test_the_mass_only_hod_misses_what_the_shuffle_predicts(suite, shuffle_summa
         hod_r, shuf_r = s["hod_over_original"], s["shuffled_over_original"]
         assert abs(hod_r["band"] - shuf_r["band"]) < 3 * np.hypot(hod_r["err"], shuf_r["err"]), (switch, hod_r, shuf_r)
     assert shuffle_summary[suite]["on"]["hod_over_original"]["band"] < 0.95
+
+
+@pytest.fixture(scope="module")
+def small_run():
+    from hpc_vdm.config import load_config
+    from hpc_vdm.mock import simulate
+
+    cfg = load_config(None, ["mock.particles=64", "mock.pm_steps=5", "mock.map_pixels=64", "mock.nbody=true"]).mock
+    row = simulate.parameter_table(cfg)[0]
+    seed = simulate.sim_seed(cfg, 0)
+    parts, groups = simulate.evolve(row, cfg, seed)
+    return cfg, row, seed, parts, groups
+
+
+def test_assembly_bias_moves_no_dark_matter(small_run):
+    """The secondary dependences change the galaxies only: the hydro and N-body DM maps are the same
+    bit for bit with the switch on and off (the halo centres, hence the feedback expansion, stay)."""
+    from hpc_vdm.mock import simulate
+
+    cfg, row, seed, parts, groups = small_run
+    tng = stars.SUITES["IllustrisTNG"]
+    on = simulate.observe(parts, groups, row, cfg, tng, seed)
+    off = simulate.observe(parts, groups, row, cfg, dataclasses.replace(tng, secondary=False), seed)
+    np.testing.assert_array_equal(on["Mcdm"], off["Mcdm"])
+    np.testing.assert_array_equal(on["Mtot_Nbody"], off["Mtot_Nbody"])
+    assert not np.array_equal(on["Mstar"], off["Mstar"])
+
+
+def test_mock_satellites_sit_on_their_halos_clumps(small_run):
+    cfg, row, seed, parts, groups = small_run
+    cat, _ = stars.galaxies_of(parts, row, stars.SUITES["IllustrisTNG"], np.random.default_rng(0), groups)
+    labels, clumps = groups[0], groups[2]
+    sat = ~cat.sub_central
+    assert (labels[cat.sub_anchor[sat]] == cat.sub_group[sat]).all()         # inside their own halo
+    n_clumps = clumps.n_satellite_clumps()
+    top = np.flatnonzero(sat & (cat.sub_group >= 0))
+    top = top[np.r_[True, cat.sub_group[top][1:] != cat.sub_group[top][:-1]]]  # a satellite per host ...
+    host = cat.sub_group[top]
+    best = np.array([np.argmax(np.where(~cat.sub_central & (cat.sub_group == g), cat.sub_mass, -1)) for g in host])
+    with_clump = n_clumps[host] > 0                                           # ... its most massive one
+    assert with_clump.sum() > 10
+    np.testing.assert_array_equal(cat.sub_anchor[best[with_clump]], clumps.anchor[clumps.first[host[with_clump]] + 1])
+    assert np.isfinite(cat.group_env).all() and (cat.group_env > 0).all() and np.isfinite(cat.group_conc).all()

@@ -118,8 +118,7 @@ def particle_mass(parts: Particles, omega_m: float) -> float:
 def halos(parts: Particles) -> tuple[np.ndarray, np.ndarray, substructure.Clumps]:
     """FoF (b = 0.2) groups of the particles: labels (n,) and sizes (g,), largest first, and their sub-clumps."""
     labels, sizes = fof.find_groups(parts.pos, parts.box)
-    density = mesh.cic_readout(parts.density, parts.pos / parts.cell)
-    return labels, sizes, substructure.find_clumps(parts.pos, parts.box, labels, sizes.size, density)
+    return labels, sizes, substructure.find_clumps(parts.pos, parts.box, labels, sizes.size)
 
 
 def halos_of(parts: Particles, groups: tuple, m_p: float, hmf, model: StellarModel,

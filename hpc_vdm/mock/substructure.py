@@ -6,7 +6,7 @@ its sub-clumps, as the hierarchical FoF of subhalo finders does (Rockstar, Behro
 phase space); every clump lies inside one FoF group, since friends at 0.1 are friends at 0.2. A halo's
 largest clump is its core (the central's); the others, at least ``MIN_CLUMP`` members, are its
 resolved subhalos. Satellites take them in rank order, the most massive satellite the largest clump
-(abundance matching inside the halo), each on its clump's densest particle; satellites beyond the
+(abundance matching inside the halo), each on its clump's member nearest the clump's centre of mass; satellites beyond the
 halo's clumps (the smallest: the PM resolves no clump for them) sit on random member particles.
 """
 from __future__ import annotations
@@ -27,7 +27,7 @@ class Clumps:
 
     host: np.ndarray     # (c,) FoF group of each clump
     size: np.ndarray     # (c,) members
-    anchor: np.ndarray   # (c,) the clump's densest particle
+    anchor: np.ndarray   # (c,) the clump's member nearest its centre of mass
     first: np.ndarray    # (g + 1,) start of each group's clumps
 
     def n_satellite_clumps(self) -> np.ndarray:
@@ -35,19 +35,24 @@ class Clumps:
         return np.maximum(np.diff(self.first) - 1, 0)
 
 
-def find_clumps(pos: np.ndarray, box, labels: np.ndarray, n_groups: int, density: np.ndarray) -> Clumps:
-    """The sub-clumps of the FoF groups: pos (n, 3) [Mpc/h], labels (n,) (-1: no group), density (n,)
-    1 + delta at the particles (the anchor of a clump is its densest member)."""
+def find_clumps(pos: np.ndarray, box, labels: np.ndarray, n_groups: int) -> Clumps:
+    """The sub-clumps of the FoF groups: pos (n, 3) [Mpc/h], labels (n,) (-1: no group). A clump's anchor
+    is its member nearest its centre of mass (not its densest on the PM mesh, which sits at a mesh node)."""
+    box = np.asarray(box, dtype=np.float64)
     grouped = np.flatnonzero(labels >= 0)
-    spacing = (float(np.prod(np.asarray(box, dtype=np.float64))) / pos.shape[0]) ** (1 / 3)
+    spacing = (float(np.prod(box)) / pos.shape[0]) ** (1 / 3)
     roots = fof.friends_roots(pos[grouped], box, B_SUB * spacing)
     sub, size = fof.labels_from_roots(roots, MIN_CLUMP)          # (m,) clump of each grouped particle
-    on = sub >= 0
-    host = np.empty(size.size, dtype=np.int64)
-    host[sub[on]] = labels[grouped[on]]
-    member = grouped[on][np.lexsort((-density[grouped[on]], sub[on]))]   # by clump, densest first
-    first_member = np.searchsorted(np.sort(sub[on]), np.arange(size.size))
-    anchor = member[first_member]
+    on = np.flatnonzero(sub >= 0)
+    by_clump = on[np.argsort(sub[on], kind="stable")]
+    clump, member = sub[by_clump], grouped[by_clump]               # (q,) members sorted by clump
+    first = np.searchsorted(clump, np.arange(size.size))
+    d = pos[member] - pos[member[first]][clump]
+    d -= box * np.rint(d / box)                                     # offsets from the clump's first member
+    centre = np.stack([np.bincount(clump, weights=d[:, i], minlength=size.size) for i in range(3)], 1) / size[:, None]
+    nearest = np.lexsort((((d - centre[clump]) ** 2).sum(axis=1), clump))
+    anchor = member[nearest[first]]
+    host = labels[anchor]
     rank = np.lexsort((np.arange(size.size), -size, host))              # by host, largest first
     return Clumps(host=host[rank], size=size[rank], anchor=anchor[rank],
                   first=np.searchsorted(host[rank], np.arange(n_groups + 1)))
