@@ -14,7 +14,7 @@ FoF groups and fill-in halos are ranked and shuffled apart: they are two halo po
 The suite's :class:`~hpc_vdm.mock.stars.StellarModel` turns the scores z_c, z_e into
 
     log10 M*_cen = log10(M f*(M)) + s [rho_c z_c + rho_e(M) z_e + sqrt(1 - var(rho_c z_c + rho_e z_e)) g]
-    <N_sat> = <N_sat(M)> exp(gamma_e z_e - gamma_e^2 / 2)
+    <N_sat> = <N_sat(M)> max(1 + gamma_e z_e, 0)
 
 with g ~ N(0, 1): at fixed mass the mean log M* and the scatter s stay those of the stellar-halo relation
 (:func:`central_scatter`), the feedback responses of f* are untouched.
