@@ -34,7 +34,7 @@ def add_shortcuts(p: argparse.ArgumentParser, shortcuts: Mapping[str, str]) -> N
         kind = type(default)
         note = "; comma-separated" if kind is list else ""
         p.add_argument("--" + dest.replace("_", "-"), dest=dest, type=kind if kind in (int, float) else str,
-                       help=f"{f.metadata['doc']} ({key}{note})")
+                       help=f"{f.metadata['doc']} ({key}{note})".replace("%", "%%"))  # argparse formats help
 
 
 def resolve(args: argparse.Namespace, shortcuts: Mapping[str, str] = {}) -> RunConfig:
@@ -59,20 +59,32 @@ def run(main_fn, argv: Sequence[str] | None) -> int:
     line and exit 2."""
     try:
         return main_fn(argv) or 0
-    except (ConfigError, ValueError, FileNotFoundError, FileExistsError, OutputError) as e:
+    except (ConfigError, ValueError, OSError, OutputError) as e:  # OSError: FileNotFoundError, FileExistsError...
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except MemoryError as e:
+        print(f"error: out of memory{': ' + str(e) if str(e) else ''} (a smaller problem, or a machine with more "
+              f"memory; nothing complete was written)", file=sys.stderr)
         return 2
 
 
-def command(prog: str, description: str, shortcuts: Mapping[str, str], body: Callable[[RunConfig], object]):
-    """``main(argv) -> exit code`` of a command set by ``--config``, ``--set`` and its shortcut flags alone."""
+def command(prog: str, description: str, shortcuts: Mapping[str, str], body: Callable[..., object],
+            flags: Mapping[str, str] = {}, *, overwrite: str | None = None):
+    """``main(argv) -> exit code`` of a command set by ``--config``, ``--set``, its shortcut flags and its
+    boolean ``flags`` ({name: help}: ``--name``, passed to ``body`` as a keyword); with ``overwrite`` (what it
+    replaces, for the help) an ``--overwrite`` flag is passed on to ``body`` too."""
     def main(argv: Sequence[str] | None = None) -> int:
         def parse_and_run(argv) -> int:
             p = parser(prog, description)
             add_shortcuts(p, shortcuts)
+            if overwrite:
+                p.add_argument("--overwrite", action="store_true", help=f"replace this command's own {overwrite}")
+            for name, text in flags.items():
+                p.add_argument("--" + name.replace("_", "-"), dest=name, action="store_true", help=text)
             args = p.parse_args(argv)
             setup_logging()
-            body(resolve(args, shortcuts))
+            names = [*flags, *(["overwrite"] if overwrite else [])]
+            body(resolve(args, shortcuts), **{name: getattr(args, name) for name in names})
             return 0
 
         return run(parse_and_run, argv)

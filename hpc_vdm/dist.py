@@ -169,6 +169,30 @@ def init(dist_env: DistEnv, device) -> None:
              dist_env.local_rank, dist_env.launcher, dist_env.master_addr, dist_env.master_port, backend, device)
 
 
+def share(items, rank: int, world: int) -> list:
+    """This rank's share of ``items``: every ``world``-th item from the ``rank``-th. The one rule by which
+    work (validation maps, slabs, blocks, parameter grids) is split over ranks."""
+    return list(items)[rank::world]
+
+
+@dataclass(frozen=True)
+class Ranks:
+    """What a computation spread over the ranks of a launch needs: its share of the items and sums over ranks.
+
+    The training loop hands one to a family's validation, so no family spells sharding or reduction."""
+
+    rank: int = 0
+    world: int = 1
+    device: object = "cpu"
+
+    def share(self, items) -> list:
+        return share(items, self.rank, self.world)
+
+    def sum(self, values) -> list[float]:
+        """Element-wise sum over ranks of a few floats (every rank gets the same numbers)."""
+        return all_reduce(values, self.device, op="sum")
+
+
 def all_reduce(values, device, op: str = "max") -> list[float]:
     """Element-wise max or sum of a few floats over all ranks (flags, clocks, sums); a no-op on one process."""
     import torch

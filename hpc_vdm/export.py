@@ -1,13 +1,14 @@
 """``python -m hpc_vdm.export RUN_DIR [--tag latest|best|stepNNNNNNNN] [--out FILE]``: re-export a checkpoint.
 
 Writes consolidated fp32 weights (raw and EMA), the config, the task and the store facts to
-``RUN_DIR/export/model.pt`` (see :mod:`hpc_vdm.training.artifact`; ``load_bundle`` reads it back). An
+``RUN_DIR/export/model.pt`` (see :mod:`hpc_vdm.bundle`; ``load_bundle`` reads it back). An
 existing output is replaced only with ``--overwrite``, and only if it is an hpc_vdm export.
 """
 from __future__ import annotations
 
 from . import cli
-from .training.artifact import export_run
+from .io.inputs import input_dir
+from .training.export import export_run
 
 
 def main(argv=None) -> int:
@@ -21,6 +22,7 @@ def main(argv=None) -> int:
     def body(argv):
         args = p.parse_args(argv)
         cli.setup_logging()
+        input_dir(args.run_dir, "run dir")
         print(export_run(args.run_dir, args.tag, args.out, overwrite=args.overwrite))
 
     return cli.run(body, argv)

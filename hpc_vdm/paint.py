@@ -5,72 +5,45 @@
 
 The patch network is evaluated as its fully convolutional rewrite over blocks of ``--block`` voxels with
 a periodic halo of its receptive radius (32 for the paper's 65^3 patch), out of core, into a resumable
-Zarr store (:mod:`hpc_vdm.inference.paint`) with one writer per chunk, and a figure of slices beside it.
-Everything is checked before anything is written.
+Zarr store with one writer per chunk and a figure of slices beside it (:mod:`hpc_vdm.inference.paint`,
+:mod:`hpc_vdm.inference.apply`). Everything is checked before anything is written.
 """
 from __future__ import annotations
 
-import logging
-import platform
-import sys
-import time
-from datetime import datetime, timezone
 from pathlib import Path
 
-import torch
-
 from . import cli, dist
-from .config import to_dict
+from .io.inputs import need_disk, need_memory
 from .inference import paint as painter
-from .io import acquire_lock, writing
+from .inference.apply import apply
 
-log = logging.getLogger("hpc_vdm.paint")
-
-SHORTCUTS = {"model": "dm2gal.model", "volume": "dm2gal.volume", "out": "dm2gal.out", "block": "dm2gal.block",
-             "halo": "dm2gal.halo", "mask": "dm2gal.mask", "which": "dm2gal.which", "device": "dm2gal.device"}
+SHORTCUTS = {"model": "trained.model", "volume": "paint.volume", "out": "paint.out", "block": "paint.block",
+             "halo": "paint.halo", "mask": "paint.mask", "which": "trained.which", "device": "trained.device"}
 
 
-def run(cfg) -> Path:
+def check_sizes(cfg, p: painter.PaintPlan, force: bool = False) -> None:
+    """Refuse a paint whose blocks cannot fit in this machine's memory, or whose store cannot fit on the disk."""
+    c, n = cfg.paint, p.grid.shape[0]
+    need_memory(painter.block_bytes(p.bundle.config.model.dm2gal, c.block, c.halo),
+                f"paint: one block of {c.block}^3 voxels + halo {c.halo}", force=force, hint="use a smaller --block")
+    if not Path(c.out).exists():
+        need_disk(4.0 * n**3, Path(c.out).parent, f"the paint store {c.out!r} ({n}^3 float32, before compression)",
+                  force=force)
+
+
+def run(cfg, force: bool = False):
+    p = painter.plan(cfg)
     env = dist.detect()
-    if env.rank != 0:
-        return _run(cfg, env)
-    out = Path(cfg.dm2gal.out)
-    with writing(out, "what the store records as done is kept; rerun to resume"):
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with acquire_lock(out):  # rank 0 holds the output's lock until every rank is done
-            return _run(cfg, env)
-
-
-def _run(cfg, env) -> Path:
-    d = cfg.dm2gal
-    p = painter.plan(d)
-    out = Path(d.out)
-    resume = painter.check_existing(out, p.fingerprint)
-    device = dist.pick_device(env, d.device, "dm2gal.device")
-    if env.rank == 0 and not resume:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        painter.create(out, p, {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                                "argv": sys.argv, "host": platform.node(), "torch": torch.__version__,
-                                "model_step": p.bundle.step, "config": to_dict(cfg)})
-    elif env.rank != 0:
-        painter.wait_for(out)
+    device = dist.pick_device(env, cfg.trained.device, "trained.device")
+    check_sizes(cfg, p, force)
     n = p.grid.shape[0]
-    log.info("%s %s: %d^3 voxels in %d blocks of %d^3 + halo %d, rank %d/%d on %s", "resuming" if resume else
-             "writing", out, n, len(p.grid), d.block, d.halo, env.rank, env.world, device)
-    t0 = time.time()
-    k = painter.paint_blocks(p, d, out, env.rank, env.world, device, progress=env.rank == 0 and d.progress)
-    log.info("rank %d painted %d blocks in %.1f s", env.rank, k, time.time() - t0)
-    if env.rank == 0:
-        while not painter.all_done(out):  # the other ranks' blocks
-            time.sleep(0.5)
-        painter.mark_complete(out)
-        png = out.with_suffix(".png")
-        painter.figure_slices(p.root, out, png)
-        log.info("complete: %s and %s", out, png)
-    return out
+    note = f"{n}^3 voxels in {len(p.grid)} blocks of {cfg.paint.block}^3 + halo {cfg.paint.halo} on {device}"
+    return apply(painter.job(cfg, p, device), env, progress=cfg.paint.progress, note=note)
 
 
-main = cli.command("python -m hpc_vdm.paint", __doc__.splitlines()[0], SHORTCUTS, run)
+main = cli.command("python -m hpc_vdm.paint", __doc__.splitlines()[0], SHORTCUTS, run,
+                   flags={"force": "run even when a block looks larger than this machine's memory or the store "
+                                   "than its disk"})
 
 
 if __name__ == "__main__":

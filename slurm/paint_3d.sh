@@ -2,8 +2,8 @@
 # dm2gal stellar mass painted over a whole 3D volume (e.g. TNG300-Dark at 2048^3): ranks split the blocks,
 # one GPU per rank, dense and periodic, out of core.
 #
-#   python -m hpc_vdm.prepare_volume --set dm2gal.grids='{dm: /path/dm_2048.npy, subhalo: /path/sub_2048.npy}' \
-#          --set dm2gal.box_mpc_h=205 --set dm2gal.grid_units=mass --store /scratch/$USER/tng300_dmo.zarr
+#   python -m hpc_vdm.prepare_volume --set volume.grids='{dm: /path/dm_2048.npy, subhalo: /path/sub_2048.npy}' \
+#          --set volume.box_mpc_h=205 --set volume.grid_units=mass --store /scratch/$USER/tng300_dmo.zarr
 #   sbatch slurm/paint_3d.sh --model runs/dm2gal/export/model.pt --volume /scratch/$USER/tng300_dmo.zarr \
 #          --block 128 --out /scratch/$USER/tng300_stars.zarr
 #   sbatch --nodes=4 slurm/paint_3d.sh --model ... --volume ... --out ...      # more ranks, same store
@@ -34,6 +34,6 @@ export PYTHONUNBUFFERED=1 PYTHONFAULTHANDLER=1
 
 echo "== $(date -Is) job ${SLURM_JOB_ID} (restart ${SLURM_RESTART_COUNT:-0}) on ${SLURM_JOB_NODELIST}:" \
      "${SLURM_NTASKS} ranks, ${SLURM_GPUS_ON_NODE:-0} GPUs per node"
-# each rank paints a contiguous run of blocks (rank from SLURM_PROCID); rank 0 waits for all, writes the figure
+# each rank paints every world-th block (rank from SLURM_PROCID); rank 0 waits for all, writes the figure
 srun --kill-on-bad-exit=1 "$PYTHON" -m hpc_vdm.paint "$@"
 echo "== $(date -Is) done"

@@ -76,7 +76,8 @@ def train_cmd(store, run_dir, *sets, nproc: int = 1) -> list[str]:
     launcher = ([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m"]
                 if nproc > 1 else [sys.executable, "-m"])
     cmd = launcher + ["hpc_vdm.train", str(REPO / "configs" / "train_tiny.yaml"), "--run-dir", str(run_dir),
-                      "--set", f"data.store={store}", "--set", "train.val_sample_maps=0", "--set", "train.progress=false"]
+                      "--set", f"data.store={store}", "--set", "train.val_sample_maps=0", "--set", "train.progress=false",
+                      "--set", "sampler.kind=ancestral"]  # few-step samplers need a trained model
     for s in sets:
         cmd += ["--set", s]
     return cmd
@@ -118,3 +119,35 @@ def preempt(store, run_dir, *sets, nproc: int = 1, at_step: int = 2, timeout: fl
         os.kill(pid, signal.SIGUSR2)  # what SLURM's --signal=USR2@T does to every task of the step
     _, err = proc.communicate(timeout=timeout)
     return proc.returncode, err
+
+
+# ---------------------------------------------------------------------------------------------
+# The one tiny exported model the command tests share
+# ---------------------------------------------------------------------------------------------
+def export_tiny(path, store_attrs: dict, *, seed: int = 0, jitter: float = 0.0, kind: str = "vdm", store=None,
+                model: dict | None = None, **data):
+    """A tiny model (8 channels, mults [1, 2, 2], GroupNorm 4, no dropout) of family ``kind`` with random
+    weights, exported as if trained on a store with ``store_attrs``. ``jitter`` adds noise to every weight
+    (zero-initialised outputs would make every VDM sample pure noise); ``data``/``model`` set config keys."""
+    import torch
+
+    from hpc_vdm.bundle import build_module, write_export
+    from hpc_vdm.config import RunConfig, to_dict
+
+    cfg = RunConfig()
+    cfg.model.kind = kind
+    cfg.model.channels, cfg.model.channel_mults, cfg.model.norm_groups, cfg.model.dropout = 8, [1, 2, 2], 4, 0.0
+    for k, v in (model or {}).items():
+        setattr(cfg.model, k, v)
+    if store is not None:
+        cfg.data.store = str(store)
+    for k, v in data.items():
+        setattr(cfg.data, k, v)
+    torch.manual_seed(seed)
+    net = build_module(cfg)
+    if jitter:
+        with torch.no_grad():
+            for p in getattr(net, "score", net).parameters():  # the network, not the VDM's γ schedule
+                p.add_(jitter * torch.randn_like(p))
+    state = {k: v.float() for k, v in net.state_dict().items()}
+    return write_export(path, raw=state, ema=state, config=to_dict(cfg), store_attrs=store_attrs, step=0, tag="test")

@@ -108,3 +108,48 @@ def test_same_batches_for_0_1_and_2_spawned_workers(paired_store):
         for (i0, c0, t0), (i1, c1, t1) in zip(ref, got):
             assert torch.equal(i0, i1) and torch.equal(c0, c1) and torch.equal(t0, t1)
     assert not torch.equal(_batches(paired_store, 0, epoch=2)[0][1], ref[0][1])
+
+
+def test_crops_are_periodic_aligned_pairs_at_the_drawn_position(paired_store):
+    whole, cropped = MapsDataset(paired_store, "train"), MapsDataset(paired_store, "train", crop=16)
+    n = whole.map_pixels  # 24: a 16-pixel crop from corner 17 or 23 wraps around
+    for k, dy, dx in ((0, 0, 0), (3, 5, 17), (6, 23, 1), (5, 8, 8)):
+        item = cropped[(2, k, dy, dx)]
+        cond, tgt = item["condition"].numpy(), item["target"].numpy()
+        assert cond.shape == tgt.shape == (1, 16, 16)
+        # the pair relation Mcdm = 1e10 (Mstar + 1) holds pixel for pixel in the crop
+        np.testing.assert_allclose(transforms.denormalise(tgt, cropped.stats["Mcdm"]),
+                                   1e10 * (transforms.denormalise(cond, cropped.stats["Mstar"]) + 1), rtol=1e-4)
+        # oracle: rows/columns (-dy + i) mod n of the dihedral image of the whole map, for both fields
+        rows, cols = (np.arange(16) - dy) % n, (np.arange(16) - dx) % n
+        for name, got in (("condition", cond), ("target", tgt)):
+            full = transforms.dihedral(whole[2][name].numpy(), k)
+            np.testing.assert_array_equal(got, full[:, rows][:, :, cols])
+    with pytest.raises(ValueError, match="crop must be 0 .* got 25"):
+        MapsDataset(paired_store, "train", crop=25)
+
+
+def _crop_batches(store, epoch=1, position=0, seed=7):
+    cfg = load_config(None, [f"data.store={store}", "data.batch_size=4", "data.crop=8", "data.augment_roll=false",
+                             f"data.seed={seed}"])
+    ds, sampler, loader = build_loader(cfg.data, "train")
+    sampler.set_epoch(epoch, position)
+    return ds, [(b["index"].clone(), b["condition"].clone(), b["target"].clone()) for b in loader]
+
+
+def test_crop_positions_come_from_the_seeded_sampler_and_resume_exactly(paired_store):
+    ds, ref = _crop_batches(paired_store)
+    assert ds.crop == 8 and all(c.shape[-2:] == (8, 8) for _, c, _ in ref)
+    _, again = _crop_batches(paired_store)
+    assert all(torch.equal(a[1], b[1]) and torch.equal(a[2], b[2]) for a, b in zip(ref, again))
+    # crops move although augment_roll is off: a crop's position is the sampler's roll draw
+    plan = EpochSampler(len(ds), seed=7, roll_pixels=ds.map_pixels).plan(1)
+    assert len(set(map(tuple, plan[:, 2:]))) > 1
+    _, resumed = _crop_batches(paired_store, position=8)  # 8 items = 2 batches of 4 later
+    assert all(torch.equal(a[1], b[1]) and torch.equal(a[0], b[0]) for a, b in zip(ref[2:], resumed))
+    _, other = _crop_batches(paired_store, seed=8)
+    assert not torch.equal(other[0][1], ref[0][1])
+    # held-out maps stay whole
+    cfg = load_config(None, [f"data.store={paired_store}", "data.crop=8"])
+    val, _, _ = build_loader(cfg.data, "val", train=False)
+    assert val.crop == 0 and val[0]["condition"].shape == (1, 24, 24)

@@ -63,9 +63,9 @@ def write_universe(tmp: Path, n: int = 32, seed: int = 0, *sets):
         np.save(files[f], a)
     catalogue = write_catalogue(tmp / "fof_subhalo_tab_0000.hdf5", cat)
     cfg = load_config(REPO / "configs" / "dm2gal_test.yaml",
-                      [f"dm2gal.grids={files}".replace("'", '"'), f"data.store={tmp / 'u.zarr'}",
-                       f"dm2gal.catalogue={catalogue}", f"dm2gal.eval_out={tmp / 'compare'}", *sets])
-    vol.prepare_volume(cfg.dm2gal, cfg.data, cfg.data.store)
+                      [f"volume.grids={files}".replace("'", '"'), f"data.store={tmp / 'u.zarr'}",
+                       f"baselines.catalogue={catalogue}", f"baselines.out={tmp / 'compare'}", *sets])
+    vol.prepare_volume(cfg.volume, cfg.data, cfg.data.store)
     return cfg, cat
 
 
@@ -103,7 +103,7 @@ def test_compare_writes_scores_statistics_and_fig1(tmp_path):
 
     cfg, _ = write_universe(tmp_path, 32)
     model = export_random(cfg.data.store, tmp_path / "model.pt")
-    cfg.dm2gal.model = str(model)
+    cfg.trained.model = str(model)
     result = compare.compare(cfg)
     assert set(result["scores"]) == {"dm2gal", "hod"}
     assert all(np.isfinite(v) for s in result["scores"].values() for v in s.values())

@@ -35,8 +35,8 @@ def write_volume(tmp: Path, n: int = 32, seed: int = 0, *sets, stellar: bool = T
         files[f] = str(tmp / f"{name}_{f}.npy")
         np.save(files[f], g)
     cfg = load_config(REPO / "configs" / "dm2gal_test.yaml",
-                      [f"dm2gal.grids={files}".replace("'", '"'), f"data.store={tmp / name}", *sets])
-    return vol.prepare_volume(cfg.dm2gal, cfg.data, cfg.data.store)
+                      [f"volume.grids={files}".replace("'", '"'), f"data.store={tmp / name}", *sets])
+    return vol.prepare_volume(cfg.volume, cfg.data, cfg.data.store)
 
 
 def test_volume_store_regions_stats_and_units(tmp_path):
@@ -55,9 +55,9 @@ def test_cmd_layout_densities_become_masses(tmp_path):
     stack = {f: np.stack([g, 2 * g]) / (25.0 / 16) ** 3 for f, g in grids.items()}   # (2, N, N, N) densities
     for f, cmd in (("dm", "Mtot"), ("subhalo", "Msubhalo"), ("stellar", "Mstar")):
         np.save(camels.grids_path(tmp_path, cmd, "IllustrisTNG", "LH", 16), stack[f].astype(np.float32))
-    cfg = load_config(None, [f"dm2gal.source_dir={tmp_path}", "dm2gal.grid_n=16", "dm2gal.sim=1",
+    cfg = load_config(None, [f"volume.source_dir={tmp_path}", "volume.grid_n=16", "volume.sim=1",
                              f"data.store={tmp_path / 'v.zarr'}"])
-    root = vol.open_volume(vol.prepare_volume(cfg.dm2gal, cfg.data, cfg.data.store), need=vol.FIELDS)
+    root = vol.open_volume(vol.prepare_volume(cfg.volume, cfg.data, cfg.data.store), need=vol.FIELDS)
     np.testing.assert_allclose(root["stellar"][:], 2 * grids["stellar"], rtol=1e-5)
 
 
@@ -152,8 +152,8 @@ def test_prepare_volume_bad_inputs_write_nothing(tmp_path, capsys):
     for name, (files, message) in cases.items():
         spec = {k: str(tmp_path / v) for k, v in files.items()}
         out = tmp_path / f"{name}.zarr"
-        rc = prepare_volume.main(["--set", f"dm2gal.grids={spec}".replace("'", '"'), "--store", str(out),
-                                  "--set", "dm2gal.grid_units=mass"])
+        rc = prepare_volume.main(["--set", f"volume.grids={spec}".replace("'", '"'), "--store", str(out),
+                                  "--set", "volume.grid_units=mass"])
         err = capsys.readouterr().err
         assert rc == 2 and message in err and len(err.strip().splitlines()) == 1, (name, err)
         assert not out.exists() and not list(tmp_path.glob(f".{name}.zarr*")), name

@@ -13,12 +13,13 @@ import zarr
 from helpers import clean_env
 from test_dm2gal_data import REPO, write_volume
 from test_dm2gal_model import per_voxel, random_net
-from hpc_vdm import paint
+from hpc_vdm import dist, paint
+from hpc_vdm.bundle import write_export
 from hpc_vdm.config import load_config, to_dict
 from hpc_vdm.data import volume as vol
+from hpc_vdm.families import dm2gal as dm2gal_family
+from hpc_vdm.families import make_family
 from hpc_vdm.inference import paint as painter
-from hpc_vdm.training.artifact import write_export
-from hpc_vdm.training.tasks import make_task
 
 TEST_CFG = REPO / "configs" / "dm2gal_test.yaml"
 
@@ -26,7 +27,7 @@ TEST_CFG = REPO / "configs" / "dm2gal_test.yaml"
 def export_random(store, path: Path, *sets) -> Path:
     """A dm2gal export with random weights (and random BatchNorm statistics) on ``store``."""
     cfg = load_config(TEST_CFG, [f"data.store={store}", *sets])
-    attrs = make_task(cfg).check()
+    attrs = make_family(cfg).check()
     net = random_net(4, channels=4, hidden=16, patch=17, kernels=(3, 3, 3, 3, 3), strides=(1, 2, 1, 1, 2),
                      widths=(1, 2, 2, 2, 4)).float()
     state = net.state_dict()
@@ -42,7 +43,7 @@ def setup(tmp_path_factory):
 
 def args(model, store, out, *extra):
     return ["--config", str(TEST_CFG), "--model", str(model), "--volume", str(store), "--out", str(out),
-            "--set", "dm2gal.progress=false", *extra]
+            "--set", "paint.progress=false", *extra]
 
 
 def read(out) -> dict:
@@ -76,21 +77,22 @@ def test_paint_equals_the_patch_network_voxel_by_voxel(setup, painted):
 
 def test_two_ranks_give_the_one_rank_store(setup, painted, tmp_path):
     store, model, _ = setup
-    cfg = load_config(TEST_CFG, [f"dm2gal.model={model}", f"dm2gal.volume={store}", f"dm2gal.out={tmp_path / 'r.zarr'}"])
-    p = painter.plan(cfg.dm2gal)
-    out = Path(cfg.dm2gal.out)
-    painter.create(out, p, {})
-    cpu = torch.device("cpu")
-    n1 = painter.paint_blocks(p, cfg.dm2gal, out, 1, 2, cpu)
-    assert 0 < read(out)["done"].sum() == n1 < len(p.grid)
-    assert painter.paint_blocks(p, cfg.dm2gal, out, 0, 2, cpu) == len(p.grid) - n1
+    out = tmp_path / "r.zarr"
+    cfg = load_config(TEST_CFG, [f"trained.model={model}", f"paint.volume={store}", f"paint.out={out}"])
+    job = painter.job(cfg, painter.plan(cfg), torch.device("cpu"))
+    job.store.create(job.layout, {"fingerprint": job.fingerprint})
+    root = job.store.open()
+    second = dist.share(job.units, 1, 2)
+    job.work(root, second, False)
+    assert 0 < read(out)["done"].sum() == len(second) < len(job.units)
+    job.work(root, dist.share(job.units, 0, 2), False)
     np.testing.assert_array_equal(read(out)["stellar"], read(painted)["stellar"])
 
 
 def test_interrupted_paint_reruns_to_the_uninterrupted_store(setup, painted, tmp_path, monkeypatch):
     store, model, _ = setup
     out = tmp_path / "killed.zarr"
-    real = painter.tile_apply
+    real = dm2gal_family.tile_apply
 
     def dies_after_five(*a, done=None, **kw):
         calls = []
@@ -102,11 +104,11 @@ def test_interrupted_paint_reruns_to_the_uninterrupted_store(setup, painted, tmp
             done(t)
         return real(*a, done=record, **kw)
 
-    monkeypatch.setattr(painter, "tile_apply", dies_after_five)
+    monkeypatch.setattr(dm2gal_family, "tile_apply", dies_after_five)
     with pytest.raises(KeyboardInterrupt):
         paint.main(args(model, store, out))
     assert read(out)["done"].sum() == 5 and not read(out)["complete"]
-    monkeypatch.setattr(painter, "tile_apply", real)
+    monkeypatch.setattr(dm2gal_family, "tile_apply", real)
     assert paint.main(args(model, store, out)) == 0
     np.testing.assert_array_equal(read(out)["stellar"], read(painted)["stellar"])
     assert read(out)["complete"]
@@ -114,7 +116,7 @@ def test_interrupted_paint_reruns_to_the_uninterrupted_store(setup, painted, tmp
 
 def bad_cases(setup, tmp):
     store, model, _ = setup
-    coarse = write_volume(tmp, 16, 1, "dm2gal.box_mpc_h=50", name="coarse.zarr")     # other voxel size
+    coarse = write_volume(tmp, 16, 1, "volume.box_mpc_h=50", name="coarse.zarr")     # other voxel size
     from hpc_vdm.models import build_regressor
     from hpc_vdm.config import RunConfig
 
@@ -128,8 +130,8 @@ def bad_cases(setup, tmp):
             "voxel size": ([], "voxels of 3.125 Mpc/h but the model was trained on 0.78125"),
             "block larger than the volume": (["--block", "64"], "does not divide|larger than the field"),
             "block not dividing": (["--block", "12"], "does not divide the volume's 32"),
-            "block memory": (["--block", "32", "--set", "dm2gal.max_block_gb=0.001"], "GB per block"),
-            "another task": ([], "needs a dm2gal model, but"),
+            "block memory": (["--block", "32", "--set", "paint.max_block_gb=0.001"], "GB per block"),
+            "another family": ([], "needs a dm2gal model, but"),
             "mask truth without stars": (["--mask", "truth"], "lacks fields \\['stellar'\\]")}, coarse, other
 
 
@@ -139,7 +141,7 @@ def test_bad_inputs_are_one_clear_error_before_anything_is_written(setup, tmp_pa
     gravity_only = write_volume(tmp_path, 32, 0, stellar=False, name="dmo.zarr")
     for name, (extra, message) in cases.items():
         out = tmp_path / f"out_{name.replace(' ', '_')}.zarr"
-        m = other if name == "another task" else model
+        m = other if name == "another family" else model
         v = coarse if name == "voxel size" else gravity_only if "truth" in name else store
         assert paint.main(args(m, v, out, *extra)) == 2, name
         err = capsys.readouterr().err

@@ -8,8 +8,9 @@ import torch
 from helpers import clean_env, exported, metrics
 from test_dm2gal_data import REPO, write_volume
 from hpc_vdm.config import load_config
-from hpc_vdm.training.artifact import load_bundle
-from hpc_vdm.training.tasks import make_task
+from hpc_vdm.bundle import load_bundle
+from hpc_vdm.dist import Ranks
+from hpc_vdm.families import make_family
 
 CFG = REPO / "configs" / "dm2gal_test.yaml"
 
@@ -30,10 +31,10 @@ def store(tmp_path_factory):
 
 def untrained_validation(store) -> dict:
     cfg = load_config(CFG, [f"data.store={store}"])
-    task = make_task(cfg)
-    task.check()
+    family = make_family(cfg)
+    family.check()
     torch.manual_seed(cfg.train.seed)  # the loop's initial weights
-    return task.validate(task.build(), rank=0, world=1, device=torch.device("cpu"))
+    return family.validate(family.build(), Ranks(device=torch.device("cpu")))
 
 
 def test_short_cpu_training_lowers_the_validation_loss(store, tmp_path):
@@ -55,7 +56,7 @@ def test_short_cpu_training_lowers_the_validation_loss(store, tmp_path):
 def test_data_fields_must_name_the_volume(store, tmp_path):
     cfg = load_config(CFG, [f"data.store={store}", "data.condition=Mstar"])
     with pytest.raises(ValueError, match="data.condition=dm"):
-        make_task(cfg).check()
+        make_family(cfg).check()
 
 
 @pytest.mark.slow

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from hpc_vdm.evaluate import calibration as cal
-from hpc_vdm.evaluate import posterior
+from hpc_vdm.spectra import scores as posterior
 
 
 def test_ranks_of_a_calibrated_posterior_are_uniform_and_cover_exactly():

@@ -1,5 +1,8 @@
-"""The rooms of DESIGN.md, checked on the parsed imports (absolute and relative) and the sizes of the code."""
+"""The rooms of DESIGN.md, checked on the parsed imports (absolute and relative, lazy ones included): the
+layer order, no import circles, no command importing another, and the sizes of the code."""
 import ast
+import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -12,6 +15,17 @@ COMMANDS = {"hpc_vdm.prepare", "hpc_vdm.train", "hpc_vdm.export", "hpc_vdm.sampl
             "hpc_vdm.mock.cli", "hpc_vdm.spectra.cli", "hpc_vdm.evaluate.cli", "hpc_vdm.paint",
             "hpc_vdm.prepare_volume", "hpc_vdm.baselines.cli", "hpc_vdm.sweep"}
 DISTRIBUTION = {"deepspeed", "mpi4py", "submitit"}
+# DESIGN.md's layer order: a module imports only from its own layer or below (lazy imports count)
+LAYERS = [
+    ["tiling", "hpc_vdm", "hpc_vdm.config", "hpc_vdm.io", "hpc_vdm.dist", "hpc_vdm.models", "hpc_vdm.cli",
+     "hpc_vdm.figures"],
+    ["hpc_vdm.data", "hpc_vdm.diffusion", "hpc_vdm.spectra", "hpc_vdm.mock"],
+    ["hpc_vdm.bundle"],
+    ["hpc_vdm.families", "hpc_vdm.baselines"],
+    ["hpc_vdm.training", "hpc_vdm.inference"],
+    ["hpc_vdm.evaluate", "hpc_vdm.emulate", "hpc_vdm.sweeps"],
+]
+TOP = len(LAYERS)  # commands and __main__ shims
 
 
 def module_name(path: Path) -> str:
@@ -34,6 +48,37 @@ def imports(path: Path) -> set[str]:
             names.add(mod)
             names |= {f"{mod}.{a.name}" for a in node.names}
     return names
+
+
+def all_modules() -> dict[str, Path]:
+    return {module_name(p): p for p in sources("hpc_vdm", "tiling")}
+
+
+def resolve(name: str, modules: dict[str, Path]) -> str | None:
+    """The module an imported name refers to (``pkg.mod.attr`` -> ``pkg.mod``), or None if not ours."""
+    while name and name not in modules:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def layer(module: str) -> int:
+    if module in COMMANDS or module.endswith("__main__"):
+        return TOP
+    best, depth = None, -1
+    for i, rooms in enumerate(LAYERS):
+        for room in rooms:
+            if (module == room or module.startswith(room + ".")) and room.count(".") > depth:
+                best, depth = i, room.count(".")
+    assert best is not None, f"{module} lies in no layer of DESIGN.md; add it to LAYERS"
+    return best
+
+
+def graph() -> dict[str, set[str]]:
+    """module -> the modules of ours it imports (lazy imports included)."""
+    modules = all_modules()
+    # a module's own packages are not its imports (``from . import x`` runs a package __init__ that is running)
+    return {m: {r for r in (resolve(n, modules) for n in imports(p)) if r and r != m and not m.startswith(r + ".")}
+            for m, p in modules.items()}
 
 
 def sources(*folders: str) -> list[Path]:
@@ -62,8 +107,58 @@ def test_mock_and_data_never_import_distribution_libraries():
 
 
 def test_spectra_and_evaluate_metrics_never_import_torch():
-    for path in sources("hpc_vdm/spectra") + [PACKAGE / "evaluate" / "posterior.py"]:
+    for path in sources("hpc_vdm/spectra") + [PACKAGE / "evaluate" / "posterior.py"]:  # spectra.cli included
         assert not touches(imports(path), {"torch"}), path
+
+
+def test_imports_point_down_the_layers():
+    upward = sorted(f"{m} (layer {layer(m)}) imports {d} (layer {layer(d)})"
+                    for m, deps in graph().items() for d in deps if layer(d) > layer(m))
+    assert not upward, upward
+
+
+def test_no_import_circles():
+    g, seen, done, circles = graph(), set(), set(), []
+
+    def visit(m, path):
+        seen.add(m)
+        for d in sorted(g.get(m, ())):
+            if d in path:
+                circles.append(" -> ".join(path[path.index(d):] + [d]))
+            elif d not in done and d not in seen:
+                visit(d, path + [d])
+        done.add(m)
+
+    for m in sorted(g):
+        if m not in seen:
+            visit(m, [m])
+    assert not circles, circles
+
+
+def test_the_layer_check_has_teeth():
+    assert layer("hpc_vdm.evaluate.analysis") > layer("hpc_vdm.inference.maps") > layer("hpc_vdm.families.vdm") \
+        > layer("hpc_vdm.bundle") > layer("hpc_vdm.spectra.scores") > layer("hpc_vdm.io")
+    assert layer("hpc_vdm.spectra.cli") == layer("hpc_vdm.tile") == TOP
+
+
+@pytest.mark.parametrize("how", ["python -m hpc_vdm CMD", "python -m hpc_vdm.CMD"])
+def test_every_listed_command_answers_help_both_ways(how, capsys, monkeypatch):
+    """In-process: ``hpc_vdm.__main__.main([CMD, --help])`` and ``runpy`` of ``hpc_vdm.CMD`` as __main__."""
+    import runpy
+
+    from hpc_vdm import __main__ as package_main
+
+    for name in package_main.COMMANDS:
+        monkeypatch.setattr(sys, "argv", [f"hpc_vdm.{name}", "--help"])
+        with pytest.raises(SystemExit) as stop:
+            if how == "python -m hpc_vdm CMD":
+                package_main.main([name, "--help"])
+            else:  # runpy warns that the module was imported before (by the first case): harmless here
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    runpy.run_module(f"hpc_vdm.{name}", run_name="__main__", alter_sys=True)
+        assert stop.value.code == 0, (how, name, capsys.readouterr().err[-2000:])
+        assert "usage" in capsys.readouterr().out.lower(), (how, name)
 
 
 def test_commands_never_import_other_commands():
@@ -76,12 +171,12 @@ def test_commands_never_import_other_commands():
 
 
 def test_the_relative_import_resolver_sees_what_it_must():
-    found = imports(PACKAGE / "training" / "tasks" / "vdm.py")
-    assert {"hpc_vdm.training.validate", "hpc_vdm.config", "hpc_vdm.models"} <= found
+    found = imports(PACKAGE / "families" / "vdm.py")
+    assert {"hpc_vdm.families.base", "hpc_vdm.config", "hpc_vdm.models"} <= found
 
 
 def test_export_and_the_bundle_load_without_deepspeed_at_import():
-    for path in (PACKAGE / "export.py", PACKAGE / "training" / "artifact.py"):
+    for path in (PACKAGE / "export.py", PACKAGE / "bundle.py", PACKAGE / "training" / "export.py"):
         top = {n.module if isinstance(n, ast.ImportFrom) else n.names[0].name
                for n in ast.parse(path.read_text()).body if isinstance(n, (ast.Import, ast.ImportFrom))}
         assert not any(str(m).startswith("deepspeed") for m in top), path

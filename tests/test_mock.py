@@ -186,7 +186,7 @@ def test_existing_output_is_kept_without_overwrite(tmp_path):
 
 
 def test_cli_writes_preview(tmp_path):
-    from hpc_vdm.mock import main
+    from hpc_vdm.mock.cli import main
 
     png = tmp_path / "preview.png"
     assert main(["--out", str(tmp_path / "cmd"), "--n-sims", "1", "--pixels", "64", "--preview", str(png)]) == 0

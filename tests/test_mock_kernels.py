@@ -76,10 +76,10 @@ def test_threads_do_not_change_a_simulation():
     out, old = [], mesh.WORKERS
     try:
         for threads in (1, 2):
-            kernels.set_threads(threads)
+            mesh.set_threads(threads)
             out.append(simulate.simulate(row, cfg, stars.SUITES["IllustrisTNG"], np.random.SeedSequence(4)))
     finally:
-        kernels.set_threads(old)
+        mesh.set_threads(old)
     for field in ("Mcdm", "Mstar"):
         np.testing.assert_array_equal(out[0][field], out[1][field])
 

@@ -6,7 +6,8 @@ import torch
 
 from hpc_vdm.config import RunConfig
 from hpc_vdm.diffusion import EMA, LinearSchedule, alpha_sigma, ancestral_step, antithetic_times, build_vdm, sample
-from hpc_vdm.models import UNet
+from hpc_vdm.models import FieldRegressor, PixelNorm, UNet, build_unet
+from hpc_vdm.models.blocks import AttentionBlock
 
 torch.set_num_threads(1)
 
@@ -17,7 +18,7 @@ def tiny_vdm(**model):
     for k, v in model.items():
         setattr(cfg.model, k, v)
     torch.manual_seed(0)
-    return build_vdm(cfg.model, cfg.diffusion)
+    return build_vdm(cfg.model, cfg.model.vdm)
 
 
 def test_paper_unet_size_and_shapes():
@@ -153,3 +154,113 @@ def test_ema_tracks_and_round_trips():
     assert other.decay == 0.5 and all(torch.equal(other.shadow[k], ema.shadow[k]) for k in ema.shadow)
     with pytest.raises(ValueError, match="different model"):
         EMA(torch.nn.Linear(3, 3, bias=False).named_parameters()).load_state_dict(ema.state_dict())
+
+
+def test_default_unet_and_regressor_compute_what_they_did_before_the_locality_options():
+    # literals: the same construction, weights and inputs run on the code before norm/attention options
+    # existed (commit d2e13d0), float64
+    torch.manual_seed(0)
+    net = UNet(channels=8, channel_mults=(1, 2), norm_groups=4, dropout=0.0, n_params=6).double().eval()
+    init = [v.double().sum().item() for v in net.state_dict().values()]
+    assert sum(init) == pytest.approx(266.1091163981737, rel=1e-12)  # same modules, created in the same order
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64) * 0.2)
+        x = torch.randn(2, 3, 16, 16, generator=g, dtype=torch.float64)
+        prm = torch.rand(2, 6, generator=g, dtype=torch.float64)
+        out = net(x[:, :1], torch.tensor([-2.0, 3.5], dtype=torch.float64), x[:, 1:2], prm)
+    assert out.sum().item() == pytest.approx(-147.3800961729453, rel=1e-10)
+    assert out.pow(2).sum().item() == pytest.approx(573.2566840172499, rel=1e-10)
+    want = {(0, 0, 0): -0.18412575483136248, (0, 7, 11): 2.7661020324284817, (1, 15, 3): 0.5705299951906233}
+    for (b, i, j), v in want.items():
+        assert out[b, 0, i, j].item() == pytest.approx(v, rel=1e-10)
+    torch.manual_seed(0)
+    reg = FieldRegressor(channels=8, n_blocks=2, norm_groups=4).double().eval()
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in reg.parameters():
+            p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64) * 0.2)
+        y = reg(torch.randn(2, 1, 12, 12, generator=g, dtype=torch.float64))
+    assert y.sum().item() == pytest.approx(59.28451016673136, rel=1e-10)
+    assert y[1, 0, 5, 7].item() == pytest.approx(0.007331902190676527, rel=1e-8)
+
+
+def test_map_condition_is_optional_and_checked():
+    free = UNet(channels=8, channel_mults=(1, 2), norm_groups=4, cond_channels=0, n_params=6, add_zt=False).eval()
+    z, g, prm = torch.randn(2, 1, 16, 16), torch.zeros(2), torch.rand(2, 6)
+    assert free(z, g, params=prm).shape == (2, 1, 16, 16) and free(z, g, None, prm).shape == (2, 1, 16, 16)
+    with pytest.raises(ValueError, match="no map condition .*pass cond=None"):
+        free(z, g, z, prm)
+    net = UNet(channels=8, channel_mults=(1, 2), norm_groups=4).eval()
+    assert net(z, g, z).shape == (2, 1, 16, 16)  # today's positional calls
+    with pytest.raises(ValueError, match=r"conditions on a map \(cond_channels=1\); pass cond of shape \(2, 1, 16, 16\)"):
+        net(z, g)
+    with pytest.raises(ValueError, match=r"cond must have shape \(2, 1, 16, 16\).*got \(2, 1, 16, 8\)"):
+        net(z, g, z[..., :8])
+
+
+def test_pixel_norm_normalises_each_pixel_over_its_channels():
+    norm = PixelNorm(6)
+    with torch.no_grad():
+        norm.gain.normal_()
+        norm.bias.normal_()
+    x = torch.randn(2, 6, 5, 7, dtype=torch.float64)
+    norm = norm.double()
+    mean, var = x.mean(1, keepdim=True), x.var(1, unbiased=False, keepdim=True)
+    want = (x - mean) / torch.sqrt(var + 1e-5) * norm.gain.view(1, 6, 1, 1) + norm.bias.view(1, 6, 1, 1)
+    assert torch.allclose(norm(x), want, atol=1e-12)
+    assert torch.allclose(norm(x[..., 2:3, 4:5]), want[..., 2:3, 4:5], atol=1e-12)  # one pixel alone: the same
+
+
+def test_local_attention_over_the_whole_map_is_global_attention():
+    torch.manual_seed(0)
+    glob = AttentionBlock(8, heads=2, groups=4, norm="pixel").double()
+    for p in glob.parameters():
+        p.data.normal_(0, 0.3)
+    loc = AttentionBlock(8, heads=2, groups=4, norm="pixel", radius=2).double()
+    loc.load_state_dict(glob.state_dict())
+    x = torch.randn(3, 8, 5, 5, dtype=torch.float64)  # a 5x5 neighbourhood (r = 2) is the whole 5x5 map
+    assert torch.allclose(loc(x), glob(x), atol=1e-12)
+    y = torch.randn(1, 8, 9, 9, dtype=torch.float64)  # on a larger map the neighbourhood is local
+    far = y.clone()
+    far[..., 4:7, :] += torch.randn(1, 8, 3, 9, dtype=torch.float64)  # rows 4..6: > 2 rows (periodic) from 0..1
+    assert torch.allclose(loc(y)[..., :2, :], loc(far)[..., :2, :], atol=1e-12)
+    assert not torch.allclose(glob(y)[..., :2, :], glob(far)[..., :2, :], atol=1e-6)
+    with pytest.raises(ValueError, match="attention_radius=5 needs a bottleneck of at least 11x11"):
+        AttentionBlock(8, heads=2, groups=4, radius=5).double()(x)
+
+
+def test_locality_options_are_checked_and_weights_of_another_norm_never_load():
+    with pytest.raises(ValueError, match="norm must be one of .*got 'batch'"):
+        UNet(norm="batch")
+    with pytest.raises(ValueError, match="attention must be one of .*got 'window'"):
+        UNet(attention="window")
+    with pytest.raises(ValueError, match="needs attention_radius >= 1"):
+        UNet(attention="local")
+    with pytest.raises(ValueError, match="applies to attention='local' only, got attention='global'"):
+        UNet(attention=True, attention_radius=2)
+    kw = dict(channels=8, channel_mults=(1, 2), norm_groups=4)
+    group = UNet(**kw)
+    with pytest.raises(RuntimeError, match="gain"):  # GroupNorm's weight/bias are not PixelNorm's gain/bias
+        UNet(norm="pixel", **kw).load_state_dict(group.state_dict())
+    UNet(attention="local", attention_radius=1, **kw).load_state_dict(group.state_dict())  # same parameters
+
+
+def test_build_unet_reads_the_locality_fields_and_old_configs_mean_groupnorm():
+    cfg = RunConfig()
+    cfg.model.channels, cfg.model.channel_mults, cfg.model.norm_groups = 8, [1, 2], 4
+    net = build_unet(cfg.model, gamma_range=(-13.3, 13.3))
+    assert (net.norm_kind, net.attention_kind) == ("group", "global")  # the defaults: today's network
+    cfg.model.norm, cfg.model.attention_radius = "pixel", 2
+    net = build_unet(cfg.model, gamma_range=(-13.3, 13.3))
+    assert (net.norm_kind, net.attention_kind, net.attention_radius) == ("pixel", "local", 2)
+    cfg.model.attention, cfg.model.attention_radius = False, 0
+    assert build_unet(cfg.model, gamma_range=(-13.3, 13.3)).mid_attn is None
+
+    class Old:  # a config written before norm/attention_radius existed
+        channels, channel_mults, blocks_per_level, attention, attention_heads = 8, [1, 2], 1, True, 1
+        norm_groups, dropout, add_zt, param_conditioning = 4, 0.0, True, False
+
+    old = build_unet(Old(), gamma_range=(-13.3, 13.3))
+    assert (old.norm_kind, old.attention_kind) == ("group", "global")

@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -19,15 +20,14 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import clean_env, train_cmd, write_cmd
-from hpc_vdm import export, sample, spectra
+from helpers import clean_env, export_tiny, train_cmd, write_cmd
+from hpc_vdm import export, sample
+from hpc_vdm.spectra import cli as spectra
 from hpc_vdm.config import RunConfig, load_config, to_dict
 from hpc_vdm.data.dataset import MapsDataset, held_out_maps, read_attrs
-from hpc_vdm.diffusion import build_vdm
 from hpc_vdm.data.store import chunk_files
 from hpc_vdm.io import lock_path
 from hpc_vdm.prepare import main as prepare_main
-from hpc_vdm.training.artifact import write_export
 from hpc_vdm.training.checkpoint import Checkpoints
 
 
@@ -61,14 +61,8 @@ def prepare_args(cfg, out=None, *extra):
 
 @pytest.fixture(scope="module")
 def model(maps_store, tmp_path_factory):
-    cfg = RunConfig()
-    cfg.model.channels, cfg.model.channel_mults, cfg.model.norm_groups, cfg.model.dropout = 8, [1, 2, 2], 4, 0.0
-    cfg.data.store = str(maps_store)
-    torch.manual_seed(1)
-    state = {k: v.float() for k, v in build_vdm(cfg.model, cfg.diffusion).state_dict().items()}
     path = tmp_path_factory.mktemp("safety_model") / "model.pt"
-    return write_export(path, raw=state, ema=state, config=to_dict(cfg), store_attrs=read_attrs(maps_store),
-                        step=0, tag="test")
+    return export_tiny(path, read_attrs(maps_store), seed=1, store=maps_store)
 
 
 def run_sample(model, store, out, *extra):
@@ -200,26 +194,40 @@ def test_spectra_out_needs_overwrite_and_replaces_only_its_own(small, tmp_path, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cmd", "maps.zarr", "pk.json", "pk.npz", "results.json"]
 
 
+def tiny_config() -> RunConfig:
+    cfg = RunConfig()
+    cfg.model.channels, cfg.model.channel_mults, cfg.model.norm_groups, cfg.model.dropout = 8, [1, 2, 2], 4, 0.0
+    return cfg
+
+
 class FakeEngine:
-    """DeepSpeed's ZeRO-0 checkpoint layout with a tiny module."""
+    """DeepSpeed's ZeRO-0 checkpoint layout with a tiny VDM (weights scaled by the step, to tell them apart)."""
 
     def __init__(self, value: float):
-        self.value = value
+        from hpc_vdm.bundle import build_module
+
+        torch.manual_seed(0)
+        self.state = {k: v * value for k, v in build_module(tiny_config()).state_dict().items()}
 
     def save_checkpoint(self, root, tag, client_state, save_latest):
         Path(root, tag).mkdir(parents=True)
-        torch.save({"module": {"w": torch.full((4,), self.value)}}, Path(root, tag, "mp_rank_00_model_states.pt"))
+        torch.save({"module": self.state}, Path(root, tag, "mp_rank_00_model_states.pt"))
 
     def zero_optimization_stage(self):
         return 0
 
 
+STATS = {f: {"transform": "log10(x + offset)", "offset": 1.0, "mean": 10.0, "std": 1.0} for f in ("Mstar", "Mcdm")}
+
+
 def fake_run_dir(root: Path, steps=(1, 2)) -> Path:
     ckpts = Checkpoints(root / "checkpoints")
+    store = {"stats": STATS, "pixel_size_mpc_h": 25 / 256, "slab_thickness_mpc_h": 5.0, "map_pixels": 256}
     for step in steps:
-        ckpts.save(FakeEngine(float(step)), step, {}, extra_files={"ema.pt": {"shadow": {"w": torch.zeros(4)}}},
-                   meta={"config": to_dict(RunConfig()), "store": {"stats": {}}})
-    (root / "config.json").write_text(json.dumps(to_dict(RunConfig())))
+        engine = FakeEngine(float(step))
+        ckpts.save(engine, step, {}, extra_files={"ema.pt": {"shadow": engine.state}},
+                   meta={"config": to_dict(tiny_config()), "store": store})
+    (root / "config.json").write_text(json.dumps(to_dict(tiny_config())))
     return root
 
 
@@ -288,7 +296,11 @@ def test_two_prepares_on_one_new_output_one_wins_the_other_names_it(tmp_path):
     deadline = time.time() + 60
     while not lock_path(out).exists() and first.poll() is None and time.time() < deadline:
         time.sleep(0.01)
-    second = subprocess.run(cmd, env=clean_env(), capture_output=True, text=True, timeout=120)
+    os.kill(first.pid, signal.SIGSTOP)  # the first writes only once its inputs are checked: hold it mid-write
+    try:
+        second = subprocess.run(cmd, env=clean_env(), capture_output=True, text=True, timeout=120)
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
     _, first_err = first.communicate(timeout=120)
     assert first.returncode == 0, first_err
     refused(second.returncode, second.stderr, f"{str(out)!r} is being written by another command: pid {first.pid} "
@@ -358,7 +370,11 @@ def test_full_filesystem_is_one_error_and_leaves_nothing(tmp_path, capsys):
     write_cmd(source, n_sims=4, pixels=128)  # ~4 MB of poorly compressible maps for a 1 MB disk
     with tmpfs(tmp_path / "small", "1m") as disk:
         cfg = load_config(None, [f"data.source_dir={source}", f"data.store={disk}/maps.zarr"])
-        refused(prepare_main(prepare_args(cfg)), capsys.readouterr().err,
+        refused(prepare_main(prepare_args(cfg)), capsys.readouterr().err,  # refused up front by its size
+                f"the maps store {str(disk / 'maps.zarr')!r} (2 fields x 60 maps of 128^2 float32, before "
+                f"compression) needs about 7.5 MiB of disk; {str(disk)!r} has 1 MiB free; pass --force")
+        assert list(disk.iterdir()) == []
+        refused(prepare_main(prepare_args(cfg, None, "--force")), capsys.readouterr().err,  # and when forced
                 f"cannot write {str(disk / 'maps.zarr')!r}: No space left on device (ENOSPC)")
         assert list(disk.iterdir()) == []  # no half store, no temporary, no lock
 
@@ -406,18 +422,19 @@ def test_tile_store_chunk_missing_under_its_done_record_is_named(tmp_path, capsy
     from hpc_vdm.inference import store as tile_store
 
     out = tmp_path / "t.zarr"
-    tile_store.create(out, pairs=[(0, 0), (0, 1)], pixels=8, n_samples=2, fingerprint={"a": 1}, provenance={})
-    store = tile_store.TileStore(out)
+    store = tile_store.tile_store(out)
+    store.create(tile_store.layout([(0, 0), (0, 1)], 8, 2), {"fingerprint": {"a": 1}, "provenance": {}})
+    rows = tile_store.TileRows(store, store.open())
     for i in range(2):
-        store.write_cond(i, np.ones((8, 8)))
+        rows.write_cond(i, np.ones((8, 8)))
         for j in range(2):
-            store.write_sample(i, j, np.full((8, 8), 1.0 + j))
-        store.write_summary(i)
+            rows.write_sample(i, j, np.full((8, 8), 1.0 + j))
+        rows.write_summary(i)
     store.mark_complete()
     (out / "samples" / "c" / "1" / "1" / "0" / "0").unlink()
     with pytest.raises(ValueError, match=r"array 'samples' has no chunk for slab 1 \(axis 0, slab 1\), sample 1, "
                                          r"which its record 'done' lists as written"):
-        tile_store.TileStore(out)
+        store.open()
     refused(spectra.main(["auto", f"{out}", "--array", "mean", "--box", "25"]), capsys.readouterr().err,
             "array 'samples' has no chunk for slab 1")
 
@@ -434,21 +451,18 @@ def test_samples_store_chunk_missing_is_named_by_spectra(model, maps_store, tmp_
 @pytest.fixture(scope="module")
 def tile_model(maps_store, tmp_path_factory):
     """A tiny exported U-Net at the tile presets' 0.1 Mpc/h pixels, and a 2-slab preset."""
-    cfg = RunConfig()
-    cfg.model.channels, cfg.model.channel_mults, cfg.model.norm_groups, cfg.model.dropout = 8, [1, 2, 2], 4, 0.0
-    state = {k: v.float() for k, v in build_vdm(cfg.model, cfg.diffusion).state_dict().items()}
     attrs = read_attrs(maps_store) | {"pixel_size_mpc_h": 0.1, "slab_thickness_mpc_h": 5.0}
     root = tmp_path_factory.mktemp("safety_tile")
     (root / "small.yaml").write_text("name: small\nbox_mpc_h: 10.0\nslab_mpc_h: 5.0\npixel_mpc_h: 0.1\n")
-    return write_export(root / "model.pt", raw=state, ema=state, config=to_dict(cfg), store_attrs=attrs, step=0,
-                        tag="test"), root / "small.yaml"
+    return export_tiny(root / "model.pt", attrs), root / "small.yaml"
 
 
 def tile_args(tile_model, out):
     model, preset = tile_model
     return ["--volume", str(preset), "--model", str(model), "--n-samples", "1", "--steps", "2", "--tile", "32",
             "--halo", "8", "--set", "tile.mock_slabs=2", "--set", "tile.mock_spacing_mpc_h=0.5",
-            "--set", "tile.mock_pm_steps=3", "--set", "tile.progress=false", "--out", str(out)]
+            "--set", "tile.mock_pm_steps=3", "--set", "tile.progress=false", "--set", "tile.force=true",
+            "--sampler", "ancestral", "--out", str(out)]
 
 
 def test_a_second_tile_run_on_one_output_is_refused_naming_the_first(tile_model, tmp_path, capsys):

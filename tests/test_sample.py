@@ -3,35 +3,22 @@ import json
 
 import numpy as np
 import pytest
-import torch
 import zarr
 
 from hpc_vdm import sample
-from hpc_vdm.config import RunConfig, to_dict
+from helpers import export_tiny
 from hpc_vdm.data.dataset import read_attrs
-from hpc_vdm.diffusion import build_vdm
-from hpc_vdm.training.artifact import write_export
 
 
 @pytest.fixture(scope="module")
 def model(maps_store, tmp_path_factory):
-    cfg = RunConfig()
-    cfg.model.channels, cfg.model.channel_mults, cfg.model.norm_groups, cfg.model.dropout = 8, [1, 2, 2], 4, 0.0
-    cfg.data.store = str(maps_store)
-    torch.manual_seed(1)
-    vdm = build_vdm(cfg.model, cfg.diffusion)
-    with torch.no_grad():
-        for p in vdm.score.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    state = {k: v.float() for k, v in vdm.state_dict().items()}
     path = tmp_path_factory.mktemp("sample_model") / "model.pt"
-    return write_export(path, raw=state, ema=state, config=to_dict(cfg), store_attrs=read_attrs(maps_store),
-                        step=0, tag="test")
+    return export_tiny(path, read_attrs(maps_store), seed=1, jitter=0.05, store=maps_store)
 
 
 def run(model, out, *extra):
-    return sample.main(["--model", str(model), "--n-maps", "2", "--n-samples", "3", "--steps", "3", "--out", str(out),
-                        "--set", "sample.progress=false", *extra])
+    return sample.main(["--model", str(model), "--n-maps", "2", "--n-samples", "3", "--steps", "3", "--sampler",
+                        "ancestral", "--out", str(out), "--set", "sample.progress=false", *extra])
 
 
 def test_sample_writes_posterior_statistics_summary_and_figure(model, maps_store, tmp_path):

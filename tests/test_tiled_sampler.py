@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from hpc_vdm.diffusion import LinearSchedule, sample_loop, time_grid
+from hpc_vdm.diffusion.oracle import GaussianFieldOracle, power_law
 from hpc_vdm.diffusion.tiled import INITIAL, keyed_noise, sample_tiled
 
 
@@ -20,11 +21,11 @@ class LocalToyVDM(torch.nn.Module):
         return (torch.tanh(h) * (1 + 0.05 * g.double().view(-1, 1, 1, 1))).float()
 
 
-def untiled(vdm, cond, n_steps, seed):
-    gammas = vdm.gamma(time_grid(n_steps)).detach()
+def untiled(vdm, cond, n_steps, seed, sampler="ancestral"):
+    gammas = vdm.gamma(time_grid(n_steps, sampler)).detach()
     z1 = keyed_noise(cond.shape, seed=seed, slab=0, sample=0, step=INITIAL)
     return sample_loop(lambda z, g: vdm.eps_hat(z[None], g.expand(1), cond[None])[0], z1, gammas,
-                       lambda s: keyed_noise(cond.shape, seed=seed, slab=0, sample=0, step=s))
+                       lambda s: keyed_noise(cond.shape, seed=seed, slab=0, sample=0, step=s), sampler=sampler)
 
 
 @pytest.mark.parametrize("tile,halo,batch", [(16, 2, 1), (24, 4, 5), (40, 3, 64)])
@@ -35,6 +36,40 @@ def test_fused_tiled_sampler_equals_untiled(tile, halo, batch):
         want = untiled(vdm, cond, 6, seed=3)
         got = sample_tiled(vdm, cond, tile=tile, halo=halo, n_steps=6, seed=3, batch_size=batch)
     torch.testing.assert_close(got, want, rtol=0, atol=1e-5)
+
+
+FEW_STEP = ("unipc", "dpm2m_sde", "dpm3m")
+
+
+def local_oracle():
+    """The exact Gaussian-field denoiser truncated to a 3-pixel reach: local, so halo >= 3 tiles exactly."""
+    return GaussianFieldOracle(power_law((32, 32), slope=-2.5, k_min=1 / 32, floor=0.05), reach=3)
+
+
+@pytest.mark.parametrize("sampler", FEW_STEP)
+@pytest.mark.parametrize("make", [LocalToyVDM, local_oracle], ids=["toy", "oracle"])
+def test_fused_tiled_few_step_samplers_equal_untiled(sampler, make):
+    vdm = make()
+    cond = torch.randn(1, 56, 44)
+    with torch.no_grad():
+        want = untiled(vdm, cond, 7, seed=4, sampler=sampler)
+        for tile, halo, batch in [(16, 3, 1), (24, 4, 64)]:
+            got = sample_tiled(vdm, cond, tile=tile, halo=halo, n_steps=7, seed=4, batch_size=batch, sampler=sampler)
+            torch.testing.assert_close(got, want, rtol=0, atol=1e-5)
+    assert not torch.allclose(want, untiled(vdm, cond, 7, seed=5, sampler=sampler))
+
+
+@pytest.mark.parametrize("sampler", FEW_STEP)
+def test_few_step_samples_drawn_together_equal_samples_drawn_alone(sampler):
+    vdm = local_oracle()
+    cond = torch.zeros(1, 40, 36)
+    both = sample_tiled(vdm, cond, tile=16, halo=3, n_steps=5, seed=5, slab=7, samples=[2, 5], batch_size=3,
+                        sampler=sampler)
+    for row, i in enumerate([2, 5]):
+        alone = sample_tiled(vdm, cond, tile=20, halo=4, n_steps=5, seed=5, slab=7, samples=[i], batch_size=1,
+                             sampler=sampler)
+        torch.testing.assert_close(both[row:row + 1], alone, rtol=0, atol=1e-5)
+    assert not torch.allclose(both[0], both[1])
 
 
 def test_keyed_noise_depends_on_every_key():
@@ -71,6 +106,6 @@ def test_window_that_misses_the_unet_stride_is_refused():
 
     from hpc_vdm.diffusion.tiled import check_window
 
-    with pytest.raises(ValueError, match=r"tile 30 \+ 2 x halo 8 = 46 pixels is not a multiple of the U-Net stride 8"):
+    with pytest.raises(ValueError, match=r"tile 30 \+ 2 x halo 8 = 46 pixels is not a multiple of the network's stride 8"):
         check_window(tiny_vdm(), 30, 8)
     check_window(tiny_vdm(), 32, 8)

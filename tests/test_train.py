@@ -52,7 +52,7 @@ def test_run_dir_contents(straight):
 
 
 def test_export_loads_without_deepspeed(straight):
-    from hpc_vdm.training.artifact import load_bundle
+    from hpc_vdm.bundle import load_bundle
 
     bundle = load_bundle(straight / "export" / "model.pt")
     assert bundle.step == 6 and bundle.store["map_pixels"] == 256 and bundle.kind == "vdm"

@@ -1,4 +1,5 @@
-"""The task seam: a second family (the field regressor) through the same loop; preemption policies; the bundle."""
+"""The family seam in training: a second family (the field regressor) through the same loop; preemption policies;
+the bundle. Its use (tile, sample, evaluate) is tests/test_families.py."""
 import os
 import signal
 
@@ -8,9 +9,9 @@ import torch
 from helpers import exported, metrics, train
 from hpc_vdm.training import preemption
 from hpc_vdm.training.checkpoint import Checkpoints
-from hpc_vdm.training.tasks import TASKS
+from hpc_vdm.families import FAMILIES
 
-REGRESSOR = ("model.kind=regressor", "model.blocks_per_level=2", "train.val_sample_maps=1")
+REGRESSOR = ("model.kind=regressor", "model.blocks_per_level=2", "model.norm=pixel", "train.val_sample_maps=1")
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +24,7 @@ def straight_regressor(maps_store, tmp_path_factory):
 def test_regressor_trains_validates_checkpoints_and_exports(straight_regressor):
     rows, val = metrics(straight_regressor), metrics(straight_regressor, "val")
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5, 6]
-    assert "loss_mse" in rows[0] and "loss_diff" not in rows[0]            # the task's own columns
+    assert "loss_mse" in rows[0] and "loss_diff" not in rows[0]            # the family's own columns
     assert rows[0]["loss"] == rows[0]["loss_mse"]                          # its only term is the loss
     assert float(rows[-1]["loss"]) < float(rows[0]["loss"])                # it learns something in 6 steps
     assert [int(r["step"]) for r in val] == [3, 6] and all(float(r["val_mse"]) > 0 for r in val)
@@ -47,33 +48,29 @@ def test_regressor_resume_equals_uninterrupted(maps_store, straight_regressor, t
     assert drop(metrics(run, "val")) == drop(metrics(straight_regressor, "val"))
 
 
-def test_the_bundle_knows_its_task_and_other_commands_refuse_it(straight_regressor, tmp_path, capsys):
-    from hpc_vdm import sample
-    from hpc_vdm.training.artifact import load_bundle
+def test_the_bundle_knows_its_family(straight_regressor):
+    from hpc_vdm.bundle import load_bundle
 
     bundle = load_bundle(straight_regressor / "export" / "model.pt")
     assert bundle.kind == "regressor" and bundle.stride == 1 and bundle.params() is None
     x = torch.zeros(2, 1, 64, 64)
     assert bundle.module(x).shape == (2, 1, 64, 64)
-    assert sample.main(["--model", str(straight_regressor / "export" / "model.pt"), "--out", str(tmp_path / "s")]) == 2
-    err = capsys.readouterr().err
-    assert "needs a vdm model" in err and "is a regressor model" in err and not (tmp_path / "s").exists()
 
 
-def test_selection_on_a_metric_the_task_does_not_have(maps_store, tmp_path, capsys):
+def test_selection_on_a_metric_the_family_does_not_have(maps_store, tmp_path, capsys):
     from hpc_vdm.train import main
 
     from helpers import REPO
     rc = main([str(REPO / "configs" / "train_tiny.yaml"), "--set", f"data.store={maps_store}", "--set",
                "model.kind=regressor", "--set", "train.select_on=val_bound", "--run-dir", str(tmp_path / "r")])
     err = capsys.readouterr().err
-    assert rc == 2 and "not a validation metric of the regressor task" in err and "val_mse" in err
+    assert rc == 2 and "not a validation metric of the regressor family" in err and "val_mse" in err
     assert not (tmp_path / "r").exists()
 
 
-def test_every_task_declares_a_selectable_validation_metric():
-    for kind, task in TASKS.items():
-        assert task.kind == kind and task.loss_terms and set(task.better) <= set(task.val_columns), kind
+def test_every_family_declares_a_selectable_validation_metric():
+    for kind, family in FAMILIES.items():
+        assert family.kind == kind and family.loss_terms and set(family.better) <= set(family.val_columns), kind
 
 
 # ---------------------------------------------------------------------------------------------

@@ -126,7 +126,7 @@ def _run(fn, windows: list, device):
 
 def tile_apply(fn: Callable, field, tile: int | Sequence[int], halo: int | Sequence[int] = 0, blend: str = "core",
                batch_size: int = 8, device=None, out=None, *, mode: str = "same", tiles=None,
-               done: Callable | None = None):
+               done: Callable | None = None, align: int = 1):
     """Apply ``fn`` tile by tile to a periodic (C, *spatial) field; returns (C_out, *spatial) like the field.
 
     ``mode``: ``"same"`` (fn returns the whole window) or ``"valid"`` (fn returns the core, (B, C_out, *tile);
@@ -138,6 +138,8 @@ def tile_apply(fn: Callable, field, tile: int | Sequence[int], halo: int | Seque
     Given a chunked ``out`` too, the grid must be chunk-aligned (:func:`check_aligned`), so that ranks
     writing their own tiles into one store never share a chunk. ``done(tile)`` is called once a tile's
     owned region has been written, so a caller can record progress and resume with the remaining tiles.
+    ``align``: every window starts on a multiple of it (a strided network's total stride; see
+    :class:`~tiling.grid.TileGrid`).
 
     >>> import numpy as np
     >>> x = np.arange(10.0)[None]                                    # (C, X) on a ring of 10
@@ -159,7 +161,7 @@ def tile_apply(fn: Callable, field, tile: int | Sequence[int], halo: int | Seque
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if len(field.shape) < 2:
         raise ValueError(f"field must be (C, *spatial), got shape {tuple(field.shape)}")
-    grid = TileGrid.make(field.shape[1:], tile, halo, mode)
+    grid = TileGrid.make(field.shape[1:], tile, halo, mode, align)
     todo = _check_tiles(grid, tiles)
     if tiles is not None and out is not None and write_chunks(out) is not None:
         check_aligned(grid, write_chunks(out))

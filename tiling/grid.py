@@ -6,6 +6,11 @@ start_i = min(i t, n − t), so every tile has the same size even when n is not 
 core overlaps its neighbour). Its window is the core plus h pixels each side, taken modulo n: windows near
 the edges wrap around the torus. Every window has the same shape, tile + 2 halo per axis.
 
+With ``align`` a (the total stride of a downsampling network) every window starts on a multiple of a:
+the last core starts at min(i t, n − t) rounded *up* to a multiple of a (its window then wraps past the
+end of the torus), so a stride-a network sees every window on the same sub-lattice even when n is not a
+multiple of a (TNG300's 2099-pixel slabs); tile and halo must then be multiples of a.
+
 The grid's ``mode`` says what a function applied to a window returns: ``"same"`` the whole window (a
 same-padded network; owned pixels are read at offset halo + i t − start_i), ``"valid"`` only the core, as
 valid convolutions with receptive radius halo do (owned pixels at offset i t − start_i). ``tiles_of`` splits
@@ -43,10 +48,11 @@ class TileGrid:
     tile: tuple[int, ...]   # core size per axis
     halo: tuple[int, ...]   # context each side per axis
     mode: str = "same"      # what fn returns per window: "same" (the window) or "valid" (the core)
+    align: int = 1          # window starts are multiples of this (a network's total stride)
 
     @classmethod
     def make(cls, shape: Sequence[int], tile: int | Sequence[int], halo: int | Sequence[int] = 0,
-             mode: str = "same") -> "TileGrid":
+             mode: str = "same", align: int = 1) -> "TileGrid":
         """Validate and build; errors name the axis and the values.
 
         ``halo >= tile`` is refused in ``"same"`` mode only: there the halo is a choice, and a halo as wide as
@@ -70,7 +76,10 @@ class TileGrid:
             if h >= t and mode == "same":
                 raise ValueError(f"halo {h} must be smaller than the tile {t} on axis {ax} "
                                  f"(mode='same'; mode='valid' allows any halo)")
-        return cls(shape, tile, halo, mode)
+            if align < 1 or t % align or h % align:
+                raise ValueError(f"tile {t} and halo {h} must be multiples of align={align} on axis {ax} (windows "
+                                 f"start on multiples of the network's stride)")
+        return cls(shape, tile, halo, mode, int(align))
 
     @property
     def ndim(self) -> int:
@@ -107,7 +116,8 @@ class TileGrid:
         return list(itertools.islice(self.tiles(), rank * n // world, (rank + 1) * n // world))
 
     def start(self, ax: int, i: int) -> int:
-        return min(i * self.tile[ax], self.shape[ax] - self.tile[ax])
+        s = min(i * self.tile[ax], self.shape[ax] - self.tile[ax])
+        return -(-s // self.align) * self.align  # rounded up to the alignment (a no-op for align 1)
 
     def owned(self, ax: int, i: int) -> tuple[int, int]:
         return i * self.tile[ax], min((i + 1) * self.tile[ax], self.shape[ax])

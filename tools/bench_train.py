@@ -36,7 +36,7 @@ def make_vdm(tiny: bool, device, dtype=torch.float32, channels_last=False, compi
     if tiny:
         cfg.model.channels, cfg.model.channel_mults, cfg.model.norm_groups = 8, [1, 2, 2, 2], 4
     torch.manual_seed(0)
-    vdm = build_vdm(cfg.model, cfg.diffusion).to(device)
+    vdm = build_vdm(cfg.model, cfg.model.vdm).to(device)
     vdm.score.to(dtype)
     if channels_last:
         vdm = vdm.to(memory_format=torch.channels_last)

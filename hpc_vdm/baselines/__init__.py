@@ -3,8 +3,3 @@
 ``python -m hpc_vdm.baselines``: dm2gal vs HOD vs truth on the volume's test cube (:mod:`.cli`).
 """
 
-
-def main(argv=None) -> int:
-    from .cli import main as cli_main
-
-    return cli_main(argv)

@@ -16,16 +16,17 @@ from .compare import compare
 
 log = logging.getLogger("hpc_vdm.baselines")
 
-SHORTCUTS = {"model": "dm2gal.model", "store": "data.store", "catalogue": "dm2gal.catalogue",
-             "catalogue_dmo": "dm2gal.catalogue_dmo", "out": "dm2gal.eval_out", "mask": "dm2gal.mask",
-             "device": "dm2gal.device"}
+SHORTCUTS = {"model": "trained.model", "store": "data.store", "catalogue": "baselines.catalogue",
+             "catalogue_dmo": "baselines.catalogue_dmo", "out": "baselines.out", "mask": "paint.mask",
+             "device": "trained.device", "which": "trained.which"}
 
 
-def run(cfg) -> dict:
-    device = dist.pick_device(dist.detect(), cfg.dm2gal.device, "dm2gal.device")
-    result = compare(cfg, device)
+def run(cfg, overwrite: bool = False) -> dict:
+    device = dist.pick_device(dist.detect(), cfg.trained.device, "trained.device")
+    result = compare(cfg, device, overwrite=overwrite)
     log.info("test cube %d^3: %s", result["test_cube_voxels"], json.dumps(result["scores"]))
     return result
 
 
-main = cli.command("python -m hpc_vdm.baselines", __doc__.splitlines()[0], SHORTCUTS, run)
+main = cli.command("python -m hpc_vdm.baselines", __doc__.splitlines()[0], SHORTCUTS, run,
+                   overwrite="metrics.json and fig1.png in --out")

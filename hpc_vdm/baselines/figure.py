@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import figures
+from ..io import save_figure
 
 COLOURS = {"truth": "tab:blue", "dm2gal": "tab:red", "hod": "tab:green"}
 
@@ -43,5 +44,5 @@ def figure1(root, fields: dict[str, np.ndarray], stats: dict, png: Path, depth: 
     for ax in axes:
         ax.legend()
     fig.subplots_adjust(left=0.05, right=0.97, top=0.95, bottom=0.07, hspace=0.3, wspace=1.2)
-    fig.savefig(png, dpi=80)
+    save_figure(fig, png, dpi=80)
     plt.close(fig)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import re
 import types
 import typing
@@ -100,8 +101,12 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             raise ConfigError(f"{key}: expected int, got {value!r}")
         return value
     if tp is float:
+        if isinstance(value, str) and value.strip().lower().lstrip("+-") in ("nan", "inf", "infinity"):
+            raise ConfigError(f"{key}: expected a finite number, got {value!r}")
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}: expected float, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{key}: expected a finite number, got {value!r}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
@@ -111,6 +116,10 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
 
 
 def _check_allowed(value: Any, meta: typing.Mapping, key: str) -> None:
+    if isinstance(value, list):  # choices and ranges of a list hold for each of its items
+        for i, item in enumerate(value):
+            _check_allowed(item, meta, f"{key}[{i}]")
+        return
     choices, bounds = meta.get("choices"), meta.get("range")
     if choices is not None and value not in choices:
         lowered = {str(c).lower(): c for c in choices}
@@ -178,8 +187,10 @@ def read_yaml(path: str | Path, what: str = "config file") -> Any:
                           f"{getattr(e, 'problem', None) or e}") from None
 
 
-def load(cls: type, path: str | Path | None = None, overrides: typing.Sequence[str] = ()) -> Any:
-    """YAML file (optional) + ``--set`` overrides -> a validated ``cls``."""
+def load(cls: type, path: str | Path | None = None, overrides: typing.Sequence[str] = (),
+         migrate: typing.Callable[[dict], dict] | None = None) -> Any:
+    """YAML file (optional) + ``--set`` overrides (then ``migrate``: keys of an older layout) -> a validated
+    ``cls``."""
     raw: Any = {}
     if path is not None:
         raw = read_yaml(path) or {}
@@ -187,7 +198,7 @@ def load(cls: type, path: str | Path | None = None, overrides: typing.Sequence[s
             raise ConfigError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
     for assignment in overrides:
         apply_override(raw, assignment)
-    return _build(cls, raw, "")
+    return _build(cls, migrate(raw) if migrate else raw, "")
 
 
 def build(cls: type, raw: dict) -> Any:

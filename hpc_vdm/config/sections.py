@@ -13,6 +13,9 @@ from .schema import param
 SUITES = ("IllustrisTNG", "SIMBA", "Astrid")
 SETS = ("LH", "1P", "CV")
 MODEL_KINDS = ("vdm", "regressor", "dm2gal")
+PARAM_NAMES = ("Omega_m", "sigma_8", "A_SN1", "A_AGN1", "A_SN2", "A_AGN2")  # = data.camels.PARAM_NAMES
+DEVICES = ("auto", "cpu", "cuda")
+SAMPLER_KINDS = ("ancestral", "dpm2m", "dpm3m", "dpm2m_sde", "dpm3m_sde", "unipc")  # = diffusion.SAMPLERS
 
 
 @dataclass
@@ -76,33 +79,16 @@ class DataConfig:
                                 range=(1, None))
     augment_dihedral: bool = param(True, "random element of the 8 flips/rotations, same for condition and target")
     augment_roll: bool = param(True, "random periodic roll, same for condition and target")
+    crop: int = param(0, "train on random periodic crops of this side [pixels] (same for condition and target, "
+                         "position from the seeded sampler); 0 = whole maps", range=(0, None))
     batch_size: int = param(12, "micro-batch per rank", range=(1, None))
     num_workers: int = param(0, "DataLoader workers (spawned, never forked)", range=(0, 256))
     seed: int = param(7, "seed of the sample order and augmentations", range=(0, 2**31 - 1))
 
 
 @dataclass
-class ModelConfig:
-    """The network, tagged by ``kind`` (the trainer's task): ``vdm`` is the conditional VDM's score U-Net
-    (papers: 48 channels, 4 levels x1/x2/x4/x8, attention at the bottleneck); ``regressor`` is a
-    deterministic field-to-field CNN (``channels`` wide, ``blocks_per_level`` residual blocks, MSE)."""
-
-    kind: str = param("vdm", "model family = training task: vdm (conditional diffusion) or regressor "
-                             "(deterministic map-to-map, MSE on the normalised target)", choices=MODEL_KINDS)
-    channels: int = param(48, "channels of the first level (E); level i has E * channel_mults[i]", range=(1, None))
-    channel_mults: list[int] = param([1, 2, 4, 8], "channel multiplier per level; each level halves the resolution")
-    blocks_per_level: int = param(1, "residual blocks per level", range=(1, 16))
-    attention: bool = param(True, "self-attention between the two bottleneck residual blocks")
-    attention_heads: int = param(1, "heads of the bottleneck attention", range=(1, 64))
-    norm_groups: int = param(8, "GroupNorm groups (must divide every channel count)", range=(1, None))
-    dropout: float = param(0.1, "dropout in every residual block", range=(0.0, 1.0))
-    add_zt: bool = param(True, "return net(z_t) + z_t, the papers' base-measure residual")
-    param_conditioning: bool = param(False, "add the 6 simulation parameters to the time embedding (emulators)")
-
-
-@dataclass
-class DiffusionConfig:
-    """The VDM noise schedule, bound and sampler."""
+class VDMOptions:
+    """The VDM family's noise schedule and bound (``model.vdm``)."""
 
     schedule: str = param("learned_linear", "gamma(t) = b + |w| t, learned or fixed",
                           choices=("learned_linear", "fixed_linear"))
@@ -111,6 +97,65 @@ class DiffusionConfig:
     data_noise: float = param(1e-3, "std of the Gaussian reconstruction likelihood p(x | z_0)", range=(1e-8, None))
     loss_recon: bool = param(True, "include loss_recon in the bound (the Nov-2023 runs left it out)")
     antithetic: bool = param(True, "antithetic (stratified) diffusion times within a batch")
+    weighting: str = param("elbo", "training weight of loss_diff: elbo (the bound itself) or sigmoid (w = "
+                                   "sigmoid(b - log-SNR), Kingma & Gao 2023: less weight on nearly clean levels); "
+                                   "validation always reports the bound", choices=("elbo", "sigmoid"))
+    weighting_bias: float = param(2.0, "b of the sigmoid weighting [log-SNR units]", range=(-20.0, 20.0))
+
+
+@dataclass
+class Dm2galOptions:
+    """The dm2gal family (``model.dm2gal``): the 3D patch network and how its training centres are drawn."""
+
+    patch: int = param(65, "voxels per side of an input patch (odd; the paper: 65)", range=(3, 513))
+    kernels: list[int] = param([7, 7, 3, 5, 5, 3, 3, 3, 3], "kernel of every conv layer (paper: 65^3 -> 1)")
+    strides: list[int] = param([1, 1, 2, 1, 1, 2, 1, 1, 2], "stride of every conv layer")
+    widths: list[int] = param([1, 1, 2, 2, 2, 4, 4, 4, 8], "channels of every conv layer, in units of channels")
+    channels: int = param(16, "channels of the first layers (paper code: 16 class default, 128 in its runs)",
+                          range=(1, 1024))
+    hidden: int = param(256, "width of the first dense layer", range=(1, 65536))
+    min_log_mstar: float = param(8.0, "patch centres: voxels with log10(1 + M*/(Msun/h)) above this", range=(0.0, 20.0))
+    centres: str = param("stellar", "patch centres: stellar (the paper: voxels above min_log_mstar) or subhalo (also "
+                                    "every voxel with subhalo mass, starless ones at a floor 0.5 dex below; the "
+                                    "painter then empties voxels predicted below the threshold)",
+                         choices=("stellar", "subhalo"))
+    weight_bins: int = param(100, "bins of the log target for the inverse-count sampling weights", range=(1, 10_000))
+    rotations: bool = param(True, "one of the 24 proper rotations of the cube per draw, same for both channels")
+    samples_per_epoch: int = param(0, "weighted draws per epoch (0 = the number of training centres)",
+                                   range=(0, None))
+    val_voxels: int = param(4096, "validation centres (above the threshold) for val_mse", range=(1, None))
+
+
+@dataclass
+class ModelConfig:
+    """The model, tagged by ``kind`` (its family): ``vdm`` is the conditional VDM's score U-Net (papers: 48
+    channels, 4 levels x1/x2/x4/x8, attention at the bottleneck; family options in ``model.vdm``);
+    ``regressor`` is a deterministic field-to-field CNN (``channels`` wide, ``blocks_per_level`` residual
+    blocks, MSE); ``dm2gal`` is the 3D patch CNN (family options in ``model.dm2gal``)."""
+
+    kind: str = param("vdm", "model family: vdm (conditional diffusion), regressor (deterministic map-to-map, MSE "
+                             "on the normalised target) or dm2gal (3D patches -> central voxel)", choices=MODEL_KINDS)
+    channels: int = param(48, "channels of the first level (E); level i has E * channel_mults[i]", range=(1, None))
+    channel_mults: list[int] = param([1, 2, 4, 8], "channel multiplier per level; each level halves the resolution")
+    blocks_per_level: int = param(1, "residual blocks per level", range=(1, 16))
+    attention: bool = param(True, "self-attention between the two bottleneck residual blocks")
+    attention_heads: int = param(1, "heads of the bottleneck attention", range=(1, 64))
+    norm_groups: int = param(8, "GroupNorm groups (must divide every channel count)", range=(1, None))
+    norm: str = param("group", "normalisation: group (per-map GroupNorm: not local, cannot be tiled exactly), "
+                               "pixel (LayerNorm over channels at each pixel: local) or none",
+                      choices=("group", "pixel", "none"))
+    attention_radius: int = param(0, "with attention on: 0 = global (every bottleneck pixel attends to all: not "
+                                     "local), r > 0 = local, over the (2r+1)^2 periodic neighbourhood",
+                                  range=(0, None))
+    dropout: float = param(0.1, "dropout in every residual block", range=(0.0, 1.0))
+    add_zt: bool = param(True, "return net(z_t) + z_t, the papers' base-measure residual")
+    backbone: str = param("cnn", "regressor: cnn (a residual CNN of blocks_per_level blocks) or unet (the VDM's "
+                                 "U-Net of these options, used deterministically)", choices=("cnn", "unet"))
+    params: list[str] = param([], "CAMELS parameters the model is conditioned on, each scaled to [0, 1] over its "
+                                  "prior and added to the time embedding ([] = none; e.g. [Omega_m, sigma_8])",
+                              choices=PARAM_NAMES)
+    vdm: VDMOptions = field(default_factory=VDMOptions)
+    dm2gal: Dm2galOptions = field(default_factory=Dm2galOptions)
 
 
 @dataclass
@@ -145,7 +190,8 @@ class TrainConfig:
     val_maps: int = param(16, "held-out maps for the deterministic bound", range=(1, None))
     val_times: int = param(8, "fixed diffusion times per map of the deterministic bound", range=(1, 1024))
     val_sample_maps: int = param(2, "held-out maps sampled for P(k) ratio and r(k) (0: skip)", range=(0, None))
-    val_sample_steps: int = param(250, "sampler steps of the validation samples", range=(1, 100_000))
+    val_sample_steps: int = param(24, "network evaluations of each validation sample (with sampler.kind)",
+                                  range=(1, 100_000))
     select_on: str = param("", "validation metric that picks the best checkpoint (best.json); '' = the task's "
                            "first: vdm val_bound (or val_pk_ratio_err, lower is better; val_r_mean, higher is "
                            "better), regressor val_mse")
@@ -161,45 +207,60 @@ class TrainConfig:
 
 
 @dataclass
+class TrainedConfig:
+    """The trained model a command uses (``sample``, ``tile``, ``evaluate``, ``paint``, ``baselines``)."""
+
+    model: str = param("runs/default/export/model.pt", "exported model file (python -m hpc_vdm.export)")
+    which: str = param("ema", "weights: ema or raw", choices=("ema", "raw"))
+    device: str = param("auto", "auto (the GPU of the local rank if present), cpu or cuda", choices=DEVICES)
+
+
+@dataclass
+class SamplerConfig:
+    """How a diffusion model draws posterior samples (``sample``, ``tile``, ``evaluate``)."""
+
+    kind: str = param("unipc", "the sampler: unipc (UniPC-3: P(k) within 2% of the exact answer from 18 network "
+                               "evaluations on Gaussian-field oracles), dpm2m/dpm3m (DPM-Solver++), their _sde "
+                               "forms, or ancestral (the papers' reference, VDM eq. 34: 5% short in power at 250)",
+                      choices=SAMPLER_KINDS)
+    steps: int = param(24, "network evaluations per sample (the papers' ancestral sampler: 250)", range=(1, 100_000))
+
+
+@dataclass
 class SampleConfig:
     """Posterior samples of held-out maps from an exported model (``python -m hpc_vdm.sample``)."""
 
-    model: str = param("runs/default/export/model.pt", "exported model (python -m hpc_vdm.export)")
-    which: str = param("ema", "weights: ema or raw", choices=("ema", "raw"))
     store: str = param("", "maps store with the held-out maps ('' = the store the model was trained on)")
     split: str = param("test", "held-out split the maps come from", choices=("val", "test", "train"))
-    n_maps: int = param(4, "held-out maps (the first of the split)", range=(1, None))
-    n_samples: int = param(8, "posterior samples per map", range=(1, None))
-    steps: int = param(250, "ancestral sampler steps", range=(1, 100_000))
+    n_maps: int = param(4, "held-out maps, spread over the simulations of the split", range=(1, None))
+    n_samples: int = param(8, "posterior samples per map (1 for a deterministic model)", range=(1, None))
     seed: int = param(0, "sampling seed: noise keyed by (seed, map, sample, step)", range=(0, 2**31 - 1))
     out: str = param("runs/default/samples", "output folder: samples.zarr, summary.json, samples.png")
-    device: str = param("auto", "auto (GPU if present), cpu or cuda", choices=("auto", "cpu", "cuda"))
     progress: bool = param(True, "progress bar")
 
 
 @dataclass
 class TileConfig:
-    """Fused periodic tiled sampling of big volumes (``python -m hpc_vdm.tile``)."""
+    """A trained map model applied to big volumes, slab by slab, by periodic tiling (``python -m hpc_vdm.tile``)."""
 
     volume: str = param("tng300", "volume preset (camels, tng100, tng300; configs/volumes/) or a preset YAML")
-    model: str = param("runs/default/export/model.pt", "exported model (python -m hpc_vdm.export)")
-    which: str = param("ema", "weights: ema or raw", choices=("ema", "raw"))
     input: str = param("mock", "mock, a 3D stellar-mass grid (.zarr/.h5/.hdf5), or TNG-style snapshot HDF5 "
                                "chunks (a folder or glob with PartType4/Coordinates and Masses)")
     input_key: str = param("Mstar", "array/dataset name of a grid input")
     axes: list[int] = param([], "projection axes ([] = every axis the input has: 0, 1, 2 for a grid, snapshot or "
                                 "full-cube mock; 2 for the default thin-slab mock)")
     slabs: list[int] = param([], "slab indices along each axis ([] = every slab the input has)")
-    n_samples: int = param(1, "posterior samples per slab", range=(1, None))
-    steps: int = param(250, "ancestral sampler steps", range=(1, 100_000))
+    n_samples: int = param(1, "posterior samples per slab (1 for a deterministic model)", range=(1, None))
     tile: int = param(192, "tile core [pixels]; tile + 2 halo is what the network sees", range=(1, None))
     halo: int = param(32, "periodic halo on each side of a tile [pixels]", range=(0, None))
     blend: str = param("core", "how overlapping tile predictions are combined", choices=("core", "cosine", "gaussian"))
     batch_size: int = param(8, "tiles per network call (each carries all samples of a pass)", range=(1, None))
     samples_per_pass: int = param(4, "samples of one slab drawn together (one network batch)", range=(1, None))
     seed: int = param(0, "sampling seed: noise keyed by (seed, slab, sample, step)", range=(0, 2**31 - 1))
+    force: bool = param(False, "tile a network that is not local (per-window GroupNorm without frozen statistics, "
+                               "global attention), or with a halo below its receptive radius, or windows off its "
+                               "stride grid: the tiles will show")
     out: str = param("out/tng300.zarr", "output Zarr store (resumed when it exists with the same configuration)")
-    device: str = param("auto", "auto (GPU of the local rank if present), cpu or cuda", choices=("auto", "cpu", "cuda"))
     progress: bool = param(True, "progress bar on rank 0")
     mock_slabs: int = param(1, "mock input: slabs in the thin-slab PM box (all of the preset's = a full cube)",
                             range=(1, None))
@@ -211,33 +272,31 @@ class TileConfig:
 
 @dataclass
 class EvaluateConfig:
-    """The report of an exported VDM on held-out maps (``python -m hpc_vdm.evaluate``)."""
+    """The report of an exported map model on held-out maps (``python -m hpc_vdm.evaluate``)."""
 
-    model: str = param("runs/default/export/model.pt", "exported model (python -m hpc_vdm.export)")
-    which: str = param("ema", "weights: ema or raw", choices=("ema", "raw"))
     store: str = param("", "maps store with the held-out maps ('' = the store the model was trained on)")
     split: str = param("test", "held-out split", choices=("val", "test", "train"))
     n_maps: int = param(8, "held-out maps, drawn from every simulation of the split in turn", range=(1, None))
-    n_samples: int = param(10, "posterior samples per map", range=(1, None))
-    steps: int = param(250, "ancestral sampler steps", range=(1, 100_000))
+    n_samples: int = param(10, "posterior samples per map (1 for a deterministic model)", range=(1, None))
     seed: int = param(0, "seed of the map choice and of the sampling noise", range=(0, 2**31 - 1))
     one_p_store: str = param("", "maps store of a 1P set: P(k) ratio at low, fiducial and high one_p_params ('' = skip)")
-    one_p_params: list[str] = param(["Omega_m", "A_SN1"], "parameters of the 1P panel")
+    one_p_params: list[str] = param(["Omega_m", "A_SN1"], "parameters of the 1P panel", choices=PARAM_NAMES)
     one_p_maps: int = param(2, "maps per 1P simulation", range=(1, None))
     cv_store: str = param("", "maps store of a CV set: reduced chi^2 of P(k) against its truths ('' = skip)")
     suites: dict[str, str] = param({}, "other suites' maps stores {name: store}: the model applied across suites, "
                                        "normalised with its training suite's statistics")
     suite_maps: int = param(4, "maps per other suite", range=(1, None))
     tile_store: str = param("", "an hpc_vdm.tile output: P(k) of its slabs against the whole-map statistics")
+    linear: bool = param(True, "score the linear transfer-function baseline (fitted on the store's training maps)")
+    baselines: dict[str, str] = param({}, "other exported models scored on the same maps, {name: model.pt} (e.g. "
+                                          "{regressor: runs/reg/export/model.pt}): one draw each, beside the model")
     out: str = param("runs/default/eval", "output folder: metrics.json and report/ (figures, summary.md)")
-    device: str = param("auto", "auto (GPU if present), cpu or cuda", choices=("auto", "cpu", "cuda"))
     progress: bool = param(True, "progress bar")
 
 
 @dataclass
-class Dm2galConfig:
-    """dm2gal in 3D: grids -> volume store (``python -m hpc_vdm.prepare_volume``), 3D patches and the patch
-    network (``model.kind=dm2gal``), the dense periodic paint of whole volumes (``python -m hpc_vdm.paint``)."""
+class VolumeConfig:
+    """3D grids -> the dm2gal volume store (``python -m hpc_vdm.prepare_volume``; written to ``data.store``)."""
 
     source_dir: str = param("data/cmd", "folder with CMD-layout Grids_{field}_{suite}_{set}_{N}_z=0.00.npy")
     grid_n: int = param(64, "voxels per side of the CMD grids (the N of the file names)", range=(8, 16384))
@@ -254,58 +313,55 @@ class Dm2galConfig:
     val_box: list[float] = param([0.488281, 0.879395], "validation sub-cube [lo, hi) per axis as box fractions "
                                                        "(the paper's 1000..1800 of 2048); train = the rest")
     chunk: int = param(32, "voxels per side of a Zarr chunk of the volume store", range=(4, 4096))
-    patch: int = param(65, "voxels per side of an input patch (odd; the paper: 65)", range=(3, 513))
-    kernels: list[int] = param([7, 7, 3, 5, 5, 3, 3, 3, 3], "kernel of every conv layer (paper: 65^3 -> 1)")
-    strides: list[int] = param([1, 1, 2, 1, 1, 2, 1, 1, 2], "stride of every conv layer")
-    widths: list[int] = param([1, 1, 2, 2, 2, 4, 4, 4, 8], "channels of every conv layer, in units of channels")
-    channels: int = param(16, "channels of the first layers (paper code: 16 class default, 128 in its runs)",
-                          range=(1, 1024))
-    hidden: int = param(256, "width of the first dense layer", range=(1, 65536))
-    min_log_mstar: float = param(8.0, "patch centres: voxels with log10(1 + M*/(Msun/h)) above this", range=(0.0, 20.0))
-    centres: str = param("stellar", "patch centres: stellar (the paper: voxels above min_log_mstar) or subhalo (also "
-                                    "every voxel with subhalo mass, starless ones at a floor 0.5 dex below; the "
-                                    "painter then empties voxels predicted below the threshold)",
-                         choices=("stellar", "subhalo"))
-    weight_bins: int = param(100, "bins of the log target for the inverse-count sampling weights", range=(1, 10_000))
-    rotations: bool = param(True, "one of the 24 proper rotations of the cube per draw, same for both channels")
-    samples_per_epoch: int = param(0, "weighted draws per epoch (0 = the number of training centres)",
-                                   range=(0, None))
-    val_voxels: int = param(4096, "validation centres (above the threshold) for val_mse", range=(1, None))
-    model: str = param("runs/dm2gal/export/model.pt", "paint: exported dm2gal model")
-    which: str = param("ema", "paint: weights, ema or raw", choices=("ema", "raw"))
-    volume: str = param("data/volume.zarr", "paint: volume store to paint (python -m hpc_vdm.prepare_volume)")
-    out: str = param("out/dm2gal_paint.zarr", "paint: output Zarr store (resumed when it exists with the same "
+    min_log_mstar: float = param(8.0, "stellar statistics: over training voxels with log10(1 + M*) above this",
+                                 range=(0.0, 20.0))
+
+
+@dataclass
+class PaintConfig:
+    """A trained dm2gal painted densely over a whole 3D volume, out of core (``python -m hpc_vdm.paint``)."""
+
+    volume: str = param("data/volume.zarr", "volume store to paint (python -m hpc_vdm.prepare_volume)")
+    out: str = param("out/dm2gal_paint.zarr", "output Zarr store (resumed when it exists with the same "
                                               "configuration)")
-    device: str = param("auto", "paint: auto (GPU of the local rank if present), cpu or cuda",
-                        choices=("auto", "cpu", "cuda"))
-    progress: bool = param(True, "paint: progress bar on rank 0")
-    block: int = param(32, "paint: voxels per side of a block (and of an output chunk)", range=(1, 4096))
-    halo: int = param(32, "paint: periodic halo each side of a block; at least the receptive radius", range=(0, 4096))
-    mask: str = param("subhalo", "paint: where stars go: subhalo (voxels with subhalo mass, known in gravity-only "
-                                 "runs), truth (voxels above min_log_mstar in the true stellar field) or none",
+    progress: bool = param(True, "progress bar on rank 0")
+    block: int = param(32, "voxels per side of a block (and of an output chunk)", range=(1, 4096))
+    halo: int = param(32, "periodic halo each side of a block; at least the receptive radius", range=(0, 4096))
+    mask: str = param("subhalo", "where stars go: subhalo (voxels with subhalo mass, known in gravity-only runs), "
+                                 "truth (voxels above min_log_mstar in the true stellar field) or none",
                       choices=("subhalo", "truth", "none"))
-    max_block_gb: float = param(16.0, "paint: refuse blocks whose working memory exceeds this [GB]", range=(1e-3, None))
-    catalogue: str = param("", "compare: FoF/Subfind HDF5 of the hydro run the HOD is fitted on ('' = the CMD layout "
-                               "FOF_Subfind_{suite}_{set}_z=0.00/fof_subhalo_tab_{sim:04d}.hdf5 in source_dir)")
-    catalogue_dmo: str = param("", "compare: the gravity-only run's catalogue the HOD paints ('' = the hydro one: "
-                                   "the mock's halos come from one gravity run)")
-    hod_bins: int = param(20, "compare: log bins of host halo mass of the HOD", range=(1, 1000))
-    bk_kf: list[float] = param([3.0, 4.0], "compare: k1, k2 of the bispectrum in units of the test cube's "
-                                           "fundamental (the paper: 3, 4 h/Mpc = 15, 20 k_F of its cube)")
-    eval_out: str = param("runs/dm2gal/compare", "compare: folder of metrics.json and fig1.png")
-    seed: int = param(0, "compare: seed of the HOD draws", range=(0, 2**31 - 1))
+    max_block_gb: float = param(16.0, "refuse blocks whose working memory exceeds this [GB]", range=(1e-3, None))
+
+
+@dataclass
+class BaselinesConfig:
+    """dm2gal against the paper's HOD on the volume's test cube (``python -m hpc_vdm.baselines``)."""
+
+    catalogue: str = param("", "FoF/Subfind HDF5 of the hydro run the HOD is fitted on ('' = the CMD layout "
+                               "FOF_Subfind_{suite}_{set}_z=0.00/fof_subhalo_tab_{sim:04d}.hdf5 in volume.source_dir)")
+    catalogue_dmo: str = param("", "the gravity-only run's catalogue the HOD paints ('' = the hydro one: the mock's "
+                                   "halos come from one gravity run)")
+    hod_bins: int = param(20, "log bins of host halo mass of the HOD", range=(1, 1000))
+    bk_kf: list[float] = param([3.0, 4.0], "k1, k2 of the bispectrum in units of the test cube's fundamental "
+                                           "(the paper: 3, 4 h/Mpc = 15, 20 k_F of its cube)")
+    out: str = param("runs/dm2gal/compare", "folder of metrics.json and fig1.png")
+    seed: int = param(0, "seed of the HOD draws", range=(0, 2**31 - 1))
 
 
 @dataclass
 class RunConfig:
-    """Everything one run of any command reads."""
+    """Everything one run of any command reads: sections by concern (data, model and its family options,
+    training, the trained model in use, the sampler, each command's own options)."""
 
     mock: MockConfig = field(default_factory=MockConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    volume: VolumeConfig = field(default_factory=VolumeConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
-    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    trained: TrainedConfig = field(default_factory=TrainedConfig)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
     tile: TileConfig = field(default_factory=TileConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
-    dm2gal: Dm2galConfig = field(default_factory=Dm2galConfig)
+    paint: PaintConfig = field(default_factory=PaintConfig)
+    baselines: BaselinesConfig = field(default_factory=BaselinesConfig)

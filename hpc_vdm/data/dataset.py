@@ -4,12 +4,13 @@
   then gives rank ``r`` of ``w`` the items ``r::w``. Batches therefore do not depend on the number of
   DataLoader workers, and a resumed run that restores (epoch, position) sees the same samples.
 * :class:`MapsDataset` reads one map pair per item, normalises it with the store's training statistics
-  and applies the drawn augmentation. It opens Zarr lazily in each process (never before workers
+  and applies the drawn augmentation; with ``crop`` > 0 it returns the ``crop`` x ``crop`` periodic crop
+  (wrap-around) at the drawn roll, the same for condition and target, so that a network meant for tiled
+  windows trains on window-sized pieces that are not whole simulation maps. It opens Zarr lazily in each process (never before workers
   start); workers are spawned, not forked, because zarr's event loop does not survive a fork.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 from pathlib import Path
@@ -20,16 +21,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from . import transforms
-from .store import read_checked, verify_store
+from .store import read_checked, store_attrs, verify_store
 
 
 def read_attrs(store: str | Path) -> dict:
     """The store's attributes, read as JSON without starting zarr (safe before spawning workers), after
     checking that the store is complete and holds every chunk file it was written with."""
-    meta = Path(store) / "zarr.json"
-    if not meta.is_file():
-        raise FileNotFoundError(f"no maps store at {str(store)!r} (run `python -m hpc_vdm.prepare` first)")
-    attrs = json.loads(meta.read_text()).get("attributes", {})
+    attrs = store_attrs(store)
     verify_store(store, attrs)  # one directory walk per array
     return attrs
 
@@ -37,7 +35,8 @@ def read_attrs(store: str | Path) -> dict:
 class MapsDataset(Dataset):
     """(condition, target, params) of the maps of one split; items are ints or (map, dihedral, dy, dx) plans."""
 
-    def __init__(self, store: str | Path, split: str = "train", *, condition: str = "Mstar", target: str = "Mcdm"):
+    def __init__(self, store: str | Path, split: str = "train", *, condition: str = "Mstar", target: str = "Mcdm",
+                 crop: int = 0):
         self.store = str(store)
         attrs = read_attrs(store)
         for name in (condition, target):
@@ -52,6 +51,10 @@ class MapsDataset(Dataset):
         self.maps = np.array([s * mps + j for s in self.sims for j in range(mps)], dtype=np.int64)
         self.maps_per_sim = mps
         self.map_pixels = int(attrs["map_pixels"])
+        if isinstance(crop, bool) or not isinstance(crop, (int, np.integer)) or not 0 <= crop <= self.map_pixels:
+            raise ValueError(f"crop must be 0 (whole maps) or a side in [1, {self.map_pixels}] pixels (the maps' "
+                             f"side), got {crop!r}")
+        self.crop = int(crop)
         self._arrays = None
         self._pid = None
 
@@ -81,6 +84,8 @@ class MapsDataset(Dataset):
         tgt = transforms.normalise(tgt, self.stats[self.target])[None]       # (1, H, W)
         if k or dy or dx:
             cond, tgt = transforms.augment(cond, k, (dy, dx)), transforms.augment(tgt, k, (dy, dx))
+        if self.crop:  # the periodic crop whose corner the roll brought to (0, 0)
+            cond, tgt = transforms.crop(cond, self.crop), transforms.crop(tgt, self.crop)
         return {"condition": torch.from_numpy(cond), "target": torch.from_numpy(tgt),
                 "params": torch.from_numpy(params[n // self.maps_per_sim].astype(np.float32)), "index": n}
 
@@ -137,10 +142,11 @@ def make_loader(dataset: MapsDataset, sampler: EpochSampler, batch_size: int, nu
 
 def build_loader(data_cfg, split: str, *, rank: int = 0, world: int = 1, train: bool = True):
     """Dataset, sampler and loader of one split from a :class:`~hpc_vdm.config.DataConfig`."""
-    ds = MapsDataset(data_cfg.store, split, condition=data_cfg.condition, target=data_cfg.target)
+    crop = int(getattr(data_cfg, "crop", 0)) if train else 0  # crops train; held-out maps stay whole
+    ds = MapsDataset(data_cfg.store, split, condition=data_cfg.condition, target=data_cfg.target, crop=crop)
     sampler = EpochSampler(len(ds), seed=data_cfg.seed, rank=rank, world=world, shuffle=train,
-                           dihedral=train and data_cfg.augment_dihedral,
-                           roll_pixels=ds.map_pixels if train and data_cfg.augment_roll else 0)
+                           dihedral=train and data_cfg.augment_dihedral,  # a crop's position is the roll's draw
+                           roll_pixels=ds.map_pixels if train and (data_cfg.augment_roll or crop) else 0)
     return ds, sampler, make_loader(ds, sampler, data_cfg.batch_size, data_cfg.num_workers if train else 0)
 
 

@@ -4,7 +4,8 @@ Normalisation (as in the papers, with statistics from the training simulations o
     x -> (log10(x + offset) - mean) / std,   inverse  10^(y std + mean) - offset.
 
 Augmentation: one element of the dihedral group D4 (8 flips/rotations) and one periodic roll, drawn
-once and applied identically to condition and target, so a pair stays aligned pixel for pixel.
+once and applied identically to condition and target, so a pair stays aligned pixel for pixel; an
+optional crop then keeps the rolled map's corner (a periodic crop of the original at the drawn position).
 """
 from __future__ import annotations
 
@@ -13,20 +14,46 @@ from typing import Mapping
 
 import numpy as np
 
-from . import camels
 
 N_DIHEDRAL = 8
 
 
+@dataclass(frozen=True)
+class LogNorm:
+    """The one log normalisation of the project: x -> (log10(x + offset) - mean) / std and its inverse.
+
+    numpy in: float64 maths, float32 out (``forward``) or float64 out (``inverse``); torch in: the tensor's
+    dtype forward, float64 inverse. Statistics are of the training simulations (or voxels) only."""
+
+    offset: float
+    mean: float
+    std: float
+
+    @classmethod
+    def of(cls, stats: Mapping) -> "LogNorm":
+        return cls(float(stats["offset"]), float(stats["mean"]), float(stats["std"]))
+
+    def forward(self, x):
+        """Physical field -> standardised log field."""
+        if type(x).__module__ == "torch":
+            return ((x + self.offset).log10() - self.mean) / self.std
+        y = (np.log10(np.asarray(x, dtype=np.float64) + self.offset) - self.mean) / self.std
+        return y.astype(np.float32)
+
+    def inverse(self, y):
+        """Standardised log field -> physical field (float64)."""
+        y64 = y.double() if type(y).__module__ == "torch" else np.asarray(y, dtype=np.float64)
+        return 10.0 ** (y64 * self.std + self.mean) - self.offset
+
+
 def normalise(x: np.ndarray, stats: Mapping) -> np.ndarray:
     """Physical surface density -> standardised log field (float32)."""
-    y = (np.log10(np.asarray(x, dtype=np.float64) + stats["offset"]) - stats["mean"]) / stats["std"]
-    return y.astype(np.float32)
+    return LogNorm.of(stats).forward(x)
 
 
 def denormalise(y: np.ndarray, stats: Mapping) -> np.ndarray:
     """Standardised log field -> physical surface density."""
-    return 10.0 ** (np.asarray(y, dtype=np.float64) * stats["std"] + stats["mean"]) - stats["offset"]
+    return LogNorm.of(stats).inverse(y)
 
 
 def dihedral(x: np.ndarray, k: int) -> np.ndarray:
@@ -47,10 +74,19 @@ def augment(x: np.ndarray, k: int, shift: tuple[int, int]) -> np.ndarray:
     return np.ascontiguousarray(np.roll(dihedral(x, k), shift, axis=(-2, -1)))
 
 
+def crop(x: np.ndarray, size: int) -> np.ndarray:
+    """The ``size`` x ``size`` corner of the last two axes (a copy): after a periodic roll by (dy, dx), the
+    periodic crop of the original map whose corner is at (-dy, -dx) modulo its side."""
+    if not 1 <= size <= min(x.shape[-2:]):
+        raise ValueError(f"crop size must be in [1, {min(x.shape[-2:])}] for maps of {x.shape[-2:]}, got {size!r}")
+    return np.ascontiguousarray(x[..., :size, :size])
+
+
 @dataclass(frozen=True)
 class MapNormalisation:
-    """The normalisation a model was trained with: condition and target fields, their statistics and
-    the parameter scaling. One object serves training, validation, ``sample`` and ``tile``."""
+    """The normalisation a map model was trained with: its condition (``""`` for a model without a map
+    condition) and target fields and their statistics. One object serves training, validation, ``sample``,
+    ``evaluate`` and ``tile``."""
 
     condition: str
     target: str
@@ -58,6 +94,8 @@ class MapNormalisation:
 
     def condition_in(self, x: np.ndarray) -> np.ndarray:
         """Physical condition map(s) -> the model's input space."""
+        if not self.condition:
+            raise ValueError("this model has no map condition (data.condition is empty)")
         return normalise(x, self.stats[self.condition])
 
     def target_in(self, x: np.ndarray) -> np.ndarray:
@@ -66,16 +104,6 @@ class MapNormalisation:
     def target_out(self, y: np.ndarray) -> np.ndarray:
         """The model's output space -> physical target map(s)."""
         return denormalise(y, self.stats[self.target])
-
-    @staticmethod
-    def params(rows: np.ndarray) -> np.ndarray:
-        """(..., 6) CAMELS parameters -> the [0, 1] scaling models condition on."""
-        return camels.normalise_params(rows)
-
-    @classmethod
-    def fiducial(cls) -> np.ndarray:
-        """(1, 6) normalised fiducial parameters (what a parameter-conditioned model sees on TNG volumes)."""
-        return cls.params(camels.fiducial_params()[None])
 
 
 class Pooled:

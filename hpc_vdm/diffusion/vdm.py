@@ -7,7 +7,10 @@
 2. ``loss_klz``   = KL(q(z_1 | x) ‖ N(0, 1)) = ½ Σ (σ_1² + α_1² x² − log σ_1² − 1)  (in fp64)
 3. ``loss_recon`` = −log N(x; z_0 / α_0, data_noise²)
 
-each multiplied by 1 / (D ln 2), D = pixels per example.
+each multiplied by 1 / (D ln 2), D = pixels per example. With ``weighting="sigmoid"`` the training
+objective weights ``loss_diff`` by w(λ_t) = sigmoid(b − λ_t), λ = −γ the log-SNR (Kingma & Gao 2023, "Understanding
+Diffusion Objectives": a monotone weighting is the bound of noise-augmented data; it moves emphasis from
+nearly clean to noisier levels); ``forward(..., weighted=False)`` always returns the bound itself.
 """
 from __future__ import annotations
 
@@ -33,6 +36,9 @@ class VDMOutput(NamedTuple):
         return self.loss_diff + self.loss_klz + self.loss_recon
 
 
+WEIGHTINGS = ("elbo", "sigmoid")
+
+
 def antithetic_times(batch: int, *, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
     """(B,) stratified times t_i = t_0 + i/B with t_0 ~ U(0, 1/B): lower-variance estimates of the bound."""
     t0 = torch.rand((), generator=generator, device=device) / batch
@@ -43,29 +49,41 @@ class VDM(nn.Module):
     """ε̂-parameterised conditional VDM. ``score(z_t, γ_t, cond, params)`` -> ε̂ of the shape of z_t."""
 
     def __init__(self, score: nn.Module, gamma: nn.Module, *, data_noise: float = 1e-3,
-                 loss_recon: bool = True, antithetic: bool = True):
+                 loss_recon: bool = True, antithetic: bool = True, weighting: str = "elbo", weighting_bias: float = 2.0):
         super().__init__()
+        if weighting not in WEIGHTINGS:
+            raise ValueError(f"weighting must be one of {list(WEIGHTINGS)}, got {weighting!r}")
         self.score, self.gamma = score, gamma
         self.data_noise, self.use_recon, self.antithetic = float(data_noise), loss_recon, antithetic
+        self.weighting, self.weighting_bias = weighting, float(weighting_bias)
 
     @property
     def dtype(self) -> torch.dtype:
         return next(self.score.parameters()).dtype
 
-    def eps_hat(self, z_t: torch.Tensor, gamma_t: torch.Tensor, cond: torch.Tensor,
+    def eps_hat(self, z_t: torch.Tensor, gamma_t: torch.Tensor, cond: torch.Tensor | None,
                 params: torch.Tensor | None = None) -> torch.Tensor:
-        """ε̂ in fp32 whatever the network's dtype (bf16 networks see bf16 inputs)."""
+        """ε̂ in fp32 whatever the network's dtype (bf16 networks see bf16 inputs); ``cond`` None for a model
+        without a map condition."""
         dt = self.dtype
         p = None if params is None else params.to(dt)
-        return self.score(z_t.to(dt), gamma_t.to(dt), cond.to(dt), p).float()
+        c = None if cond is None else cond.to(dt)
+        return self.score(z_t.to(dt), gamma_t.to(dt), c, p).float()
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor, params: torch.Tensor | None = None, *,
+    def weight(self, gamma_t: torch.Tensor) -> torch.Tensor:
+        """w(λ_t) of the training objective's loss_diff: 1 (the bound) or sigmoid(b + γ_t) (λ = −γ)."""
+        if self.weighting == "elbo":
+            return torch.ones_like(gamma_t)
+        return torch.sigmoid(self.weighting_bias + gamma_t)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None, params: torch.Tensor | None = None, *,
                 t: torch.Tensor | None = None, eps: torch.Tensor | None = None,
-                eps_0: torch.Tensor | None = None) -> VDMOutput:
-        """x, cond (B, 1, H, W) normalised maps -> the bound's terms per example.
+                eps_0: torch.Tensor | None = None, weighted: bool = True) -> VDMOutput:
+        """x, cond (B, 1, H, W) normalised maps (cond None: no map condition) -> the terms per example.
 
         ``t`` (B,), ``eps`` and ``eps_0`` (like x) fix the Monte-Carlo draws (deterministic validation);
-        by default they come from torch's global generator.
+        by default they come from torch's global generator. ``weighted=False``: ``loss_diff`` of the bound
+        whatever the training weighting.
         """
         x = x.float()
         b = x.shape[0]
@@ -80,6 +98,8 @@ class VDM(nn.Module):
         z_t = alpha_t * x + sigma_t * eps                                # (B, 1, H, W)
         mse = (self.eps_hat(z_t, g_t, cond, params) - eps).pow(2).flatten(1).sum(1)  # (B,)
         loss_diff = bpd * 0.5 * self.gamma.dgamma_dt(t) * mse
+        if weighted and self.weighting != "elbo":
+            loss_diff = loss_diff * self.weight(g_t.detach())
 
         # 2. latent loss: KL(q(z_1|x) || N(0, 1)) = ½ Σ (σ_1² + α_1² x² − log σ_1² − 1); with σ_1² = 1 − α_1²
         #    the constant part is −α_1² − log1p(−α_1²) ≈ α_1⁴/2, which fp32 would lose (α_1² ~ 1e-6)
@@ -101,12 +121,13 @@ class VDM(nn.Module):
         return VDMOutput(loss_diff, loss_klz, loss_recon, g_0.detach(), g_1.detach())
 
 
-def build_vdm(model_cfg, diffusion_cfg, *, n_params: int = 6) -> VDM:
-    """A :class:`VDM` from ``ModelConfig``/``DiffusionConfig``-like objects (read by attribute)."""
+def build_vdm(model_cfg, vdm_cfg, *, n_params: int = 0, cond_channels: int = 1) -> VDM:
+    """A :class:`VDM` from ``ModelConfig``/``VDMOptions``-like objects (read by attribute): a score U-Net
+    conditioned on ``cond_channels`` maps (0: none) and ``n_params`` scalars."""
     from ..models import build_unet
 
-    gamma_range = (diffusion_cfg.gamma_min, diffusion_cfg.gamma_max)
-    return VDM(build_unet(model_cfg, gamma_range=gamma_range, n_params=n_params),
-               LinearSchedule(*gamma_range, learned=diffusion_cfg.schedule == "learned_linear"),
-               data_noise=diffusion_cfg.data_noise, loss_recon=diffusion_cfg.loss_recon,
-               antithetic=diffusion_cfg.antithetic)
+    gamma_range = (vdm_cfg.gamma_min, vdm_cfg.gamma_max)
+    return VDM(build_unet(model_cfg, gamma_range=gamma_range, n_params=n_params, cond_channels=cond_channels),
+               LinearSchedule(*gamma_range, learned=vdm_cfg.schedule == "learned_linear"),
+               data_noise=vdm_cfg.data_noise, loss_recon=vdm_cfg.loss_recon, antithetic=vdm_cfg.antithetic,
+               weighting=getattr(vdm_cfg, "weighting", "elbo"), weighting_bias=getattr(vdm_cfg, "weighting_bias", 2.0))

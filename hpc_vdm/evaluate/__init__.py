@@ -1,9 +1,10 @@
-"""Evaluation of posteriors against truths: one metrics module for validation, ``sample`` and ``spectra``.
+"""Evaluation of a trained map model's draws against held-out truths: ``python -m hpc_vdm.evaluate``.
 
-posterior (spectral scores in k bands up to k_Nyq, in overdensity and log space; log-space z-scores),
-calibration (rank-based coverage and calibration curves, z-score expectations).
+analysis (the numbers of a report: spectra in k bands, calibration, χ²_r), calibration (rank-based
+coverage and z-score expectations), posterior (per-map summaries, log-space z-scores), panels (1P, other
+suites, a tiled slab), report (the papers' Fig. 1 and Fig. 2 — drawn here only — calibration curves,
+summary.md), cli (the command). The spectral scores themselves are :mod:`hpc_vdm.spectra.scores`.
 """
-from .posterior import BANDS, band_edges, band_scores, draw_scores, k_nyquist, map_summary, spectra_scores, zscore_log
+from .posterior import map_summary, zscore_log
 
-__all__ = ["BANDS", "band_edges", "band_scores", "draw_scores", "k_nyquist", "map_summary", "spectra_scores",
-           "zscore_log"]
+__all__ = ["map_summary", "zscore_log"]

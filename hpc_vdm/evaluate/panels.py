@@ -1,6 +1,6 @@
 """The report's wider panels: the 1P set (one parameter at a time), other suites, and a tiled slab.
 
-Each samples what it needs with the bundle (:func:`hpc_vdm.inference.maps.draw_maps`, noise keyed by the
+Each draws what it needs with the bundle (:func:`hpc_vdm.inference.maps.draw_maps`, noise keyed by the
 map's store index), returns its numbers for metrics.json and draws its figure.
 """
 from __future__ import annotations
@@ -12,9 +12,9 @@ import numpy as np
 from ..data import camels
 from ..data.dataset import stratified_maps
 from ..inference.maps import draw_maps, open_for, read_pairs
-from ..spectra import cross_spectrum, overdensity
+from ..spectra import overdensity, power_spectrum
+from ..spectra.scores import band_edges, in_band, k_nyquist, spectra
 from . import report
-from .posterior import band_edges, k_nyquist
 
 
 def _open(bundle, path: str, what: str):
@@ -25,16 +25,9 @@ def _open(bundle, path: str, what: str):
 def _ratios(bundle, root, attrs, maps, kw) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(k, P ratio (m, S, nk), r (m, S, nk)) of the overdensity, k <= k_Nyq, for store maps ``maps``."""
     cond, truth, params = read_pairs(bundle, root, attrs["_path"], maps)
-    draws = draw_maps(bundle, cond, maps, params=params, **kw)                                # (S, m, H, W)
-    box = attrs["box_size_mpc_h"]
-    ratio, r = [], []
-    for i in range(len(maps)):
-        xs = [cross_spectrum(overdensity(truth[i]), overdensity(dr), box) for dr in draws[:, i]]
-        ratio.append([x.power_b / x.power_a for x in xs])
-        r.append([x.r for x in xs])
-    k = xs[0].k
-    keep = k <= k_nyquist(box, truth.shape[-1]) * (1 + 1e-12)
-    return k[keep], np.asarray(ratio)[..., keep], np.asarray(r)[..., keep]
+    draws = draw_maps(bundle, cond, maps, params=params, shape=truth.shape[-2:], **kw)        # (S, m, H, W)
+    per_map = [spectra(truth[i], draws[:, i], attrs["box_size_mpc_h"]) for i in range(len(maps))]
+    return per_map[0][0], np.stack([p[1] for p in per_map]), np.stack([p[2] for p in per_map])
 
 
 def one_p(bundle, path: str, params: list[str], maps_per_sim: int, kw: dict, png: Path) -> dict:
@@ -59,17 +52,17 @@ def one_p(bundle, path: str, params: list[str], maps_per_sim: int, kw: dict, png
             key = f"{name} {label} ({table[sim, j]:.3g})"
             groups[key] = ratio.reshape(-1, k.size)
             out[key] = {"pk_ratio_median": float(np.median(ratio)), "r_mean": float(r.mean()), "maps": maps}
-    report.ratio_panel(k, groups, png, "1P: sampled / true P(k) of δ")
+    report.ratio_panel(k, groups, png, "1P: drawn / true P(k) of δ")
     return out
 
 
-def suites(bundle, stores: dict[str, str], n_maps: int, kw: dict, png: Path) -> dict:
+def suites(bundle, stores: dict[str, str], n_maps: int, seed: int, kw: dict, png: Path) -> dict:
     """The model applied to other suites' held-out maps, normalised with its own training statistics."""
     out, groups, k = {}, {}, None
     for name, path in stores.items():
         root, attrs = _open(bundle, path, f"suite {name!r} store")
         split = "test" if attrs["splits"].get("test") else "train"
-        maps = stratified_maps(attrs, split, n_maps, kw["seed"])
+        maps = stratified_maps(attrs, split, n_maps, seed)
         k, ratio, r = _ratios(bundle, root, attrs, maps, kw)
         groups[f"{name} P ratio"] = ratio.reshape(-1, k.size)
         groups[f"{name} r(k)"] = r.reshape(-1, k.size)
@@ -80,11 +73,9 @@ def suites(bundle, stores: dict[str, str], n_maps: int, kw: dict, png: Path) -> 
 
 
 def tiled(path: str, truth: np.ndarray, draws: np.ndarray, box_mpc_h: float, png: Path) -> dict:
-    """P(k) of a tiled slab's samples against the held-out whole maps' truths and samples (δ, k <= k_Nyq of
+    """P(k) of a tiled slab's draws against the held-out whole maps' truths and draws (δ, k <= k_Nyq of
     the whole maps)."""
     import zarr
-
-    from ..spectra import power_spectrum
 
     root = zarr.open_group(str(path), mode="r")
     if not root.attrs.get("complete"):
@@ -104,7 +95,7 @@ def tiled(path: str, truth: np.ndarray, draws: np.ndarray, box_mpc_h: float, png
                                       "whole-map samples / truths": p_s / np.median(p_t, 0)}, png,
                        f"{vol['name']} slab ({vol['pixels']}², {slab.shape[0]} samples) vs 256² maps")
     ratio, k = np.median(interp, 0) / np.median(p_t, 0), k_small[keep]
-    by_band = {b: float(np.median(ratio[(k > lo) & (k <= hi * (1 + 1e-12))]))
+    by_band = {b: float(np.median(ratio[in_band(k, lo, hi)]))
                for b, (lo, hi) in band_edges(box_mpc_h, truth.shape[-1]).items()}
     return {"volume": vol["name"], "samples": int(slab.shape[0]), "slab_pixels": int(vol["pixels"]),
             "pk_ratio_to_whole_truths_median": float(np.median(ratio)), "pk_ratio_by_band": by_band}

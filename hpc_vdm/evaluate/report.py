@@ -5,72 +5,101 @@ writes the summary that sits beside them and links them.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .. import figures
+from ..io import save_figure
 from ..spectra import stats
+from ..spectra.scores import BANDS
 from . import calibration as cal
-from .posterior import BANDS
+from .posterior import log10_floor
 
 
-def fig1(cond, truth, draws, png: Path, rows: int = 3) -> None:
-    """Stellar map, true DM, one sample, posterior mean, std and z-score (log10 space) per row."""
+@dataclass(frozen=True)
+class Labels:
+    """What the maps are, for titles: the condition and target fields, and whether draws are samples."""
+
+    condition: str = "Mstar"
+    target: str = "Mcdm"
+    deterministic: bool = False
+
+    def cond_title(self) -> str:
+        return f"log10(1 + {self.condition}) condition" if self.condition else ""
+
+    @property
+    def draw(self) -> str:
+        return "prediction" if self.deterministic else "sample"
+
+
+def fig1(cond, truth, draws, png: Path, labels: Labels = Labels(), rows: int = 3) -> None:
+    """The papers' Fig. 1, one row per map: condition, truth, one draw; for samples also their mean, std and
+    the z-score of the truth (log10 space)."""
     plt = figures.pyplot()
-    log_t, log_d = np.log10(truth), np.log10(draws)
+    log_t, log_d = log10_floor(truth), log10_floor(draws)
     n = min(rows, truth.shape[0])
-    fig, axes = plt.subplots(n, 6, figsize=(19, 3.3 * n), squeeze=False, constrained_layout=True)
+    stochastic = not labels.deterministic and draws.shape[0] >= 2
+    cols = (cond is not None) + 2 + 3 * stochastic
+    fig, axes = plt.subplots(n, cols, figsize=(3.2 * cols, 3.3 * n), squeeze=False, constrained_layout=True)
+    t = labels.target
     for k in range(n):
         lo, hi = np.percentile(log_t[k], [1, 99.5])
-        z = (log_t[k] - log_d[:, k].mean(0)) / np.maximum(log_d[:, k].std(0), 1e-12)
-        panels = [("log10(1 + M*) condition", np.log10(cond[k] + 1.0), "magma", None),
-                  ("log10 M_cdm truth", log_t[k], "viridis", (lo, hi)),
-                  ("log10 M_cdm sample", log_d[0, k], "viridis", (lo, hi)),
-                  ("posterior mean of log10", log_d[:, k].mean(0), "viridis", (lo, hi)),
-                  ("posterior std of log10 [dex]", log_d[:, k].std(0), "cividis", None),
-                  ("z-score (log10)", z, "RdBu_r", (-3, 3))]
+        panels = [(labels.cond_title(), np.log10(cond[k] + 1.0), "magma", None)] if cond is not None else []
+        panels += [(f"log10 {t} truth", log_t[k], "viridis", (lo, hi)),
+                   (f"log10 {t} {labels.draw}", log_d[0, k], "viridis", (lo, hi))]
+        if stochastic:
+            spread = log_d[:, k].std(0)
+            z = np.where(spread > 0, (log_t[k] - log_d[:, k].mean(0)) / np.maximum(spread, 1e-300), np.nan)
+            panels += [("posterior mean of log10", log_d[:, k].mean(0), "viridis", (lo, hi)),
+                       ("posterior std of log10 [dex]", spread, "cividis", None),
+                       ("z-score (log10)", z, "RdBu_r", (-3, 3))]
         for ax, (title, img, cmap, lim) in zip(axes[k], panels):
             figures.map_panel(fig, ax, img, title=title if k == 0 else None, cmap=cmap, vlim=lim)
-    fig.savefig(png, dpi=70)
+    save_figure(fig, png, dpi=70)
     plt.close(fig)
 
 
-def fig2(truth, draws, c: dict, png: Path) -> None:
-    """Pixel PDF (10-90% bands), P(k) of stars/true/sampled DM, r(k) (samples and stars vs DM), transfer ratio."""
+def fig2(truth, draws, c: dict, png: Path, labels: Labels = Labels()) -> None:
+    """Pixel PDF (10-90% bands), P(k) of the condition, truth and draws, r(k) (draws and condition vs the
+    truth), transfer ratio: the papers' Fig. 2, from :func:`hpc_vdm.evaluate.analysis.curves`."""
     plt = figures.pyplot()
     fig, ax = plt.subplots(1, 4, figsize=(18, 3.9), constrained_layout=True)
-    edges = np.linspace(np.log10(truth).min() - 0.2, np.log10(truth).max() + 0.2, 41)
+    lt = log10_floor(truth)
+    edges = np.linspace(lt.min() - 0.2, lt.max() + 0.2, 41)
     centres, pdf_t, _ = stats.pixel_pdf(truth, edges)
     _, _, b = stats.pixel_pdf(draws.reshape(-1, *truth.shape[1:]), edges)
     ax[0].plot(centres, pdf_t.mean(0), "k-", label="truth")
-    ax[0].plot(centres, b.median, "C1--", label="samples")
+    ax[0].plot(centres, b.median, "C1--", label=f"{labels.draw}s")
     ax[0].fill_between(centres, b.lo, b.hi, color="C1", alpha=0.3)
-    ax[0].set(xlabel="log10 M_cdm [(M☉/h)/(Mpc/h)²]", ylabel="PDF", yscale="log")
+    ax[0].set(xlabel=f"log10 {labels.target} [(M☉/h)/(Mpc/h)²]", ylabel="PDF", yscale="log")
     k = c["k"]
-    for key, style, label in (("p_stars", "C3:", "stars"), ("p_true", "k-", "true DM")):
-        ax[1].loglog(k, np.median(c[key], 0), style, label=label)
+    if "p_cond" in c:
+        ax[1].loglog(k, np.median(c["p_cond"], 0), "C3:", label=f"{labels.condition} (condition)")
+    ax[1].loglog(k, np.median(c["p_true"], 0), "k-", label=f"true {labels.target}")
     pb = stats.bands(c["p_draws"])
-    ax[1].loglog(k, pb.median, "C1--", label="sampled DM")
+    ax[1].loglog(k, pb.median, "C1--", label=f"{labels.draw}s")
     ax[1].fill_between(k, pb.lo, pb.hi, color="C1", alpha=0.3)
     ax[1].set(xlabel="k [h/Mpc]", ylabel="P(k) of δ [(Mpc/h)²]")
     rb = stats.bands(c["r_draws"])
-    ax[2].semilogx(k, rb.median, "C1-", label="samples vs truth")
+    ax[2].semilogx(k, rb.median, "C1-", label=f"{labels.draw}s vs truth")
     ax[2].fill_between(k, rb.lo, rb.hi, color="C1", alpha=0.3)
-    ax[2].semilogx(k, np.median(c["r_stars"], 0), "C3:", label="stars vs DM")
+    if "r_cond" in c:
+        ax[2].semilogx(k, np.median(c["r_cond"], 0), "C3:", label="condition vs truth")
     ax[2].set(xlabel="k [h/Mpc]", ylabel="r(k)", ylim=(min(0.0, rb.lo.min()), 1.05))
     tb = stats.bands(c["ratio"].reshape(-1, k.size))
     ax[3].semilogx(k, tb.median, "C2-")
     ax[3].fill_between(k, tb.lo, tb.hi, color="C2", alpha=0.3)
     ax[3].axhline(1.0, color="k", lw=0.8)
     inside = 0.4 < np.nanmin(tb.median) and np.nanmax(tb.median) < 1.6
-    ax[3].set(xlabel="k [h/Mpc]", ylabel="P_sample / P_true", ylim=(0.4, 1.6) if inside else None,
+    ax[3].set(xlabel="k [h/Mpc]", ylabel=f"P_{labels.draw} / P_true", ylim=(0.4, 1.6) if inside else None,
               yscale="linear" if inside else "log")
     for a in ax[:3]:
         a.legend(fontsize=8)
     for a in ax[1:]:
         _plain_minor_ticks(a)
-    fig.savefig(png, dpi=80)
+    save_figure(fig, png, dpi=80)
     plt.close(fig)
 
 
@@ -85,7 +114,7 @@ def calibration_figure(ranks: dict, n_samples: int, png: Path) -> None:
     ax.set(xlabel="expected coverage (exact, S + 1 ranks)", ylabel="observed coverage",
            title=f"rank calibration, {n_samples} samples")
     ax.legend(fontsize=7)
-    fig.savefig(png, dpi=80)
+    save_figure(fig, png, dpi=80)
     plt.close(fig)
 
 
@@ -101,7 +130,7 @@ def ratio_panel(k, groups: dict, png: Path, title: str, ylabel: str = "P_sample 
     ax.set(xlabel="k [h/Mpc]", ylabel=ylabel, title=title)
     ax.legend(fontsize=8)
     _plain_minor_ticks(ax)
-    fig.savefig(png, dpi=80)
+    save_figure(fig, png, dpi=80)
     plt.close(fig)
 
 
@@ -112,46 +141,85 @@ def _plain_minor_ticks(ax) -> None:
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 
-def markdown(metrics: dict, figures_: list[str], path: Path) -> None:
-    """summary.md: the headline numbers in tables, each with its space, and the figures."""
-    m = metrics["posterior"]
-    lines = [f"# Evaluation of `{metrics['model']['path']}`", "",
-             f"{m['n_maps']} held-out maps ({metrics['split']} split of `{metrics['store']}`, spread over "
-             f"{metrics['n_sims']} simulations), {m['n_samples']} samples each, {metrics['steps']} sampler steps.",
-             "", "## Spectra (k bands up to k_Nyq)", "",
-             "| space | quantity | " + " | ".join(BANDS) + " |", "|---|---|" + "---|" * len(BANDS)]
-    for who in ("samples", "posterior_mean", "stars_vs_dm"):
-        for space in ("overdensity", "log"):
-            for q, key in (("r(k)", "r"), ("P ratio", "pk_ratio")):
-                if who == "stars_vs_dm" and key == "pk_ratio":
+ROWS = (("samples", "{draw}s"), ("posterior_mean", "posterior mean"), ("condition", "the condition itself"))
+
+
+def _rows(m: dict, draw: str) -> dict[str, dict]:
+    """{label: band scores} of the model's draws, their mean, the condition and every baseline."""
+    rows = {label.format(draw=draw): m[who] for who, label in ROWS if who in m}
+    return rows | {f"baseline: {name}": s for name, s in m.get("baselines", {}).items()}
+
+
+def _spectra_table(m: dict, draw: str) -> list[str]:
+    lines = ["| space | quantity | " + " | ".join(BANDS) + " |", "|---|---|" + "---|" * len(BANDS)]
+    for space in ("overdensity", "log"):
+        for q, key in (("r(k)", "r"), ("P ratio", "pk_ratio")):
+            for label, s in _rows(m, draw).items():
+                if label == "the condition itself" and key == "pk_ratio":
                     continue
-                row = " | ".join(f"{m[who][space][b][key]:.3f}" for b in BANDS)
-                lines.append(f"| {space} | {q} of {who.replace('_', ' ')} | {row} |")
+                lines.append(f"| {space} | {q} of {label} | " + " | ".join(f"{s[space][b][key]:.3f}" for b in BANDS)
+                             + " |")
+    return lines
+
+
+def winners(m: dict, draw: str = "sample") -> dict[str, dict[str, str]]:
+    """{space: {band: the row with the highest r(k)}} over the model's rows and the baselines."""
+    rows = _rows(m, draw)
+    return {space: {b: max(rows, key=lambda label: rows[label][space][b]["r"]) for b in BANDS}
+            for space in ("overdensity", "log")}
+
+
+def _calibration_lines(m: dict) -> list[str]:
     z = m["zscore_log_pixel"]
-    lines += ["", "## Calibration", "", f"Pixel z-score of log10 M_cdm: mean {z['mean']:.3f} (expected 0), std "
-              f"{z['std']:.3f} (expected {z['expected_std']:.3f} for {m['n_samples']} samples).", "",
-              "| quantity | 68% observed / exact expected | 95% observed / exact expected | max curve gap |",
-              "|---|---|---|---|"]
+    lines = ["", "## Calibration", "", f"Pixel z-score of the log10 target: mean {z['mean']:.3f} (expected 0), std "
+             f"{z['std']:.3f} (expected {z['expected_std']:.3f} for {m['n_samples']} samples).", "",
+             "| quantity | 68% observed / exact expected | 95% observed / exact expected | max curve gap |",
+             "|---|---|---|---|"]
     for name, c in m["calibration"].items():
         cov = " | ".join(f"{x['observed']:.3f} / {x['expected']:.3f}" for x in c["coverage"])
         lines.append(f"| {name} ({c['n']}) | {cov} | {c['curve_max_gap']:.3f} |")
     off = m["map_level_offsets_dex"]
-    lines += ["", f"Map mean level: truth − posterior mean {off['truth_minus_mean']:+.3f} dex on average, "
-              f"rms {off['rms_truth_minus_mean']:.3f} dex, against a sample spread of {off['sample_spread']:.3f} dex."]
-    if "chi2_r" in m:
-        lines.append(f"Reduced χ² of sampled P(k) against CV truths (leave-one-out): {m['chi2_r']['samples']:.3f} "
-                     f"(truths among themselves: {m['chi2_r']['truths_floor']:.3f}).")
-    for key, title in (("one_p", "1P set: sampled / true P(k) of δ"), ("cross_suite", "Other suites")):
+    return lines + ["", f"Map mean level: truth − posterior mean {off['truth_minus_mean']:+.3f} dex on average, "
+                    f"rms {off['rms_truth_minus_mean']:.3f} dex, against a sample spread of "
+                    f"{off['sample_spread']:.3f} dex."]
+
+
+def _panel_lines(metrics: dict) -> list[str]:
+    lines = []
+    for key, title in (("one_p", "1P set: drawn / true P(k) of δ"), ("cross_suite", "Other suites")):
         if key in metrics:
-            lines += ["", f"## {title}", "", "| maps | P ratio (median over k ≤ k_Nyq) | mean r(k) | n |", "|---|---|---|---|"]
+            lines += ["", f"## {title}", "", "| maps | P ratio (median over k ≤ k_Nyq) | mean r(k) | n |",
+                      "|---|---|---|---|"]
             lines += [f"| {name} | {v['pk_ratio_median']:.3f} | {v['r_mean']:.3f} | {len(v['maps'])} |"
                       for name, v in metrics[key].items()]
     if "tiled" in metrics:
         t = metrics["tiled"]
-        lines += ["", f"## Tiled {t['volume']} slab ({t['slab_pixels']}², {t['samples']} samples)", "",
-                  "P(k) of δ of the tiled slab's samples / median P(k) of the held-out whole maps' truths:", "",
+        lines += ["", f"## Tiled {t['volume']} slab ({t['slab_pixels']}², {t['samples']} draws)", "",
+                  "P(k) of δ of the tiled slab's draws / median P(k) of the held-out whole maps' truths:", "",
                   "| " + " | ".join(t["pk_ratio_by_band"]) + " | all |", "|" + "---|" * (len(t["pk_ratio_by_band"]) + 1),
                   "| " + " | ".join(f"{v:.3f}" for v in t["pk_ratio_by_band"].values())
                   + f" | {t['pk_ratio_to_whole_truths_median']:.3f} |"]
+    return lines
+
+
+def markdown(metrics: dict, figures_: list[str], path: Path) -> None:
+    """summary.md: the headline numbers in tables, each with its space, and the figures."""
+    m = metrics["posterior"]
+    det = m.get("deterministic", False)
+    what = ("a deterministic model: one prediction per map, scored against the truth (no posterior, no "
+            "calibration)" if det else f"{m['n_samples']} posterior samples per map")
+    lines = [f"# Evaluation of `{metrics['model']['path']}` ({metrics['model'].get('kind', 'vdm')})", "",
+             f"{m['n_maps']} held-out maps ({metrics['split']} split of `{metrics['store']}`, spread over "
+             f"{metrics['n_sims']} simulations); {what}" + ("" if det else f", {metrics['steps']} sampler steps") + ".",
+             "", "## Spectra (k bands up to k_Nyq)", ""] + _spectra_table(m, "prediction" if det else "sample")
+    best = winners(m, "prediction" if det else "sample")
+    lines += ["", "Highest r(k): " + "; ".join(f"{space}: " + ", ".join(f"{b} {who}" for b, who in bands.items())
+                                              for space, bands in best.items()) + "."]
+    if "calibration" in m:
+        lines += _calibration_lines(m)
+    if "chi2_r" in m:
+        lines.append(f"Reduced χ² of the drawn P(k) against CV truths (leave-one-out): {m['chi2_r']['samples']:.3f} "
+                     f"(truths among themselves: {m['chi2_r']['truths_floor']:.3f}).")
+    lines += _panel_lines(metrics)
     lines += [""] + [f"![{f}]({f})" for f in figures_]
     path.write_text("\n".join(lines) + "\n")

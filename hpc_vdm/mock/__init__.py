@@ -28,8 +28,3 @@ size a 24 GB machine makes::
         --set mock.box_mpc_h=75 --set mock.grids=[256] --set mock.nbody=true --out data/tng100
 """
 
-
-def main(argv=None) -> int:
-    from .cli import main as _main
-
-    return _main(argv)

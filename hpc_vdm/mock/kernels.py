@@ -216,11 +216,8 @@ def cic_readout(grid: np.ndarray, cells: np.ndarray) -> np.ndarray:
     return out[:, 0] if scalar else out
 
 
-def set_threads(n: int) -> None:
-    """Threads of the FFTs and of the threaded kernels in this process."""
-    from . import mesh
-
-    mesh.WORKERS = max(1, int(n))
+def set_numba_threads(n: int) -> None:
+    """Threads of the threaded kernels in this process (the FFTs': :func:`hpc_vdm.mock.mesh.set_threads`)."""
     if numba is not None:
         numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))
 

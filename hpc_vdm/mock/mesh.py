@@ -17,6 +17,13 @@ CHUNK = 1 << 16  # points per block: temporaries stay in cache
 WORKERS = max(1, int(os.environ.get("OMP_NUM_THREADS", "0")) or os.cpu_count() or 1)
 
 
+def set_threads(n: int) -> None:
+    """Threads of the FFTs and of the threaded kernels in this process."""
+    global WORKERS
+    WORKERS = max(1, int(n))
+    kernels.set_numba_threads(n)
+
+
 def rfftn(x: np.ndarray, axes=None) -> np.ndarray:
     return sfft.rfftn(x, axes=axes, workers=WORKERS)
 

@@ -1,7 +1,13 @@
-"""Building blocks of the score U-Net: periodic convolutions, residual blocks, attention, γ embedding.
+"""Building blocks of the score U-Net: periodic convolutions, normalisations, residual blocks, attention, γ embedding.
 
 Every spatial convolution pads circularly: the maps are periodic, so the network is equivariant to
 periodic shifts (by multiples of its total stride) and tiles of a larger torus see no artificial edges.
+
+Normalisations (``norm``): ``"group"`` is GroupNorm, whose per-map statistics make every output pixel
+depend on the whole input (a tiled window is normalised by its own statistics, not the field's);
+``"pixel"`` normalises the channels of each pixel on their own (LayerNorm over C), so it is local;
+``"none"`` leaves activations as they are. Attention (``radius``): ``None`` attends over all pixels (global),
+an integer r over the (2r+1)² periodic neighbourhood of each pixel (local, reach r).
 """
 from __future__ import annotations
 
@@ -10,6 +16,9 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+NORMS = ("group", "pixel", "none")
+ATTENTIONS = ("global", "local", "none")
 
 
 def conv3x3(ch_in: int, ch_out: int, *, zero: bool = False) -> nn.Conv2d:
@@ -29,6 +38,36 @@ def group_norm(channels: int, groups: int) -> nn.GroupNorm:
     if channels % groups:
         raise ValueError(f"norm_groups={groups} does not divide a level's channel count {channels}")
     return nn.GroupNorm(groups, channels)
+
+
+class PixelNorm(nn.Module):
+    """LayerNorm over the channels of each pixel: (x − mean_C) / sqrt(var_C + eps) · gain + bias.
+
+    An output pixel reads only its own input pixel, so the normalisation adds nothing to the network's
+    reach. The parameters are named ``gain``/``bias`` (GroupNorm's are ``weight``/``bias``), so GroupNorm
+    weights never load silently into a pixel-normalised network.
+    """
+
+    def __init__(self, channels: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.gain = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.layer_norm(x.movedim(1, -1), (x.shape[1],), self.gain, self.bias, self.eps)  # (B, H, W, C)
+        return y.movedim(-1, 1)                                                             # (B, C, H, W)
+
+
+def make_norm(kind: str, channels: int, groups: int) -> nn.Module:
+    """The normalisation ``kind`` (one of :data:`NORMS`) of ``channels`` channels."""
+    if kind == "group":
+        return group_norm(channels, groups)
+    if kind == "pixel":
+        return PixelNorm(channels)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"norm must be one of {list(NORMS)}, got {kind!r}")
 
 
 def sinusoidal_embedding(x: torch.Tensor, dim: int, max_period: float = 1e4) -> torch.Tensor:
@@ -65,13 +104,13 @@ class GammaEmbedding(nn.Module):
 
 
 class ResnetBlock(nn.Module):
-    """GN-SiLU-conv, + projected embedding, GN-SiLU-dropout-conv (zero-init), 1x1 skip if channels change."""
+    """norm-SiLU-conv, + projected embedding, norm-SiLU-dropout-conv (zero-init), 1x1 skip if channels change."""
 
-    def __init__(self, ch_in: int, ch_out: int, emb_dim: int, *, groups: int, dropout: float):
+    def __init__(self, ch_in: int, ch_out: int, emb_dim: int, *, groups: int, dropout: float, norm: str = "group"):
         super().__init__()
-        self.norm1, self.conv1 = group_norm(ch_in, groups), conv3x3(ch_in, ch_out)
+        self.norm1, self.conv1 = make_norm(norm, ch_in, groups), conv3x3(ch_in, ch_out)
         self.emb_proj = zero_init(nn.Linear(emb_dim, ch_out, bias=False))
-        self.norm2, self.drop = group_norm(ch_out, groups), nn.Dropout(dropout)
+        self.norm2, self.drop = make_norm(norm, ch_out, groups), nn.Dropout(dropout)
         self.conv2 = conv3x3(ch_out, ch_out, zero=True)
         self.skip = nn.Conv2d(ch_in, ch_out, 1) if ch_in != ch_out else nn.Identity()
 
@@ -82,21 +121,48 @@ class ResnetBlock(nn.Module):
         return self.skip(x) + h
 
 
-class AttentionBlock(nn.Module):
-    """Multi-head self-attention over all pixels, pre-GroupNorm, zero-initialised output, residual."""
+def local_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, radius: int) -> torch.Tensor:
+    """Softmax attention of every pixel over its (2r+1)² periodic neighbourhood.
 
-    def __init__(self, channels: int, *, heads: int, groups: int):
+    q, k, v (B, nh, hs, H, W) -> (B, nh, hs, H, W). The neighbourhood wraps around the map like the
+    circular convolutions; it must fit in the map (2r+1 <= H, W), so that no key is counted twice.
+    """
+    b, nh, hs, h, w = k.shape
+    size = 2 * radius + 1
+    if size > h or size > w:
+        raise ValueError(f"attention_radius={radius} needs a bottleneck of at least {size}x{size} pixels, "
+                         f"got {h}x{w} (use a smaller radius or larger maps)")
+    kv = F.pad(torch.cat([k, v], 2).reshape(b, nh * 2 * hs, h, w), (radius,) * 4, mode="circular")
+    kv = F.unfold(kv, size).reshape(b, nh, 2, hs, size * size, h * w)   # (B, nh, 2, hs, K², HW)
+    logits = torch.einsum("bncp,bnckp->bnkp", q.reshape(b, nh, hs, h * w), kv[:, :, 0]) / math.sqrt(hs)
+    a = logits.softmax(dim=2)                                           # (B, nh, K², HW)
+    return torch.einsum("bnkp,bnckp->bncp", a, kv[:, :, 1]).reshape(b, nh, hs, h, w)
+
+
+class AttentionBlock(nn.Module):
+    """Multi-head self-attention, pre-normalised, zero-initialised output, residual.
+
+    ``radius=None``: over all pixels (global); ``radius=r``: over each pixel's (2r+1)² periodic neighbourhood.
+    """
+
+    def __init__(self, channels: int, *, heads: int, groups: int, norm: str = "group", radius: int | None = None):
         super().__init__()
         if channels % heads:
             raise ValueError(f"attention_heads={heads} does not divide the bottleneck channels {channels}")
-        self.heads = heads
-        self.norm = group_norm(channels, groups)
+        if radius is not None and radius < 1:
+            raise ValueError(f"attention_radius must be >= 1 for local attention, got {radius!r}")
+        self.heads, self.radius = heads, radius
+        self.norm = make_norm(norm, channels, groups)
         self.qkv = nn.Conv2d(channels, 3 * channels, 1)
         self.out = zero_init(nn.Conv2d(channels, channels, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
-        qkv = self.qkv(self.norm(x)).reshape(b, 3, self.heads, c // self.heads, h * w)  # (B, 3, nh, hs, HW)
+        qkv = self.qkv(self.norm(x))                                                    # (B, 3C, H, W)
+        if self.radius is not None:
+            q, k, v = qkv.reshape(b, 3, self.heads, c // self.heads, h, w).unbind(1)     # (B, nh, hs, H, W)
+            return x + self.out(local_attention(q, k, v, self.radius).reshape(b, c, h, w))
+        qkv = qkv.reshape(b, 3, self.heads, c // self.heads, h * w)                     # (B, 3, nh, hs, HW)
         q, k, v = (qkv[:, i].transpose(-1, -2) for i in range(3))                       # (B, nh, HW, hs)
         a = F.scaled_dot_product_attention(q, k, v)                                     # (B, nh, HW, hs)
         return x + self.out(a.transpose(-1, -2).reshape(b, c, h, w))

@@ -1,6 +1,6 @@
 """Power spectra, cross spectra and r(k) with Pylians3 conventions, over maps, stacks, mosaics and volumes.
 
-No torch here: numpy, pyFFTW and dask only. ``python -m hpc_vdm.spectra`` is the command.
+No torch here: numpy, pyFFTW, numba and dask only. ``python -m hpc_vdm.spectra`` is the command.
 """
 from .pk import (CrossSpectrum, PowerSpectrum, check_mas, cross_spectrum, cross_spectrum_stack, overdensity,
                  power_spectrum, power_spectrum_stack)
@@ -8,8 +8,3 @@ from .pk import (CrossSpectrum, PowerSpectrum, check_mas, cross_spectrum, cross_
 __all__ = ["PowerSpectrum", "CrossSpectrum", "power_spectrum", "cross_spectrum", "power_spectrum_stack",
            "cross_spectrum_stack", "overdensity", "check_mas"]
 
-
-def main(argv=None) -> int:
-    from .cli import main as _main
-
-    return _main(argv)

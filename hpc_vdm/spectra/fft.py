@@ -2,7 +2,9 @@
 
 Precision is kept: float32 -> complex64, float64 -> complex128. Plans are built with pyfftw.builders
 on aligned buffers and cached per (thread, shape, dtype, axes, threads); FFTW objects are not safe to
-share between threads, and dask's threaded scheduler runs tasks concurrently.
+share between threads, and dask's threaded scheduler runs tasks concurrently. A suitably aligned
+contiguous input is transformed in place (no copy in); ``copy=False`` hands back the plan's output
+buffer (no copy out), for callers that bin the modes at once.
 """
 from __future__ import annotations
 
@@ -36,38 +38,51 @@ def default_threads() -> int:
 
 
 def _plan(kind: str, shape, dtype, axes, threads: int):
+    """The cached (plan, its own aligned input buffer) of this thread."""
     cache = getattr(_local, "plans", None)
     if cache is None:
         cache = _local.plans = {}
     key = (kind, shape, np.dtype(dtype).str, axes, threads)
-    plan = cache.get(key)
-    if plan is None:
+    entry = cache.get(key)
+    if entry is None:
         buf = pyfftw.empty_aligned(shape, dtype=dtype)
         build = pyfftw.builders.rfftn if kind == "rfftn" else pyfftw.builders.fftn
         plan = build(buf, axes=axes, threads=threads, planner_effort=PLANNER, auto_align_input=True,
                      overwrite_input=False)
-        cache[key] = plan
-    return plan
+        entry = cache[key] = (plan, plan.input_array)
+    return entry
 
 
-def rfftn(x: np.ndarray, axes=None, threads: int | None = None) -> np.ndarray:
-    """Unnormalised forward real FFT over ``axes`` (default: all), last axis halved."""
+def _run(kind: str, x: np.ndarray, axes, threads, copy: bool) -> np.ndarray:
+    plan, own_input = _plan(kind, x.shape, x.dtype, axes, threads or default_threads())
+    out = plan(x)  # reads x in place when its strides and alignment suit the plan, else copies it in
+    if plan.input_array is not own_input:  # let go of the caller's array
+        plan.update_arrays(own_input, out)
+    return out.copy() if copy else out
+
+
+def rfftn(x: np.ndarray, axes=None, threads: int | None = None, *, copy: bool = True) -> np.ndarray:
+    """Unnormalised forward real FFT over ``axes`` (default: all), last axis halved.
+
+    ``copy=False`` returns the plan's own output buffer (no copy): it is overwritten by the next transform
+    of the same shape, dtype, axes and threads in this thread, so use it at once.
+    """
     x = np.asarray(x)
     if x.dtype not in (np.float32, np.float64):
         x = x.astype(np.float64)
     axes = tuple(range(x.ndim)) if axes is None else tuple(a % x.ndim for a in axes)
     if pyfftw is None:
         return np.fft.rfftn(x, axes=axes)
-    return _plan("rfftn", x.shape, x.dtype, axes, threads or default_threads())(x).copy()
+    return _run("rfftn", x, axes, threads, copy)
 
 
-def fftn(x: np.ndarray, axes, threads: int | None = None) -> np.ndarray:
-    """Unnormalised forward complex FFT over ``axes``."""
+def fftn(x: np.ndarray, axes, threads: int | None = None, *, copy: bool = True) -> np.ndarray:
+    """Unnormalised forward complex FFT over ``axes`` (``copy`` as for :func:`rfftn`)."""
     x = np.asarray(x)
     axes = tuple(a % x.ndim for a in axes)
     if pyfftw is None:
         return np.fft.fftn(x, axes=axes).astype(x.dtype, copy=False)
-    return _plan("fftn", x.shape, x.dtype, axes, threads or default_threads())(x).copy()
+    return _run("fftn", x, axes, threads, copy)
 
 
 def load_wisdom(path: str | Path = WISDOM_PATH) -> bool:

@@ -2,7 +2,7 @@
 ``results.csv`` and ``results.md`` in the sweep folder, and ``results.png``: the selection metric against
 each axis.
 
-"best" is the best value over the point's validation rows (lower is better, except the metrics the task
+"best" is the best value over the point's validation rows (lower is better, except the metrics the family
 calls higher-is-better, e.g. ``val_r_mean``); ``best_step`` is the step of the best selection metric.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 
 from ..io import atomic_write_text
-from ..training.tasks import task_class
+from ..families import family_class
 
 META = ("point", "state", "steps")
 
@@ -34,17 +34,17 @@ def _number(text: str | None) -> float:
 
 
 def point_row(point: dict, run_dir: Path, state: str, kind: str, select_on: str) -> dict:
-    task = task_class(kind)
-    metric = select_on or next(iter(task.better))
+    family = family_class(kind)
+    metric = select_on or next(iter(family.better))
     rows = _val_rows(run_dir)
     out = {"point": point["name"], "state": state, **point["values"]}
     out["steps"] = int(rows[-1]["step"]) if rows else 0
-    for col in task.val_columns:
+    for col in family.val_columns:
         values = [(int(r["step"]), _number(r.get(col))) for r in rows]
         values = [(s, v) for s, v in values if not math.isnan(v)]
         if not values:
             continue
-        higher = task.better.get(col) == "higher"
+        higher = family.better.get(col) == "higher"
         best = (max if higher else min)(values, key=lambda sv: sv[1])
         out[f"final_{col}"], out[f"best_{col}"] = values[-1][1], best[1]
         if col == metric:
@@ -110,7 +110,7 @@ def collect(out: Path, manifest: dict, point_states: dict[str, str], kind: str, 
     writer.writerows({c: _fmt(r.get(c)) for c in cols} for r in rows)
     paths = {"csv": atomic_write_text(out / "results.csv", buf.getvalue()),
              "md": atomic_write_text(out / "results.md", markdown(rows, cols))}
-    metric = select_on or next(iter(task_class(kind).better))
+    metric = select_on or next(iter(family_class(kind).better))
     png = figure(rows, axes, metric, out / "results.png")
     if png:
         paths["png"] = png

@@ -12,7 +12,6 @@ corrupt newest checkpoint is skipped for the previous one. Every rank must call 
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -27,7 +26,7 @@ from pathlib import Path
 import torch
 
 from .. import dist
-from ..io import atomic_write_text
+from ..io import atomic_write_text, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -63,14 +62,6 @@ def unsafe(path: Path) -> str | None:
 
 def tag_for(step: int) -> str:
     return f"step{step:08d}"
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 class Checkpoints:

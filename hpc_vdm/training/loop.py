@@ -1,4 +1,4 @@
-"""The one training loop, for any task: launcher, DeepSpeed, EMA, checkpoints, preemption, metrics, export.
+"""The one training loop, for any model family: launcher, DeepSpeed, EMA, checkpoints, preemption, metrics, export.
 
 One optimizer step = ``train.grad_accum`` micro-batches of ``data.batch_size`` items on every rank. A run
 dir holds ``config.json ds_config.json train.log metrics.csv tb/ checkpoints/ export/model.pt`` and
@@ -8,7 +8,7 @@ schedule (DeepSpeed), the EMA (``ema.pt``), step/epoch/sampler position and the 
 an uninterrupted one exactly. A preemption signal becomes a flag that all ranks agree on at the next
 step; all ranks save, and the launcher's policy (:mod:`.preemption`) brings the job back.
 
-The model family is a :class:`~hpc_vdm.training.tasks.Task`; this module never looks inside it.
+The model family is a :class:`~hpc_vdm.families.Family`; this module never looks inside it.
 """
 from __future__ import annotations
 
@@ -25,13 +25,13 @@ import torch
 from .. import dist
 from ..config import RunConfig, to_dict
 from ..diffusion import EMA, key_seed
+from ..families import Family, make_family
 from ..io import acquire_lock, writing
 from . import engine as ds_engine
 from . import preemption
 from .checkpoint import Checkpoints, tag_for
 from .metrics_log import MetricsLog
 from .run_dir import check_run_dir, log_to_file, write_configs
-from .tasks import Task, make_task
 
 log = logging.getLogger("hpc_vdm.train")
 
@@ -43,25 +43,25 @@ def step_seed(seed: int, rank: int, step: int, micro: int) -> int:
     return key_seed(seed, rank, step, micro)
 
 
-def columns(task: Task) -> tuple[str, ...]:
-    """metrics.csv columns: the loop's and the task's."""
-    return BASE_COLUMNS + task.loss_terms + task.extra_columns + ("samples_per_s",) + task.val_columns
+def columns(family: Family) -> tuple[str, ...]:
+    """metrics.csv columns: the loop's and the family's."""
+    return BASE_COLUMNS + family.loss_terms + family.extra_columns + ("samples_per_s",) + family.val_columns
 
 
 class Trainer:
-    """One run of one task; :meth:`run` returns 0, or 75 after a preemption checkpoint."""
+    """One run of one model family; :meth:`run` returns 0, or 75 after a preemption checkpoint."""
 
     def __init__(self, cfg: RunConfig, policy: preemption.Policy | None = None):
         self.cfg, self.t, self.run_dir = cfg, cfg.train, Path(cfg.train.run_dir)
         self.env = dist.detect()
-        self.task = make_task(cfg)
+        self.family = make_family(cfg)
         ds_engine.check_batch(cfg, self.env.world)  # everything is checked before anything is written
-        self.select_on = self.task.selection()
-        self.store_attrs = self.task.check()
-        check_run_dir(cfg, self.run_dir, self.store_attrs, self.task.compared_sections)
+        self.select_on = self.family.selection()
+        self.store_attrs = self.family.check()
+        check_run_dir(cfg, self.run_dir, self.store_attrs, self.family.compared_sections)
         self.device = dist.pick_device(self.env, self.t.device, "train.device")
         self.policy = policy or preemption.choose()
-        self.sign = self.task.sign(self.select_on)
+        self.sign = self.family.sign(self.select_on)
 
     # -- start-up -----------------------------------------------------------------------------------
     def start(self) -> None:
@@ -80,15 +80,15 @@ class Trainer:
         self.ds_config = ds_engine.ds_config(self.cfg, env.world, load_universal=universal)
         if env.is_main:
             write_configs(self.run_dir, self.cfg, self.ds_config)
-            log.info("%s task, world %d (%s) on %s: global batch %d = %d x %d accumulation x %d ranks; ZeRO %d, %s",
-                     self.task.kind, env.world, env.launcher, self.device, self.ds_config["train_batch_size"],
+            log.info("%s family, world %d (%s) on %s: global batch %d = %d x %d accumulation x %d ranks; ZeRO %d, %s",
+                     self.family.kind, env.world, env.launcher, self.device, self.ds_config["train_batch_size"],
                      self.cfg.data.batch_size, t.grad_accum, env.world, t.zero_stage, t.precision)
         self._build()
         self.state = {"step": 0, "epoch": 0, "position": 0, "samples": 0, "world": env.world, "best_val": math.inf,
                       "best_on": self.select_on}
         if resume_tag:
             self._resume(resume_tag, self.ckpts.universal(resume_tag) if universal else self.ckpts.root, universal)
-        self.sampler, self.loader = self.task.loaders(env.rank, env.world)
+        self.sampler, self.loader = self.family.loaders(env.rank, env.world)
         self.sampler.set_epoch(self.state["epoch"], self.state["position"])
         self.batches = iter(self.loader)
 
@@ -107,15 +107,15 @@ class Trainer:
     def _build(self) -> None:
         t = self.t
         torch.manual_seed(t.seed)  # identical initial weights on every rank
-        module = self.task.build()
+        module = self.family.build()
         self.ema = EMA(module.named_parameters(), t.ema_decay)  # fp32 copy of the initial weights
-        self.ema_model = self.task.build().to(self.device)
+        self.ema_model = self.family.build().to(self.device)
         if self.env.is_main:
             log.info("%s: %.2f M parameters", type(module).__name__, sum(p.numel() for p in module.parameters()) / 1e6)
         if self.device.type == "cuda" and t.channels_last:
             module = module.to(memory_format=torch.channels_last)
-        if t.compile:  # the network, not the bound's arithmetic around it
-            (module.score if hasattr(module, "score") else module).compile()
+        if t.compile:  # the network, not the arithmetic around it (the bound's, for the VDM)
+            self.family.compiled(module).compile()
         self.engine = ds_engine.initialize(module, self.cfg, self.ds_config)
 
     def _resume(self, tag: str, load_dir: Path, universal: bool) -> None:
@@ -152,30 +152,31 @@ class Trainer:
         for micro in range(self.t.grad_accum):
             batch = self._next_batch()
             torch.manual_seed(step_seed(self.t.seed, self.env.rank, self.state["step"], micro))
-            terms, extras = self.task.losses(self.engine, batch, self.device)
+            terms, extras = self.family.losses(self.engine, batch, self.device)
             loss = sum(terms.values())                                                 # (B,)
             self.engine.backward(loss.mean())
             self.engine.step()
             n = len(loss)
             self.state["position"] += n
-            self.sums += [loss.sum().item(), *(terms[k].sum().item() for k in self.task.loss_terms), n]
+            self.sums += [loss.sum().item(), *(terms[k].sum().item() for k in self.family.loss_terms), n]
         return extras
 
     def _log_row(self, extras: dict) -> None:
         total = dist.all_reduce(self.sums, self.device, op="sum")
         n = max(total[-1], 1.0)
-        terms = {k: total[1 + i] / n for i, k in enumerate(self.task.loss_terms)}
+        terms = {k: total[1 + i] / n for i, k in enumerate(self.family.loss_terms)}
         row = {"step": self.state["step"], "kind": "train", "epoch": self.state["epoch"],
                "samples": self.state["samples"], "lr": self.engine.get_lr()[0], "loss": total[0] / n, **terms,
                **extras, "samples_per_s": total[-1] / max(time.time() - self.t_log, 1e-9)}
         self.metrics.write(row)
         self.bar.set_postfix(loss=f"{row['loss']:.4f}", refresh=False)
-        self.sums, self.t_log = np.zeros(len(self.task.loss_terms) + 2), time.time()
+        self.sums, self.t_log = np.zeros(len(self.family.loss_terms) + 2), time.time()
 
     def _validate(self) -> bool:
         """Validate the EMA weights; True when the selection metric improved."""
         self.ema.copy_to(self.ema_model)
-        val = self.task.validate(self.ema_model, rank=self.env.rank, world=self.env.world, device=self.device)
+        self.ema_model.eval()
+        val = self.family.validate(self.ema_model, dist.Ranks(self.env.rank, self.env.world, self.device))
         s = self.state
         self.metrics.write({"step": s["step"], "kind": "val", "epoch": s["epoch"], "samples": s["samples"], **val})
         if self.env.is_main:
@@ -189,12 +190,12 @@ class Trainer:
 
     def _save(self) -> str:
         s, t = self.state, self.t
-        client = {"train_state": dict(s), "config": to_dict(self.cfg), "task": self.task.kind,
+        client = {"train_state": dict(s), "config": to_dict(self.cfg), "task": self.family.kind,
                   "rng": {"seed": t.seed, "scheme": "torch.manual_seed(step_seed(seed, rank, step, micro))"},
                   "ema": {"file": "ema.pt", "updates": self.ema.updates, "decay": self.ema.decay},
                   "universal_checkpoint_info": {"universal_checkpoint_version": 0.4}}
         return self.ckpts.save(self.engine, s["step"], client, extra_files={"ema.pt": self.ema.state_dict()},
-                               meta={"config": to_dict(self.cfg), "store": self.store_attrs, "task": self.task.kind})
+                               meta={"config": to_dict(self.cfg), "store": self.store_attrs, "task": self.family.kind})
 
     # -- the loop -----------------------------------------------------------------------------------
     def run(self) -> int:
@@ -211,16 +212,17 @@ class Trainer:
 
         self.start()
         t, env, s = self.t, self.env, self.state
-        self.metrics = MetricsLog(self.run_dir, columns(self.task), enabled=env.is_main, start_step=s["step"],
+        self.metrics = MetricsLog(self.run_dir, columns(self.family), enabled=env.is_main, start_step=s["step"],
                                   tensorboard=t.tensorboard)
         self.policy.install()
         self.bar = tqdm(total=t.steps, initial=s["step"], desc="train", unit="step", dynamic_ncols=True,
                         disable=not (env.is_main and t.progress), mininterval=1.0 if os.isatty(2) else 30.0)
-        self.sums, self.t_log, last_ckpt_time = np.zeros(len(self.task.loss_terms) + 2), time.time(), time.time()
+        self.sums, self.t_log, last_ckpt_time = np.zeros(len(self.family.loss_terms) + 2), time.time(), time.time()
         exit_code = 0
         self.engine.train()
         try:
             while s["step"] < t.steps:
+                self.family.phase(self.engine.module, s["step"])
                 extras = self._micro_batches()
                 s["step"] += 1
                 s["samples"] += int(self.ds_config["train_batch_size"])
@@ -250,7 +252,7 @@ class Trainer:
                 logging.getLogger("hpc_vdm").removeHandler(self.log_handler)
                 self.log_handler.close()
         if exit_code == 0 and t.export and env.is_main:
-            from .artifact import export_run
+            from .export import export_run
 
             log.info("exported %s", export_run(self.run_dir, t.export_tag, overwrite=True))  # the run's own
         dist.barrier()

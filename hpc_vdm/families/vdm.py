@@ -1,0 +1,187 @@
+"""The conditional VDM (Park+23, Ono+24): a map (optionally none) -> posterior samples of another map.
+
+Training: the bound's three terms in bits/dim. Validation on held-out simulations, with the EMA weights:
+
+* the bound of ``val_maps`` maps spread over the split's simulations, each at K fixed times
+  t_k = (k + ½)/K with noise from a generator keyed by (seed, map, k): the same numbers for the same
+  weights whatever the world size, so differences between checkpoints are the model's;
+* one posterior sample per map for ``val_sample_maps`` maps, drawn exactly as :meth:`VDMFamily.predict`
+  draws sample 0 of that map (``python -m hpc_vdm.sample --seed SEED``), scored by
+  :mod:`hpc_vdm.spectra.scores`: mean |P_s/P_t − 1| and mean r(k) of the overdensity up to k_Nyq.
+
+Use: :meth:`VDMFamily.predict` draws posterior samples of whole maps or, tiled, of fields of any size
+(the fused periodic tiled sampler), with noise keyed by (seed, map key, sample, step).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..config import ConfigError
+from ..data import camels
+from ..data.dataset import MapsDataset, read_attrs, spread
+from ..diffusion import keyed_generator, sample_tiled
+from ..dist import Ranks
+from ..models import calibrate, effective_reach, unet_stride
+from ..models.reach import score_fn
+from ..spectra.scores import draw_scores
+from .base import DrawSpec, MapsFamily
+
+BOUND_SEED = 1_000_003
+
+
+class VDMFamily(MapsFamily):
+    kind = "vdm"
+    deterministic = False
+    loss_terms = ("loss_diff", "loss_klz", "loss_recon")   # the bound's three terms, bits/dim
+    extra_columns = ("gamma_0", "gamma_1")
+    val_columns = ("val_bound", "val_loss_diff", "val_loss_klz", "val_loss_recon", "val_pk_ratio_err", "val_r_mean")
+    better = {"val_bound": "lower", "val_pk_ratio_err": "lower", "val_r_mean": "higher"}
+
+    def stride(self) -> int:
+        return unet_stride(self.cfg.model.channel_mults)
+
+    def compiled(self, module):
+        return module.score
+
+    def selection(self) -> str:
+        metric = super().selection()
+        t = self.cfg.train
+        if metric != "val_bound" and t.val_sample_maps == 0:
+            raise ConfigError(f"train.select_on={metric!r} needs posterior samples in the validation, but "
+                              f"train.val_sample_maps=0; set it > 0 or select on val_bound")
+        return metric
+
+    def losses(self, module, batch, device):
+        x = batch["target"].to(device)                                           # (B, 1, H, W)
+        cond = batch["condition"].to(device) if "condition" in batch else None  # (B, 1, H, W) or none
+        out = module(x, cond, self.batch_params(batch, device))
+        terms = {"loss_diff": out.loss_diff, "loss_klz": out.loss_klz, "loss_recon": out.loss_recon}
+        return terms, {"gamma_0": float(out.gamma_0), "gamma_1": float(out.gamma_1)}
+
+    # -- validation -------------------------------------------------------------------------------------
+    def _item(self, dataset, j: int, device):
+        item = dataset[j]
+        x = item["target"][None].to(device)                                                   # (1, 1, H, W)
+        cond = item["condition"][None].to(device) if "condition" in item else None
+        names = self.cfg.model.params
+        params = (torch.from_numpy(camels.normalise_params(item["params"].numpy(), names))[None].to(device)
+                  if names else None)
+        return cond, x, params, int(item["index"])
+
+    @torch.no_grad()
+    def validate(self, module, ranks: Ranks) -> dict:
+        t = self.cfg.train
+        ds = self.val_dataset()
+        out = self.val_bound(module, ds, ranks)
+        if t.val_sample_maps:
+            out.update(self.val_spectra(module, ds, ranks))
+        return out
+
+    def val_bound(self, vdm, dataset, ranks: Ranks) -> dict:
+        """Mean loss terms (bits/dim) over ``val_maps`` maps x ``val_times`` fixed times."""
+        t, device = self.cfg.train, ranks.device
+        n_times = t.val_times
+        sums = np.zeros(5)
+        for j in ranks.share(spread(len(dataset), t.val_maps)):
+            cond, x, params, _ = self._item(dataset, j, device)
+            gen = keyed_generator(BOUND_SEED, t.seed, j)
+            times = (torch.arange(n_times, dtype=torch.float32) + 0.5) / n_times          # (K,)
+            eps = torch.randn((n_times, *x.shape[1:]), generator=gen)                      # (K, 1, H, W)
+            eps_0 = torch.randn((n_times, *x.shape[1:]), generator=gen)
+            rep = (n_times, 1, 1, 1)
+            o = vdm(x.repeat(rep), None if cond is None else cond.repeat(rep),
+                    None if params is None else params.repeat(n_times, 1),
+                    t=times.to(device), eps=eps.to(device), eps_0=eps_0.to(device), weighted=False)
+            sums += [o.loss.sum().item(), o.loss_diff.sum().item(), o.loss_klz.sum().item(),
+                     o.loss_recon.sum().item(), n_times]
+        total = ranks.sum(sums)
+        count = max(total[4], 1.0)
+        return {"val_bound": total[0] / count, "val_loss_diff": total[1] / count,
+                "val_loss_klz": total[2] / count, "val_loss_recon": total[3] / count}
+
+    def val_spectra(self, vdm, dataset, ranks: Ranks) -> dict:
+        """Mean |P_s/P_t − 1| and mean r(k) (overdensity, k <= k_Nyq) of one keyed posterior sample per map."""
+        t = self.cfg.train
+        spec = DrawSpec(sampler=self.cfg.sampler.kind, steps=t.val_sample_steps, seed=t.seed, device=ranks.device)
+        sums = np.zeros(3)
+        for j in ranks.share(spread(len(dataset), t.val_sample_maps)):
+            cond, x, params, index = self._item(dataset, j, ranks.device)
+            z = self.draw_normalised(vdm, None if cond is None else cond[0].cpu(), index, [0], spec,
+                                     None if params is None else params.cpu())                 # (1, H, W)
+            scores = draw_scores(self.norm.target_out(x[0, 0].cpu().numpy()), self.norm.target_out(z[0].numpy()),
+                                 self.store_attrs["box_size_mpc_h"])
+            sums += [scores["pk_ratio_err"], scores["r_mean"], 1]
+        total = ranks.sum(sums)
+        if total[2] == 0:
+            return {}
+        return {"val_pk_ratio_err": total[0] / total[2], "val_r_mean": total[1] / total[2]}
+
+    # -- export -----------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def held_out(self, n: int = 4) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """(x (n, 1, H, W), cond or None, params or None) of ``n`` validation maps (training maps if none)."""
+        d = self.cfg.data
+        split = "val" if read_attrs(d.store)["splits"].get("val") else "train"
+        ds = MapsDataset(d.store, split, condition=d.condition, target=d.target)
+        items = [self._item(ds, j, "cpu") for j in spread(len(ds), n)]
+        cat = lambda k: None if items[0][k] is None else torch.cat([it[k] for it in items])  # noqa: E731
+        return cat(1), cat(0), cat(2)
+
+    def export_facts(self, module) -> dict:
+        """The score network's locality, its effective reach on held-out maps noised at γ = −5, 0, 5 (tol 1e-3:
+        the radius beyond which the output's sensitivity to the input is below 1e-3 of its peak), and for a
+        GroupNorm network the statistics of every GroupNorm layer over held-out maps at 33 γ values spanning
+        the learned schedule, so that ``tile`` can freeze them (a tile-safe stop-gap)."""
+        net = module.score
+        facts = super().export_facts(module)
+        loc = facts["locality"]
+        if Path(self.cfg.data.store).exists():
+            x, cond, params = self.held_out()
+            reach = []
+            for g in (-5.0, 0.0, 5.0):
+                alpha, sigma = (torch.sigmoid(torch.tensor(-g)).sqrt(), torch.sigmoid(torch.tensor(g)).sqrt())
+                z = alpha * x + sigma * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
+                inputs = z if cond is None else torch.cat([z, cond], 1)
+                with torch.enable_grad():
+                    reach.append(effective_reach(score_fn(net, g, None if params is None else params[:1]), inputs[:2],
+                                                 1e-3, stride=loc["stride"]))
+            loc["effective_reach"] = {"tol": 1e-3, "gamma": [-5.0, 0.0, 5.0], "px": reach}
+            if "group" in loc["norm"]:
+                g0, g1 = (float(module.gamma(torch.tensor(v))) for v in (0.0, 1.0))
+                stats = calibrate(net, x, cond, torch.linspace(g0, g1, 33), params=params)
+                facts["frozen_norm"] = {"gamma": stats["gamma"].float(), "mean": stats["mean"], "var": stats["var"]}
+        return facts
+
+    # -- use --------------------------------------------------------------------------------------------------
+    @staticmethod
+    def draw_normalised(vdm, cond: torch.Tensor | None, key: int, samples: Sequence[int], spec: DrawSpec,
+                        params: torch.Tensor | None, shape=None) -> torch.Tensor:
+        """(S, H, W) normalised samples of one map: cond (1, H, W) normalised (or None with ``shape``)."""
+        h = (cond.shape if cond is not None else shape)[-1]
+        return sample_tiled(vdm, cond, tile=spec.tile or h, halo=spec.halo if spec.tile else 0, n_steps=spec.steps,
+                            seed=spec.seed, slab=int(key), samples=list(samples), blend=spec.blend,
+                            batch_size=spec.batch_size, device=spec.device, params=params, sampler=spec.sampler)
+
+    def predict(self, bundle, cond: np.ndarray | None, *, keys: Sequence[int], samples: Sequence[int],
+                spec: DrawSpec, params: np.ndarray | None = None, shape=None) -> np.ndarray:
+        """(S, n, H, W) physical target maps: posterior samples ``samples`` of condition maps (n, H, W)
+        (physical units; None for a model without a map condition, with ``shape`` (H, W)), one noise key
+        per map; ``params`` (n, 6) CAMELS rows for a model that conditions on parameters (the fiducial point
+        if None)."""
+        n = self.check_inputs(cond, keys)
+        vdm, norm = bundle.module.to(spec.device), bundle.norm
+        out = None
+        for k in tqdm(range(n), desc=spec.desc, unit="map", disable=not spec.progress or n == 1):
+            c = None if cond is None else torch.from_numpy(norm.condition_in(np.asarray(cond[k], np.float64)))[None]
+            p = bundle.params(None if params is None else params[k])
+            z = self.draw_normalised(vdm, c, keys[k], samples, spec, p, shape)                 # (S, H, W)
+            x = norm.target_out(z.numpy())
+            if out is None:
+                out = np.empty((len(samples), n, *x.shape[-2:]))
+            out[:, k] = x
+        return out

@@ -1,0 +1,126 @@
+"""Scores of draws against a truth from their spectra: one definition of each number, for every user.
+
+Validation, ``sample``, ``evaluate``, ``spectra compare`` and the dm2gal comparison all score with these:
+
+* **space**: ``overdensity`` δ = m/m̄ − 1 (the papers' P(k)), ``log`` = log10 m minus its mean (where the
+  models work), or ``mass`` (the field itself: stellar mass per voxel, whose total matters);
+* **k range**: bins with k ≤ k_Nyq = π N / L only (the 2D/3D bins beyond run into the grid corners, where
+  few modes and the pixel window dominate); the report's three **bands** split (0, k_Nyq] at k_Nyq/4 and
+  k_Nyq/2;
+* ``pk_ratio_err`` = mean over draws and bins of |P_draw/P_true − 1|; ``r_mean`` = mean of r(k) =
+  P_×/sqrt(P_draw P_true); ``pk_ratio`` = mean of P_draw/P_true.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .pk import cross_spectrum, overdensity, power_spectrum
+
+BANDS = ("k<kN/4", "kN/4-kN/2", "kN/2-kN")
+TOL = 1 + 1e-12  # a bin at exactly a band edge belongs to the lower band
+
+
+def k_nyquist(box_mpc_h: float, pixels: int) -> float:
+    """The Nyquist wavenumber π N / L [h/Mpc]."""
+    return np.pi * pixels / box_mpc_h
+
+
+def band_edges(box_mpc_h: float, pixels: int) -> dict[str, tuple[float, float]]:
+    """The three k bands of the report [h/Mpc], up to the Nyquist frequency (no corner bins)."""
+    kn = k_nyquist(box_mpc_h, pixels)
+    return dict(zip(BANDS, ((0.0, kn / 4), (kn / 4, kn / 2), (kn / 2, kn))))
+
+
+def in_band(k: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    return (np.asarray(k) > lo) & (np.asarray(k) <= hi * TOL)
+
+
+def log_fluctuation(mass: np.ndarray) -> np.ndarray:
+    """log10 of a mass field minus its mean over the field: the 'log space' spectra are of this."""
+    lg = np.log10(np.maximum(np.asarray(mass, dtype=np.float64), np.finfo(np.float64).tiny))
+    return lg - lg.mean()
+
+
+SPACES = {"overdensity": overdensity, "log": log_fluctuation, "mass": lambda m: np.asarray(m, dtype=np.float64)}
+
+
+def _space(name: str):
+    if name not in SPACES:
+        raise ValueError(f"space must be one of {list(SPACES)}, got {name!r}")
+    return SPACES[name]
+
+
+def ratio_scores(k: np.ndarray, ratio: np.ndarray, r: np.ndarray, k_max: float) -> dict:
+    """``pk_ratio_err`` and ``r_mean`` of P ratios and r(k) (..., nk) at bins ``k``, over 0 < k ≤ ``k_max``."""
+    keep = in_band(k, 0.0, k_max)
+    if not keep.any():
+        raise ValueError(f"no k bin at or below k_max={k_max:g} h/Mpc (first bin at {np.min(k):g})")
+    return {"pk_ratio_err": float(np.mean(np.abs(np.asarray(ratio)[..., keep] - 1.0))),
+            "r_mean": float(np.mean(np.asarray(r)[..., keep]))}
+
+
+def spectra(truth: np.ndarray, draws: np.ndarray, box_mpc_h: float, space: str = "overdensity"):
+    """(k, P ratio (S, nk), r (S, nk)) of draws (S, *shape) or one draw against ``truth`` (*shape), physical
+    fields, over the bins with k ≤ k_Nyq."""
+    f = _space(space)
+    draws = np.asarray(draws, dtype=np.float64).reshape(-1, *np.shape(truth))
+    ft = f(np.asarray(truth, dtype=np.float64))
+    xs = [cross_spectrum(ft, f(d), box_mpc_h) for d in draws]
+    k = xs[0].k
+    keep = in_band(k, 0.0, k_nyquist(box_mpc_h, np.shape(truth)[-1]))
+    if not keep.any():
+        raise ValueError(f"no k bin at or below k_Nyq (first bin at {np.min(k):g} h/Mpc)")
+    ratio = np.stack([x.power_b / x.power_a for x in xs])[:, keep]
+    r = np.stack([x.r for x in xs])[:, keep]
+    return k[keep], ratio, r
+
+
+def draw_scores(truth: np.ndarray, draws: np.ndarray, box_mpc_h: float, space: str = "overdensity") -> dict:
+    """``pk_ratio_err`` and ``r_mean`` of draws (S, *shape) or one draw (*shape) against a truth, k ≤ k_Nyq."""
+    k, ratio, r = spectra(truth, draws, box_mpc_h, space)
+    return ratio_scores(k, ratio, r, k_nyquist(box_mpc_h, np.shape(truth)[-1]))
+
+
+def space_scores(truth: np.ndarray, draws: np.ndarray, box_mpc_h: float, space: str) -> dict:
+    """Per k band of one space: ``pk_ratio``, ``pk_ratio_err``, ``r`` and the number of bins."""
+    k, ratio, r = spectra(truth, draws, box_mpc_h, space)
+    out = {}
+    for band, (lo, hi) in band_edges(box_mpc_h, np.shape(truth)[-1]).items():
+        sel = in_band(k, lo, hi)
+        out[band] = {"pk_ratio": float(ratio[:, sel].mean()), "pk_ratio_err": float(np.abs(ratio[:, sel] - 1).mean()),
+                     "r": float(r[:, sel].mean()), "n_bins": int(sel.sum())}
+    return out
+
+
+def band_scores(truth: np.ndarray, draws: np.ndarray, box_mpc_h: float) -> dict:
+    """:func:`space_scores` of draws (S, N, N) or one draw against a truth, in overdensity and in log space."""
+    return {space: space_scores(truth, draws, box_mpc_h, space) for space in ("overdensity", "log")}
+
+
+def mean_of(scores: list[dict]) -> dict:
+    """Element-wise mean of nested score dicts (one per map); integers (bin counts) are taken as they are."""
+    out = {}
+    for key, v in scores[0].items():
+        if isinstance(v, dict):
+            out[key] = mean_of([d[key] for d in scores])
+        else:
+            out[key] = v if isinstance(v, int) else float(np.mean([d[key] for d in scores]))
+    return out
+
+
+def band_powers(maps: np.ndarray, box_mpc_h: float) -> np.ndarray:
+    """(..., 3) mean overdensity power of every map (..., N, N) in each band."""
+    flat = np.asarray(maps, dtype=np.float64).reshape(-1, *np.shape(maps)[-2:])
+    edges = band_edges(box_mpc_h, flat.shape[-1])
+    out = []
+    for m in flat:
+        ps = power_spectrum(overdensity(m), box_mpc_h)
+        out.append([ps.power[in_band(ps.k, lo, hi)].mean() for lo, hi in edges.values()])
+    return np.asarray(out).reshape(*np.shape(maps)[:-2], len(edges))
+
+
+def overdensity_spectra(maps: np.ndarray, box_mpc_h: float) -> tuple[np.ndarray, np.ndarray]:
+    """(k, P (m, nk)) of the overdensity of mass maps (m, N, N), bins up to k_Nyq."""
+    ps = [power_spectrum(overdensity(m), box_mpc_h) for m in np.asarray(maps, dtype=np.float64)]
+    keep = in_band(ps[0].k, 0.0, k_nyquist(box_mpc_h, np.shape(maps)[-1]))
+    return ps[0].k[keep], np.stack([p.power[keep] for p in ps])

@@ -1,0 +1,117 @@
+"""Tiling a trained network without tiles showing (#23): the guards of ``tile``, the frozen-GroupNorm stop-gap,
+a local network whose tiled slab equals the whole field, and tile grids of any size on the stride grid."""
+import numpy as np
+import pytest
+import torch
+import zarr
+
+from helpers import export_tiny
+from hpc_vdm import tile
+from hpc_vdm.bundle import load_bundle
+from hpc_vdm.data import transforms
+from hpc_vdm.data.dataset import read_attrs
+from hpc_vdm.diffusion import sample_tiled
+from hpc_vdm.models import locality, misaligned_windows
+from hpc_vdm.training.export import facts
+from tiling import TileGrid
+
+SMALL = "name: small\nbox_mpc_h: 10.0\nslab_mpc_h: 5.0\npixel_mpc_h: 0.1\n"  # 100^2 slabs, 2 per axis
+LOCAL = {"channel_mults": [1], "norm": "pixel", "attention": False}           # stride 2
+
+
+@pytest.fixture(scope="module")
+def setup(maps_store, tmp_path_factory):
+    root = tmp_path_factory.mktemp("tile_local")
+    attrs = read_attrs(maps_store) | {"pixel_size_mpc_h": 0.1, "slab_thickness_mpc_h": 5.0}
+    (root / "small.yaml").write_text(SMALL)
+    local = export_tiny(root / "local.pt", attrs, jitter=0.05, model=LOCAL)
+    group = export_tiny(root / "group.pt", attrs, jitter=0.05, model={"channel_mults": [1], "attention": False})
+    return root, local, group
+
+
+def args(root, model, out, *extra):
+    return ["--volume", str(root / "small.yaml"), "--model", str(model), "--n-samples", "1", "--steps", "3",
+            "--sampler", "ancestral", "--tile", "50", "--halo", "16", "--set", "tile.mock_slabs=1",
+            "--set", "tile.mock_spacing_mpc_h=0.5", "--set", "tile.mock_pm_steps=3", "--set", "tile.progress=false",
+            "--out", str(out), *extra]
+
+
+def test_the_local_network_records_a_finite_reach(setup):
+    _, local, group = setup
+    loc = locality(load_bundle(local).module.score)
+    assert loc["tile_safe"] and loc["receptive_radius"] == 15 and loc["stride"] == 2
+    assert not locality(load_bundle(group).module.score)["tile_safe"]
+
+
+def test_a_tiled_local_slab_equals_the_whole_field_with_the_same_noise(setup, tmp_path):
+    root, local, _ = setup
+    out = tmp_path / "t.zarr"
+    assert tile.main(args(root, local, out)) == 0
+    got = zarr.open_group(str(out), mode="r")
+    b = load_bundle(local)
+    stats = b.store["stats"]
+    cond = torch.from_numpy(transforms.normalise(got["cond"][0], stats["Mstar"]))[None]       # (1, 100, 100)
+    key = 2 * 2 + 0                                                # (axis 2, slab 0) of 2 slabs per axis
+    whole = sample_tiled(b.module, cond, tile=100, halo=0, n_steps=3, seed=0, slab=key, samples=[0])
+    np.testing.assert_allclose(got["samples"][0, 0], transforms.denormalise(whole[0].numpy(), stats["Mcdm"]),
+                               rtol=2e-4)
+
+
+@pytest.mark.parametrize("model,extra,match", [
+    ("group", [], r"cannot be tiled exactly: GroupNorm normalises each window with its own statistics"),
+    ("local", ["--halo", "12", "--tile", "50"], r"tile.halo=12 is below the network's receptive radius 15 px: use "
+                                                r"--halo 16 or more"),
+    ("local", ["--halo", "17", "--tile", "50"], r"must be multiples of the network's stride 2"),
+])
+def test_tile_refuses_a_network_it_cannot_tile_exactly(setup, tmp_path, capsys, model, extra, match):
+    root, local, group = setup
+    out = tmp_path / "o" / "x.zarr"
+    assert tile.main(args(root, local if model == "local" else group, out, *extra)) == 2
+    import re
+    assert re.search(match, capsys.readouterr().err)
+    assert not (tmp_path / "o").exists()
+    assert tile.main(args(root, local if model == "local" else group, out, *extra, "--set", "tile.force=true")) == 0
+
+
+def test_frozen_groupnorm_statistics_make_an_exported_groupnorm_network_tileable(setup, maps_store, tmp_path):
+    """The stop-gap: statistics recorded at export per γ; tile freezes them, so every window sees the same
+    numbers and the tiled field equals the whole one."""
+    from types import SimpleNamespace
+
+    from hpc_vdm.families import for_bundle
+    from hpc_vdm.inference.slabs import local_bundle
+
+    root, _, group = setup
+    blob = torch.load(group, weights_only=True)
+    cfg = blob["config"] | {"data": {**blob["config"]["data"], "store": str(maps_store)}}
+    extra = facts(cfg, blob["store"], blob["ema"])
+    assert "frozen_norm" in extra and extra["locality"]["norm"] == "group"
+    torch.save(blob | extra, tmp_path / "frozen.pt")
+    assert tile.main(args(root, tmp_path / "frozen.pt", tmp_path / "f.zarr")) == 0
+
+    b = load_bundle(tmp_path / "frozen.pt")
+    frozen = local_bundle(b, for_bundle(b), SimpleNamespace(tile=50, halo=16, force=False)).module
+    assert locality(frozen.score)["tile_safe"] and locality(frozen.score)["norm"] == "frozen_group"
+    cond = torch.randn(1, 100, 100)
+    kw = dict(n_steps=2, seed=3, samples=[0], sampler="ancestral")
+    tiled = sample_tiled(frozen, cond, tile=50, halo=16, **kw)
+    whole = sample_tiled(frozen, cond, tile=100, halo=0, **kw)
+    np.testing.assert_allclose(tiled, whole, rtol=1e-4, atol=1e-4)
+    unfrozen = sample_tiled(b.module, cond, tile=50, halo=16, **kw)
+    assert float((unfrozen - sample_tiled(b.module, cond, tile=100, halo=0, **kw)).abs().max()) > 1e-3
+
+
+def test_tile_grids_of_any_size_start_every_window_on_the_stride_grid():
+    g = TileGrid.make((2099,), 192, 32, align=16)
+    starts = [g.start(0, i) for i in range(g.counts[0])]
+    assert all(s % 16 == 0 for s in starts) and starts[-1] == 1920 and g.owned(0, 10) == (1920, 2099)
+    covered = np.zeros(2099, int)
+    for i in range(g.counts[0]):
+        a, b = g.owned(0, i)
+        assert g.start(0, i) <= a and b <= g.start(0, i) + 192   # the owned pixels lie in the core
+        covered[a:b] += 1
+    assert (covered == 1).all()
+    assert misaligned_windows((2099, 2099), 192, 32, 16) == []
+    assert TileGrid.make((2099,), 192, 32).start(0, 10) == 1907    # without alignment: the last core shifts back
+    with pytest.raises(ValueError, match="multiples of align=16"):
+        TileGrid.make((2099,), 190, 32, align=16)
