@@ -167,6 +167,17 @@ def test_shuffle_permutation_stays_in_its_bin():
     assert sorted(p) == list(range(1000)) and (bins[p] == bins).all() and (p != np.arange(1000)).mean() > 0.5
 
 
+def test_a_model_measured_beside_the_shuffle_has_its_ratio_in_the_summary():
+    cat = _catalogue()
+    same = lambda c, seed: (c.sub_pos, c.sub_mstar)                 # noqa: E731  a model that is the truth
+    got = shuffle.measure(cat, 10.0, np.random.default_rng(9), 2, 0.01, models={"same": same})
+    stats = {"S": {"on": {key: np.array([v, v]) for key, v in got.items()}}}
+    ratio = shuffle.summary(stats)["S"]["on"]["same_over_original"]
+    assert ratio["band"] == 1.0 and ratio["ratio_k"] == [1.0] * len(ratio["k"])
+    with pytest.raises(ValueError, match="may not be named"):
+        shuffle.measure(cat, 10.0, np.random.default_rng(9), 2, 0.01, models={"orig": same})
+
+
 def test_correlation_at_fixed_mass_removes_the_mass_trend():
     rng = np.random.default_rng(8)
     mass = 10 ** (rng.integers(110, 130, 20_000) / 10 + 0.05)      # bin centres: no trend within a bin
@@ -186,7 +197,10 @@ def shuffle_summary():
     from hpc_vdm.config import load_config
 
     cfg = load_config(None, ["mock.particles=128", "mock.pm_steps=20", "mock.n_sims=20", "mock.seed=7"]).mock
-    return shuffle.summary(shuffle.shuffle_statistics(cfg, list(stars.SUITES), cfg.n_sims))
+    from hpc_vdm.baselines import hod
+
+    return shuffle.summary(shuffle.shuffle_statistics(cfg, list(stars.SUITES), cfg.n_sims,
+                                                      models={"hod": hod.draw_on_catalogue}))
 
 
 @pytest.mark.slow

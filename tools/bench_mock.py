@@ -40,6 +40,7 @@ import time
 import numpy as np
 from _timing import best_of
 
+from hpc_vdm.baselines import hod
 from hpc_vdm.config import load_config
 from hpc_vdm.mock import kernels, simulate, stars
 from hpc_vdm.mock import shuffle as shuffle_test
@@ -99,7 +100,7 @@ def assembly_bias(n: int, n_sims: int, seed: int) -> dict:
     """The shuffle test, the HOD against it, and the correlations at fixed mass, per suite, on and off."""
     cfg = load_config(None, [f"mock.particles={n}", "mock.pm_steps=20", "mock.upsample=1",
                              f"mock.n_ngb={cmd_n_ngb(n)}", f"mock.n_sims={n_sims}", f"mock.seed={seed}"]).mock
-    got = shuffle_test.shuffle_statistics(cfg, list(CMD), n_sims)
+    got = shuffle_test.shuffle_statistics(cfg, list(CMD), n_sims, models={"hod": hod.draw_on_catalogue})
     return {"particles": n, "pm_steps": 20, "n_sims": n_sims, "seed": seed, "k_max_h_mpc": shuffle_test.K_MAX,
             "suites": shuffle_test.summary(got)}
 

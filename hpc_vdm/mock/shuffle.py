@@ -10,18 +10,20 @@ k < ``K_MAX``, with a jackknife error over simulations).
 
 Beside it, on the same catalogues:
 
-* the dm2gal paper's halo-mass-only HOD (:mod:`hpc_vdm.baselines.hod`) fitted on the catalogue and drawn
-  for its own subhalos: its P(k) over the original's is what the shuffle predicts it misses;
+* any galaxy model given as ``models`` (name -> a draw of positions and stellar masses from the catalogue),
+  e.g. the dm2gal paper's halo-mass-only HOD fitted on the catalogue and drawn for its own subhalos
+  (:func:`hpc_vdm.baselines.hod.draw_on_catalogue`, passed in by the callers: the mock lies below the
+  baselines in the layers): its P(k) over the original's is what the shuffle predicts a mass-only model misses;
 * the correlation at fixed mass between a central's stellar mass and each secondary property
   (:func:`correlation_at_fixed_mass`), the strengths of :mod:`hpc_vdm.mock.assembly` as measured.
 """
 from __future__ import annotations
 
 import dataclasses
+from typing import Callable
 
 import numpy as np
 
-from ..baselines import hod
 from ..config import MockConfig
 from ..spectra import power_spectrum
 from . import grids, simulate, stars
@@ -74,28 +76,30 @@ def stellar_power(pos: np.ndarray, mstar: np.ndarray, box_mpc_h: float, grid: in
     return ps.k, ps.power
 
 
-def hod_draw(cat: Catalogue, n_bins: int = 20, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Positions (m, 3) and stellar masses (m,) of the dm2gal paper's HOD fitted on ``cat`` and drawn for
-    its own subhalos (every subhalo draws from its host-mass bin's centrals or satellites)."""
-    host = np.where(cat.sub_group >= 0, cat.group_mass[np.maximum(cat.sub_group, 0)], cat.sub_mass)
-    subs = hod.Subhalos(cat.sub_pos, host, cat.sub_central, cat.sub_mstar)
-    return hod.fit_hod(subs, subs, n_bins).draw(subs, seed=seed)
+# a galaxy model measured beside the shuffle: (catalogue, seed) -> positions (m, 3) [Mpc/h], stellar masses (m,)
+Model = Callable[[Catalogue, int], tuple[np.ndarray, np.ndarray]]
+FIXED = ("k", "orig", "shuffled", "corr_env", "corr_conc")   # measure's keys besides the models'
 
 
 def measure(cat: Catalogue, box_mpc_h: float, rng: np.random.Generator, n_shuffles: int, m_star_particle: float,
-            hod_seed: int = 0) -> dict:
-    """One catalogue's stellar P(k): original, shuffled (mean of ``n_shuffles``) and HOD (nk,) each, and
-    the correlations at fixed mass of the centrals' stellar mass with environment and concentration."""
+            models: dict[str, Model] | None = None, model_seed: int = 0) -> dict:
+    """One catalogue's stellar P(k): original, shuffled (mean of ``n_shuffles``) and each of ``models``
+    (drawn with ``model_seed``) (nk,) each, and the correlations at fixed mass of the centrals' stellar mass
+    with environment and concentration."""
     lit = cat.sub_mstar > 0
     k, p_orig = stellar_power(cat.sub_pos[lit], cat.sub_mstar[lit], box_mpc_h)
     p_shuf = np.mean([stellar_power(shuffled_positions(cat, rng, box_mpc_h)[lit], cat.sub_mstar[lit], box_mpc_h)[1]
                       for _ in range(n_shuffles)], axis=0)
-    pos, mass = hod_draw(cat, seed=hod_seed)
-    p_hod = stellar_power(pos[mass > 0], mass[mass > 0], box_mpc_h)[1]
+    drawn = {}
+    for name, model in (models or {}).items():
+        if name in FIXED:
+            raise ValueError(f"a model may not be named {name!r}: {FIXED} are the shuffle test's own")
+        pos, mass = model(cat, model_seed)
+        drawn[name] = stellar_power(pos[mass > 0], mass[mass > 0], box_mpc_h)[1]
     cen = cat.sub_central & (cat.sub_group >= 0) & (cat.sub_mstar >= MIN_STAR_PARTICLES * m_star_particle)
     g = cat.sub_group[cen]
     log_mstar = np.log(cat.sub_mstar[cen])
-    return {"k": k, "orig": p_orig, "shuffled": p_shuf, "hod": p_hod,
+    return {"k": k, "orig": p_orig, "shuffled": p_shuf, **drawn,
             "corr_env": correlation_at_fixed_mass(log_mstar, cat.group_env[g], cat.group_mass[g]),
             "corr_conc": correlation_at_fixed_mass(log_mstar, cat.group_conc[g], cat.group_mass[g])}
 
@@ -115,10 +119,12 @@ def ratio(p_num: np.ndarray, p_den: np.ndarray, k: np.ndarray, k_max: float = K_
     return {"k": k[sel].tolist(), "ratio_k": per_k.tolist(), "mean_k": float(per_k.mean()), "band": band, "err": err}
 
 
-def shuffle_statistics(cfg: MockConfig, suites, n_sims: int, *, n_shuffles: int = 4) -> dict:
+def shuffle_statistics(cfg: MockConfig, suites, n_sims: int, *, n_shuffles: int = 4,
+                       models: dict[str, Model] | None = None) -> dict:
     """Per suite and switch ('on': the suite's assembly bias, 'off': its mass-only twin): the P(k) of every
-    simulation {'orig', 'shuffled', 'hod'} (n_sims, nk) and the per-simulation correlations, on the
-    first ``n_sims`` simulations of ``cfg``'s set (one gravity run per simulation for all)."""
+    simulation {'orig', 'shuffled', and one per model of ``models``} (n_sims, nk) and the per-simulation
+    correlations, on the first ``n_sims`` simulations of ``cfg``'s set (one gravity run per simulation for
+    all; a model draws with the simulation's index as its seed)."""
     params = simulate.parameter_table(cfg)[:n_sims]
     out = {s: {w: [] for w in ("on", "off")} for s in suites}
     for sim, row in enumerate(params):
@@ -130,14 +136,15 @@ def shuffle_statistics(cfg: MockConfig, suites, n_sims: int, *, n_shuffles: int 
                 rng = np.random.default_rng(simulate._seeds(seed)[1])   # the simulation's galaxy seed
                 cat, _ = stars.galaxies_of(parts, row, model, rng, groups)
                 out[suite][switch].append(measure(cat, cfg.box_mpc_h, np.random.default_rng([cfg.seed, sim, 7]),
-                                                  n_shuffles, model.star_particle_mass, hod_seed=sim))
+                                                  n_shuffles, model.star_particle_mass, models, model_seed=sim))
     return {s: {w: {key: np.array([m[key] for m in ms]) for key in ms[0]} for w, ms in sw.items()}
             for s, sw in out.items()}
 
 
 def summary(stats: dict) -> dict:
     """Per suite and switch: the shuffle ratio original / shuffled, what it predicts for a mass-only model
-    (shuffled / original) beside the HOD's own (HOD / original), and the mean correlations at fixed mass."""
+    (shuffled / original) beside each model's own ('<name>_over_original', e.g. the HOD's), and the mean
+    correlations at fixed mass."""
     out = {}
     for suite, switches in stats.items():
         out[suite] = {}
@@ -146,7 +153,8 @@ def summary(stats: dict) -> dict:
             out[suite][switch] = {"n_sims": int(s["orig"].shape[0]),
                                   "shuffle_ratio": ratio(s["orig"], s["shuffled"], k),
                                   "shuffled_over_original": ratio(s["shuffled"], s["orig"], k),
-                                  "hod_over_original": ratio(s["hod"], s["orig"], k),
+                                  **{f"{name}_over_original": ratio(p, s["orig"], k)
+                                     for name, p in s.items() if name not in FIXED},
                                   "corr_env": float(np.nanmean(s["corr_env"])),
                                   "corr_conc": float(np.nanmean(s["corr_conc"]))}
     return out
