@@ -80,6 +80,8 @@ def test_catalogue_is_subfind_shaped_and_consistent_with_the_maps(full_set):
             grnr, central = f["Subhalo/SubhaloGrNr"][:], f["Subhalo/SubhaloIsCentral"][:]
             sub_mstar = f["Subhalo/SubhaloMassType"][:, 4].astype(np.float64) * 1e10
             assert f["Subhalo/SubhaloPos"].shape == (grnr.size, 3)
+            assert f["Group/GroupEnvironment"].shape == glen.shape and (f["Group/GroupEnvironment"][:] > 0).all()
+            assert np.isfinite(f["Group/GroupConcentration"][:]).all()  # the assembly-bias properties (mock extras)
             assert (f["Subhalo/SubhaloPos"][:] >= 0).all() and (f["Subhalo/SubhaloPos"][:] < 25000).all()
         m_p = params[sim, 0] * camels.RHO_CRIT * 25.0**3 / 64**3
         np.testing.assert_allclose(gmass * 1e10, glen * m_p, rtol=1e-6)

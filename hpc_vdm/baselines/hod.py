@@ -134,6 +134,16 @@ def fit_hod(hydro: Subhalos, gravity_only: Subhalos, n_bins: int = 20, fit: np.n
                satellite_ratio=n_sat_hydro / n_sat_dmo if n_sat_dmo else 1.0)
 
 
+def draw_on_catalogue(cat, seed: int = 0, n_bins: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (m, 3) [Mpc/h] and stellar masses (m,) of the HOD fitted on a mock catalogue
+    (:class:`hpc_vdm.mock.galaxies.Catalogue`) and drawn for its own subhalos: every subhalo draws from its
+    host-mass bin's centrals or satellites (a fill-in halo is its own host). What
+    :func:`hpc_vdm.mock.shuffle.shuffle_statistics` measures beside the shuffle (``models={"hod": ...}``)."""
+    host = np.where(cat.sub_group >= 0, cat.group_mass[np.maximum(cat.sub_group, 0)], cat.sub_mass)
+    subs = Subhalos(cat.sub_pos, host, cat.sub_central, cat.sub_mstar)
+    return fit_hod(subs, subs, n_bins).draw(subs, seed=seed)
+
+
 def cic_paint(pos_mpc_h: np.ndarray, mass: np.ndarray, n: int, box_mpc_h: float) -> np.ndarray:
     """(n, n, n) mass per voxel [Msun/h] of points by cloud-in-cell, periodic, voxel centres (i + 1/2) L / n."""
     grid = np.zeros(n**3)

@@ -15,6 +15,8 @@ reads the real catalogues (illustris_python, h5py) reads these::
     Group/Group_R_Crit200   (g,)   float32  radius of 200 rho_crit mean density at Group_M_Crit200
     Group/GroupFirstSub     (g,)   int32    index of the central subhalo
     Group/GroupNsubs        (g,)   int32    subhalos of the group
+    Group/GroupEnvironment  (g,)   float32  mock extra: 1 + delta smoothed on 3 Mpc/h at the centre
+    Group/GroupConcentration (g,)  float32  mock extra: ln(R_Crit200 / r_1/2), r_1/2 the members' median radius
     Subhalo/SubhaloPos      (s, 3) float32
     Subhalo/SubhaloMass     (s,)   float32  halo mass (central) or infall mass (satellite)
     Subhalo/SubhaloMassType (s, 6) float32  [1] dark matter, [4] stars (resolved: n star particles * m_sp)
@@ -73,6 +75,8 @@ def write(path: str | Path, cat: Catalogue, *, box_mpc_h: float, params, attrs: 
         g["Group_R_Crit200"] = (cat.group_r200c * KPC).astype(np.float32)
         g["GroupFirstSub"] = cat.group_first_sub.astype(np.int32)
         g["GroupNsubs"] = cat.group_n_subs.astype(np.int32)
+        g["GroupEnvironment"] = cat.group_env.astype(np.float32)
+        g["GroupConcentration"] = cat.group_conc.astype(np.float32)
         s = f.create_group("Subhalo")
         s["SubhaloPos"] = (cat.sub_pos * KPC).astype(np.float32)
         s["SubhaloMass"] = (cat.sub_mass / MASS_UNIT).astype(np.float32)

@@ -1,16 +1,22 @@
-"""Galaxies on friends-of-friends halos: centrals, Poisson satellites and resolved star particles.
+"""Galaxies on friends-of-friends halos: centrals, Poisson satellites on substructure and star particles.
 
 For every FoF group (:mod:`hpc_vdm.mock.fof`, >= 20 particles) of mass M = n m_p:
 
-* a **central** of stellar mass M f*(M) 10^(s g), g ~ N(0, 1), on the group's densest particle;
-* **satellites**: subhalos of infall mass m = x M with dN/dln x = A x^-0.9 on [m_sub_min / M, 0.1]
-  (Poisson number, the subhalo mass function of Giocoli et al. 2008 in shape), each with stellar mass
-  m f*(m) 10^(s g), on a random member particle (so they trace the halo's dark matter);
+* a **central** of stellar mass M f*(M) 10^(s d) on the group's densest particle, d a unit-variance
+  deviate that carries the halo's **assembly bias** (:mod:`hpc_vdm.mock.assembly`): correlated with the
+  halo's concentration and environment at fixed mass, by the suite's strengths (plain N(0, 1) with the
+  suite's ``secondary`` switch off);
+* **satellites**: subhalos of infall mass m = x M with dN/dln x = A (1 + gamma_e z_e) x^-0.9 on
+  [m_sub_min / M, 0.1] (Poisson number, the subhalo mass function of Giocoli et al. 2008 in shape, more
+  of them in dense environments), each with stellar mass m f*(m) 10^(s g), on the halo's **substructure**
+  (:mod:`hpc_vdm.mock.substructure`: the most massive on the largest sub-clump, and so on; those beyond
+  its clumps on random member particles);
 * a diffuse **stellar halo**: a fraction of the central's stars on random member particles;
 * halos the FoF misses (below 20 particles, and the deficit of the PM's too-diffuse small halos up to
   400 particles) are topped up to the mass function (Watson et al. 2013, colossus) down to
   ``m_sub_min``, on ungrouped particles drawn with probability ~ (1 + delta)^FILL_BIAS, with centrals
-  only: the galaxy population, hence the maps' statistics, then depends little on the particle count.
+  only (their deviate d carries the environment of their particle): the galaxy population, hence the
+  maps' statistics, then depends little on the particle count.
 
 f* is the suite's stellar-to-halo mass relation :meth:`hpc_vdm.mock.stars.StellarModel.shmr`, with its
 response to the four feedback parameters. Stellar mass is then *resolved* into star particles of mass
@@ -26,6 +32,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..data import camels
+from . import substructure
+from .assembly import Scores
+from .substructure import Clumps
 
 SUB_SLOPE = 0.9          # dN/dln x ~ x^-0.9
 SUB_X_MAX = 0.1          # the most massive subhalo, as a fraction of its host
@@ -59,6 +68,8 @@ class Catalogue:
     sub_group: np.ndarray         # (s,) host group
     sub_central: np.ndarray       # (s,) True for centrals
     sub_anchor: np.ndarray        # (s,) index of the particle the galaxy sits on
+    group_env: np.ndarray         # (g,) environment: smoothed 1 + delta at the centre (assembly.ENV_RADIUS_MPC_H)
+    group_conc: np.ndarray        # (g,) concentration proxy ln(r_200c / r_1/2), r_1/2 the members' median radius
 
     @property
     def n_groups(self) -> int:
@@ -85,8 +96,9 @@ def densest_members(order: np.ndarray, starts: np.ndarray, density: np.ndarray) 
     return order[best[starts[:-1]]]
 
 
-def _subhalo_masses(host_mass: np.ndarray, amplitude: float, m_min: float, rng) -> tuple[np.ndarray, np.ndarray]:
-    """Poisson satellites: host index (k,) and infall mass (k,) drawn from dN/dln x = A x^-a."""
+def _subhalo_masses(host_mass: np.ndarray, amplitude: np.ndarray, m_min: float, rng) -> tuple[np.ndarray, np.ndarray]:
+    """Poisson satellites: host index (k,) and infall mass (k,) drawn from dN/dln x = A x^-a (A scalar or
+    one per host (g,))."""
     a = SUB_SLOPE
     x_min = np.minimum(m_min / host_mass, SUB_X_MAX)
     mean = amplitude / a * (x_min**-a - SUB_X_MAX**-a)
@@ -121,32 +133,65 @@ def unresolved_halos(hmf, m_lo: float, m_hi: float, volume: float, labels: np.nd
     return masses, free[rng.choice(free.size, size=masses.size, p=weight)] if masses.size else np.zeros(0, np.int64)
 
 
-def populate(pos: np.ndarray, labels: np.ndarray, sizes: np.ndarray, density: np.ndarray, m_particle: float,
-             params, model, rng: np.random.Generator, unresolved=(np.zeros(0), np.zeros(0, dtype=np.int64))
+
+
+@dataclass
+class Halos:
+    """The halos of one simulation as :func:`populate` needs them (:func:`hpc_vdm.mock.stars.halos_of`)."""
+
+    labels: np.ndarray       # (n,) FoF group of every particle (-1: none)
+    sizes: np.ndarray        # (g,) members per group
+    order: np.ndarray        # (m,) grouped particles, by group (:func:`members`)
+    starts: np.ndarray       # (g + 1,) each group's start in ``order``
+    centre: np.ndarray       # (g,) each group's densest member
+    fill_mass: np.ndarray    # (u,) fill-in halos (:func:`unresolved_halos`): masses [M_sun/h]
+    fill_anchor: np.ndarray  # (u,) and their particles
+    env: np.ndarray          # (g,) environment of each group (Catalogue.group_env)
+    conc: np.ndarray         # (g,) concentration proxy of each group (Catalogue.group_conc)
+    scores: Scores           # the secondary properties' normal scores at fixed mass
+    clumps: Clumps           # the groups' sub-clumps
+
+
+def _random_members(h: Halos, group: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """(k,) a random member particle of each group in ``group`` (k,)."""
+    return h.order[h.starts[group] + np.floor(rng.random(group.size) * h.sizes[group]).astype(np.int64)]
+
+
+def _stellar_mass(mstar: np.ndarray, sub_group: np.ndarray, h: Halos, halo_mstar: np.ndarray, n_part: int,
+                  m_sp: float, rng: np.random.Generator, anchor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Resolved stellar masses (s,) of the subhalos (``mstar`` (s,) their target masses) and the stellar
+    mass per particle (n,), with each group's stellar halo (``halo_mstar`` (g,)) on random members."""
+    sub_mstar = rng.poisson(mstar / m_sp) * m_sp
+    per_particle = np.bincount(anchor, weights=sub_mstar, minlength=n_part)
+    n_halo = rng.poisson(halo_mstar / m_sp)
+    per_particle += np.bincount(_random_members(h, np.repeat(np.arange(n_halo.size), n_halo), rng),
+                                minlength=n_part) * m_sp
+    first = np.searchsorted(sub_group[:np.count_nonzero(sub_group >= 0)], np.arange(n_halo.size))
+    sub_mstar[first] += n_halo * m_sp  # a central's stars include its stellar halo, as in Subfind
+    return sub_mstar, per_particle
+
+
+def populate(pos: np.ndarray, h: Halos, m_particle: float, params, model, rng: np.random.Generator
              ) -> tuple[Catalogue, np.ndarray]:
     """Galaxies of one simulation: the catalogue and the stellar mass per particle (n,) [M_sun/h].
 
-    pos (n, 3) [Mpc/h], labels (n,) and sizes (g,) from :func:`hpc_vdm.mock.fof.find_groups`, density
-    (n,) 1 + delta at the particles (picks each group's centre), m_particle [M_sun/h] (total matter),
-    params the row (Omega_m, sigma_8, A_SN1, A_AGN1, A_SN2, A_AGN2), model a ``StellarModel``;
-    ``unresolved`` (masses (u,), anchors (u,)) adds central-only halos below the FoF threshold
-    (:func:`unresolved_halos`), listed after all groups' subhalos with group -1.
+    pos (n, 3) [Mpc/h]; ``h`` the halos (FoF groups, fill-in halos, their secondary properties and
+    sub-clumps); m_particle [M_sun/h] (total matter); params the row (Omega_m, sigma_8, A_SN1, A_AGN1,
+    A_SN2, A_AGN2); model a ``StellarModel``. The fill-in halos are listed after all groups' subhalos,
+    with group -1.
     """
     omega_m, _, a_sn1, a_agn1, a_sn2, a_agn2 = (float(p) for p in params)
-    n_groups = sizes.size
-    order, starts = members(labels, n_groups)
-    centre = densest_members(order, starts, density)
-    mass = sizes * m_particle
+    n_groups, m_un = h.sizes.size, h.fill_mass
+    mass = h.sizes * m_particle
     shmr = lambda m: model.shmr(m, omega_m, a_sn1, a_agn1, a_sn2, a_agn2)  # noqa: E731
     s = model.scatter_dex
 
-    mstar_cen = mass * shmr(mass) * 10 ** (s * rng.standard_normal(n_groups))
-    host, m_sat = _subhalo_masses(mass, model.sat_amplitude, model.m_sub_min, rng)
+    dev_cen, dev_un, sat_boost = model.deviates(h.scores, mass, m_un, rng)
+    mstar_cen = mass * shmr(mass) * 10 ** (s * dev_cen)
+    host, m_sat = _subhalo_masses(mass, model.sat_amplitude * sat_boost, model.m_sub_min, rng)
     mstar_sat = m_sat * shmr(m_sat) * 10 ** (s * rng.standard_normal(host.size))
-    sat_anchor = order[starts[host] + np.floor(rng.random(host.size) * sizes[host]).astype(np.int64)]
-
-    m_un, un_anchor = unresolved
-    mstar_un = m_un * shmr(m_un) * 10 ** (s * rng.standard_normal(m_un.size))
+    sat_anchor = substructure.satellite_anchors(h.clumps, host, m_sat, h.order, h.starts, rng)
+    mstar_un = m_un * shmr(m_un) * 10 ** (s * dev_un)
 
     # subhalos by group, central first; then the unresolved halos (group -1)
     sub_group = np.concatenate([np.arange(n_groups), host])
@@ -155,24 +200,15 @@ def populate(pos: np.ndarray, labels: np.ndarray, sizes: np.ndarray, density: np
     sub_group = np.concatenate([sub_group[rank], np.full(m_un.size, -1)])
     sub_central = np.concatenate([sub_central[rank], np.ones(m_un.size, bool)])
     sub_mass = np.concatenate([np.concatenate([mass, m_sat])[rank], m_un])
-    sub_anchor = np.concatenate([np.concatenate([centre, sat_anchor])[rank], un_anchor]).astype(np.int64)
+    sub_anchor = np.concatenate([np.concatenate([h.centre, sat_anchor])[rank], h.fill_anchor]).astype(np.int64)
     mstar = np.concatenate([np.concatenate([mstar_cen * (1.0 - model.halo_fraction), mstar_sat])[rank], mstar_un])
+    sub_mstar, per_particle = _stellar_mass(mstar, sub_group, h, mstar_cen * model.halo_fraction, pos.shape[0],
+                                            model.star_particle_mass, rng, sub_anchor)
 
-    m_sp = model.star_particle_mass
-    n_star = rng.poisson(mstar / m_sp)
-    sub_mstar = n_star * m_sp
-    per_particle = np.bincount(sub_anchor, weights=sub_mstar, minlength=pos.shape[0])
-    # the stellar halo: Poisson star particles on random members of each group
-    n_halo = rng.poisson(mstar_cen * model.halo_fraction / m_sp)
-    g = np.repeat(np.arange(n_groups), n_halo)
-    on = order[starts[g] + np.floor(rng.random(g.size) * sizes[g]).astype(np.int64)]
-    per_particle += np.bincount(on, minlength=pos.shape[0]) * m_sp
-    first = np.searchsorted(sub_group[:sub_group.size - m_un.size], np.arange(n_groups))
-    sub_mstar[first] += n_halo * m_sp  # a central's stars include its stellar halo, as in Subfind
-
-    cat = Catalogue(group_pos=pos[centre], group_mass=mass, group_len=sizes.astype(np.int64),
-                    group_r200c=r200c(mass), group_first_sub=first,
+    cat = Catalogue(group_pos=pos[h.centre], group_mass=mass, group_len=h.sizes.astype(np.int64),
+                    group_r200c=r200c(mass), group_first_sub=np.searchsorted(sub_group[sub_group >= 0],
+                                                                             np.arange(n_groups)),
                     group_n_subs=np.bincount(sub_group[sub_group >= 0], minlength=n_groups), sub_pos=pos[sub_anchor],
                     sub_mass=sub_mass, sub_mstar=sub_mstar, sub_group=sub_group, sub_central=sub_central,
-                    sub_anchor=sub_anchor)
+                    sub_anchor=sub_anchor, group_env=h.env, group_conc=h.conc)
     return cat, per_particle

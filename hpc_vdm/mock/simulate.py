@@ -104,7 +104,8 @@ def _seeds(seed: np.random.SeedSequence):
 
 
 def evolve(params: np.ndarray, cfg: MockConfig, seed: np.random.SeedSequence) -> tuple[Particles, tuple]:
-    """The gravity of one simulation (suite-independent): the PM particles and their FoF groups."""
+    """The gravity of one simulation (suite-independent): the PM particles and their FoF groups
+    (:func:`hpc_vdm.mock.stars.halos`: labels, sizes, sub-clumps)."""
     shape, box = (cfg.particles,) * 3, (cfg.box_mpc_h,) * 3
     parts = run_pm(Cosmology(float(params[0]), float(params[1])), shape, box, n_steps=cfg.pm_steps,
                    a_start=cfg.a_start, rng=np.random.default_rng(_seeds(seed)[0]))
@@ -115,7 +116,7 @@ def observe(parts: Particles, groups: tuple, params: np.ndarray, cfg: MockConfig
             seed: np.random.SeedSequence) -> dict:
     """Galaxies, maps, catalogue and grids of one suite on evolved particles (see :func:`simulate`)."""
     omega_m, a_sn1, a_agn1 = float(params[0]), float(params[2]), float(params[3])
-    labels, _ = groups
+    labels = groups[0]
     cat, mstar = stars.galaxies_of(parts, params, model, np.random.default_rng(_seeds(seed)[1]), groups)
     hydro = stars.hydro_positions(parts, cat, labels, model.expansion(a_sn1, a_agn1))
     m_tot = stars.particle_mass(parts, omega_m)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..data import camels
-from . import fof, galaxies, mesh
+from . import assembly, fof, galaxies, mesh, substructure
 from .cosmology import Cosmology
 from .pm import Particles
 
@@ -51,6 +51,10 @@ class StellarModel:
     star_particle_mass: float = 1.27e7  # [Msun/h] stellar mass quantum (CAMELS' baryon resolution: 1.27e7)
     dm_expansion: float = 0.02        # fractional expansion of halo dark matter at the fiducial point
     dm_agn_slope: float = 0.3         # d ln(expansion) per ln A_AGN1 (and half of it per ln A_SN1)
+    secondary: bool = True            # assembly bias on (the strengths below) or off (a mass-only occupation)
+    conc_corr: float = 0.0            # rho_c: correlation of a central's log M* with concentration at fixed mass
+    env_corr: tuple[float, float] = (0.0, 0.0)  # rho_e below 10^11.5 and above 10^12.5 Msun/h (linear between)
+    sat_env: float = 0.0              # gamma_e: satellites' mean number ~ 1 + gamma_e z_e
 
     def shmr(self, m_halo: np.ndarray, omega_m: float, a_sn1: float, a_agn1: float, a_sn2: float,
              a_agn2: float) -> np.ndarray:
@@ -67,6 +71,17 @@ class StellarModel:
         ratio = 2 * norm / (x ** (-beta) + x ** gamma)
         return np.where(m_halo > 0, ratio, 0.0)
 
+    def deviates(self, scores: assembly.Scores, mass: np.ndarray, fill_mass: np.ndarray, rng: np.random.Generator):
+        """Unit-variance deviates of log M* at fixed mass for the centrals of the FoF groups (g,) and of the
+        fill-in halos (u,), and each group's satellite multiplier (g,) (see :mod:`hpc_vdm.mock.assembly`)."""
+        if not self.secondary:
+            return rng.standard_normal(mass.size), rng.standard_normal(fill_mass.size), np.ones(mass.size)
+        log_m = np.log10(np.concatenate([mass, fill_mass]))
+        dev = assembly.central_scatter(np.concatenate([scores.conc, scores.conc_fill]),
+                                       np.concatenate([scores.env, scores.env_fill]), self.conc_corr,
+                                       assembly.env_corr(log_m, *self.env_corr), rng)
+        return dev[:mass.size], dev[mass.size:], np.maximum(1.0 + self.sat_env * scores.env, 0.0)
+
     def expansion(self, a_sn1: float, a_agn1: float) -> float:
         """Fractional expansion of halo dark matter in the hydro run (0 in the N-body twin)."""
         return self.dm_expansion * a_agn1**self.dm_agn_slope * a_sn1 ** (0.5 * self.dm_agn_slope)
@@ -78,17 +93,20 @@ SUITES = {
     "IllustrisTNG": StellarModel(norm=0.004004, log10_m1=11.45, beta=1.3, gamma=0.6, scatter_dex=0.2,
                                  sn1=(-0.15, 0.25, 0.0), agn1=(0.0, 0.12, 0.0),
                                  sn2=(-0.25, 0.6, 0.15), agn2=(0.0, 0.2, 0.0),
-                                 star_particle_mass=1.0812e8, dm_expansion=0.02),
+                                 star_particle_mass=1.0812e8, dm_expansion=0.02,
+                                 conc_corr=0.3, env_corr=(0.55, 0.3), sat_env=0.3),
     # SIMBA-like: strong AGN-jet quenching of massive halos, broader scatter, the strongest DM expansion.
     "SIMBA": StellarModel(norm=0.007682, log10_m1=11.6, beta=1.1, gamma=0.45, scatter_dex=0.25,
                           sn1=(-0.1, 0.15, 0.0), agn1=(-0.05, 0.25, 0.1),
                           sn2=(-0.2, 0.4, 0.1), agn2=(-0.1, 0.3, 0.15),
-                          star_particle_mass=1.1600e8, dm_expansion=0.04),
+                          star_particle_mass=1.1600e8, dm_expansion=0.04,
+                          conc_corr=0.3, env_corr=(0.6, 0.1), sat_env=0.3),
     # Astrid-like: more stars in small halos (shallow low-mass slope), largest scatter, brightest maps.
     "Astrid": StellarModel(norm=0.001842, log10_m1=11.3, beta=0.9, gamma=0.7, scatter_dex=0.3,
                            sn1=(-0.2, 0.3, 0.05), agn1=(0.0, 0.08, 0.0),
                            sn2=(-0.3, 0.5, 0.2), agn2=(0.0, 0.1, 0.0),
-                           star_particle_mass=2.5966e7, dm_expansion=0.01),
+                           star_particle_mass=2.5966e7, dm_expansion=0.01,
+                           conc_corr=0.3, env_corr=(0.35, 0.15), sat_env=0.3),
 }
 
 
@@ -97,21 +115,41 @@ def particle_mass(parts: Particles, omega_m: float) -> float:
     return omega_m * camels.RHO_CRIT * float(np.prod(parts.box)) / float(np.prod(parts.shape))
 
 
-def halos(parts: Particles) -> tuple[np.ndarray, np.ndarray]:
-    """FoF (b = 0.2) groups of the particles: labels (n,) and sizes (g,), largest first."""
-    return fof.find_groups(parts.pos, parts.box)
+def halos(parts: Particles) -> tuple[np.ndarray, np.ndarray, substructure.Clumps]:
+    """FoF (b = 0.2) groups of the particles: labels (n,) and sizes (g,), largest first, and their sub-clumps."""
+    labels, sizes = fof.find_groups(parts.pos, parts.box)
+    return labels, sizes, substructure.find_clumps(parts.pos, parts.box, labels, sizes.size)
+
+
+def halos_of(parts: Particles, groups: tuple, m_p: float, hmf, model: StellarModel,
+             rng: np.random.Generator) -> galaxies.Halos:
+    """The FoF groups (:func:`halos`: labels (n,), sizes (g,), sub-clumps), the fill-in halos and their
+    secondary properties."""
+    labels, sizes, clumps = groups
+    density = mesh.cic_readout(parts.density, parts.pos / parts.cell)
+    fill_mass, fill_anchor = galaxies.unresolved_halos(hmf, model.m_sub_min, COMPLETE_MEMBERS * m_p,
+                                                       float(np.prod(parts.box)), labels, density, rng, sizes * m_p)
+    order, starts = galaxies.members(labels, sizes.size)
+    centre = galaxies.densest_members(order, starts, density)
+    smooth = assembly.smoothed_density(parts.density, parts.box)
+    env = assembly.environment(smooth, parts.pos[centre], parts.box)
+    conc = np.log(galaxies.r200c(sizes * m_p) / np.maximum(
+        assembly.half_mass_radius(parts.pos, centre, order, starts, parts.box), 1e-6))
+    env_fill = assembly.environment(smooth, parts.pos[fill_anchor], parts.box)
+    return galaxies.Halos(labels=labels, sizes=sizes, order=order, starts=starts, centre=centre, fill_mass=fill_mass,
+                          fill_anchor=fill_anchor, env=env, conc=conc,
+                          scores=assembly.scores(conc, env, sizes * m_p, env_fill, fill_mass, rng),
+                          clumps=clumps)
 
 
 def galaxies_of(parts: Particles, params: np.ndarray, model: StellarModel, rng: np.random.Generator,
-                groups: tuple[np.ndarray, np.ndarray] | None = None):
-    """The halo/galaxy catalogue and the stellar mass per particle (n,) [Msun/h] of one simulation."""
-    labels, sizes = groups if groups is not None else halos(parts)
-    density = mesh.cic_readout(parts.density, parts.pos / parts.cell)
+                groups: tuple | None = None):
+    """The halo/galaxy catalogue and the stellar mass per particle (n,) [Msun/h] of one simulation
+    (``groups``: :func:`halos` of the particles, found here when not given)."""
+    groups = groups if groups is not None else halos(parts)
     m_p = particle_mass(parts, float(params[0]))
     hmf = Cosmology(float(params[0]), float(params[1])).halo_mass_function
-    unresolved = galaxies.unresolved_halos(hmf, model.m_sub_min, COMPLETE_MEMBERS * m_p, float(np.prod(parts.box)),
-                                           labels, density, rng, sizes * m_p)
-    return galaxies.populate(parts.pos, labels, sizes, density, m_p, params, model, rng, unresolved)
+    return galaxies.populate(parts.pos, halos_of(parts, groups, m_p, hmf, model, rng), m_p, params, model, rng)
 
 
 def stellar_masses(parts: Particles, params: np.ndarray, model: StellarModel, rng: np.random.Generator) -> np.ndarray:
