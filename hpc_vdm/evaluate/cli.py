@@ -11,6 +11,8 @@ calibration), and writes
 bands up to k_Nyq; log-space z-scores beside their finite-sample expectation; rank-based coverage and
 calibration per pixel and per map-level summary; χ²_r against a CV set) and ``OUT/report/`` (the papers'
 Fig. 1 and Fig. 2, calibration curves, the 1P, cross-suite and tiled panels when asked, ``summary.md``).
+An emulator (a family conditioned on parameters, no map) gets Mudur+23's checks instead: generated against
+simulated fields at the split's parameter points, the CV set and the 1P set (:mod:`.emulation`).
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ from ..families import DrawSpec, for_bundle
 from ..inference.maps import draw_maps, open_for, read_pairs
 from ..io import METRICS, acquire_lock, atomic_dir, marker, writing
 from ..spectra.scores import band_scores, mean_of
-from . import analysis, baselines, panels, report
+from . import analysis, baselines, emulation, panels, report
 
 log = logging.getLogger("hpc_vdm.evaluate")
 
@@ -45,6 +47,10 @@ def run(cfg) -> Path:
     out = Path(e.out)
     if out.exists() or out.is_symlink():
         raise FileExistsError(f"{str(out)!r} exists; choose another --out (nothing was written)")
+    if family.conditioned_on == "params":  # an emulator: generated against simulated fields (Mudur+23)
+        spec = DrawSpec(sampler=cfg.sampler.kind, steps=cfg.sampler.steps, seed=e.seed, progress=e.progress,
+                        device=dist.pick_device(dist.detect(), m.device, "trained.device"), desc="evaluate")
+        return emulation.run(cfg, bundle, root, attrs, store_path, spec, out)
     for path in (e.one_p_store, e.cv_store, e.tile_store, *e.suites.values(), *e.baselines.values()):
         if path and not Path(path).exists():
             raise FileNotFoundError(f"evaluate input {path!r} does not exist")
