@@ -8,7 +8,7 @@ export OMP_NUM_THREADS ?= 1
 export DS_ACCELERATOR ?= cpu
 export DS_BUILD_OPS := 0
 
-.PHONY: venv demo science test test-fast bench slurm-up slurm-down clean
+.PHONY: venv demo science emulator test test-fast bench slurm-up slurm-down clean
 
 venv: $(VENV)/.installed
 
@@ -84,6 +84,13 @@ science: | venv
 	cp $(SCI)/run/metrics.csv docs/results/science/train_metrics.csv
 	cp $(SCI)/regressor/metrics.csv docs/results/science/regressor_metrics.csv
 	cp $(SCI)/seams/* docs/results/tiling/
+
+# Mudur+23 on CPU (not in CI; about 3 h on 2 busy cores, docs/results/emulator): the emulator conditioned on
+# (Omega_m, sigma_8) trained on the mock's LH maps pooled to 64^2, `evaluate`'s emulation checks against the LH, CV and
+# 1P sets, `infer` (the bound on parameter grids: calibration over test maps beside the P(k) baseline, and the paper's
+# Fig. 3 with NUTS), then the results are copied to docs/results/emulator/.
+emulator: | venv
+	PY=$(PY) bash docs/results/emulator/run.sh
 
 test: venv
 	$(PY) -m pytest -q

@@ -89,7 +89,7 @@ def summarise(cfg, p, root, kinds: dict) -> dict:
         if known.sum() >= 2:
             out["mcmc"]["tarp"] = tarp(chains[known], truths[:len(chains)][known], lo, hi, seed=f.seed)
     if "baseline" in out:
-        out["baseline"]["statistic"] = ("mean log10 level + ln P(k) of the overdensity in bands; cubic mean in the "
+        out["baseline"]["statistic"] = ("mean log10 level + ln P(k) of the log10 field in bands; cubic mean in the "
                                         "parameters from the training maps, covariance of the CV maps")
         out["fom_ratio_bound_over_baseline"] = out["bound"]["fom_median"] / out["baseline"]["fom_median"]
     return out

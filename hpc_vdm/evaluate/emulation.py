@@ -69,7 +69,8 @@ def one_p(bundle, path: str, names: list[str], n_truth: int, n_samples: int, spe
         j = camels.PARAM_NAMES.index(name)
         others = np.delete(np.arange(len(fid)), j)
         sims = np.flatnonzero(np.all(np.isclose(table[:, others], fid[others], rtol=1e-6), axis=1))
-        sims = sims[np.argsort(table[sims, j])]
+        sims = sims[np.argsort(table[sims, j], kind="stable")]
+        sims = sims[np.unique(table[sims, j], return_index=True)[1]]  # the fiducial point once (each block has it)
         if sims.size < 2:
             raise ValueError(f"1P store {path!r} has no simulations varying {name} alone")
         f_sim = sims[np.argmin(np.abs(table[sims, j] - fid[j]))]
