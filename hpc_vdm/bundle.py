@@ -26,6 +26,7 @@ from .data import camels
 from .data.transforms import LogNorm, MapNormalisation
 from .diffusion import build_vdm
 from .io import MODEL, acquire_lock, atomic_save, check_output, writing
+from .io.inputs import check_store_facts, input_file
 from .models import build_dm2gal, build_regressor
 
 FORMAT = "hpc_vdm.export/2"
@@ -97,8 +98,9 @@ def read_export(path: str | Path) -> dict:
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"{str(path)!r} is a folder, not an exported model file (expected run_dir/export/model.pt)")
-    if not path.is_file():
+    if not (path.exists() or path.is_symlink()):
         raise FileNotFoundError(f"no exported model at {str(path)!r} (train, or run `python -m hpc_vdm.export`)")
+    input_file(path, "exported model file", empty_ok=True)  # symlink loops, devices, unreadable files
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:  # objects beyond plain data: refused, never executed
@@ -114,10 +116,31 @@ def read_export(path: str | Path) -> dict:
     if missing or not isinstance(blob.get("config"), dict) or not isinstance(blob.get("store"), dict):
         raise ValueError(f"{str(path)!r} is an hpc_vdm export without {missing or ['a readable config/store']}; "
                          f"it is damaged: export the run again")
+    check_weights(blob, path)
+    check_store_facts(blob["store"], f"the export {str(path)!r}")
     config = dict(blob["config"])
     if blob["format"] in OLD_FORMATS:
         config["diffusion"] = {k: v for k, v in config.get("diffusion", {}).items() if k != "sample_steps"}
     return {**blob, "task": blob.get("task", "vdm"), "config": migrate(config, strict=False)}
+
+
+def check_weights(blob: dict, path: Path) -> None:
+    """Both weight sets are mappings of finite floating-point tensors (a damaged or hand-made file says which)."""
+    for key in ("model", "ema"):
+        state = blob[key]
+        if not isinstance(state, dict) or not state:
+            raise ValueError(f"{str(path)!r} is an hpc_vdm export whose {key!r} weights are "
+                             f"{type(state).__name__ if state else 'empty'}, not a mapping of tensors; it is damaged: "
+                             f"export the run again")
+        for name, t in state.items():
+            if not isinstance(t, torch.Tensor):
+                raise ValueError(f"{str(path)!r}: {key} weight {name!r} is a {type(t).__name__}, not a tensor")
+            if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                raise ValueError(f"{str(path)!r}: {key} weight {name!r} holds {int((~torch.isfinite(t)).sum())} NaN "
+                                 f"or inf values; the model cannot be used (export a checkpoint from before the "
+                                 f"divergence)")
+            if t.is_complex():
+                raise ValueError(f"{str(path)!r}: {key} weight {name!r} holds complex numbers (dtype {t.dtype})")
 
 
 @dataclass

@@ -59,25 +59,32 @@ def run(main_fn, argv: Sequence[str] | None) -> int:
     line and exit 2."""
     try:
         return main_fn(argv) or 0
-    except (ConfigError, ValueError, FileNotFoundError, FileExistsError, OutputError) as e:
+    except (ConfigError, ValueError, OSError, OutputError) as e:  # OSError: FileNotFoundError, FileExistsError...
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except MemoryError as e:
+        print(f"error: out of memory{': ' + str(e) if str(e) else ''} (a smaller problem, or a machine with more "
+              f"memory; nothing complete was written)", file=sys.stderr)
         return 2
 
 
-def command(prog: str, description: str, shortcuts: Mapping[str, str], body: Callable[..., object], *,
-            overwrite: str | None = None):
-    """``main(argv) -> exit code`` of a command set by ``--config``, ``--set`` and its shortcut flags alone;
-    with ``overwrite`` (what it replaces, for the help) an ``--overwrite`` flag is passed on to ``body``."""
+def command(prog: str, description: str, shortcuts: Mapping[str, str], body: Callable[..., object],
+            flags: Mapping[str, str] = {}, *, overwrite: str | None = None):
+    """``main(argv) -> exit code`` of a command set by ``--config``, ``--set``, its shortcut flags and its
+    boolean ``flags`` ({name: help}: ``--name``, passed to ``body`` as a keyword); with ``overwrite`` (what it
+    replaces, for the help) an ``--overwrite`` flag is passed on to ``body`` too."""
     def main(argv: Sequence[str] | None = None) -> int:
         def parse_and_run(argv) -> int:
             p = parser(prog, description)
             add_shortcuts(p, shortcuts)
             if overwrite:
                 p.add_argument("--overwrite", action="store_true", help=f"replace this command's own {overwrite}")
+            for name, text in flags.items():
+                p.add_argument("--" + name.replace("_", "-"), dest=name, action="store_true", help=text)
             args = p.parse_args(argv)
             setup_logging()
-            cfg = resolve(args, shortcuts)
-            body(cfg, overwrite=args.overwrite) if overwrite else body(cfg)
+            names = [*flags, *(["overwrite"] if overwrite else [])]
+            body(resolve(args, shortcuts), **{name: getattr(args, name) for name in names})
             return 0
 
         return run(parse_and_run, argv)

@@ -7,6 +7,7 @@ existing output is replaced only with ``--overwrite``, and only if it is an hpc_
 from __future__ import annotations
 
 from . import cli
+from .io.inputs import input_dir
 from .training.export import export_run
 
 
@@ -21,6 +22,7 @@ def main(argv=None) -> int:
     def body(argv):
         args = p.parse_args(argv)
         cli.setup_logging()
+        input_dir(args.run_dir, "run dir")
         print(export_run(args.run_dir, args.tag, args.out, overwrite=args.overwrite))
 
     return cli.run(body, argv)

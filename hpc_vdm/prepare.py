@@ -20,7 +20,8 @@ from .config import RunConfig
 from .data import camels
 from .data.transforms import Pooled
 from .data.store import RunningMoments, log_transform, split_by_simulation, write_store
-from .io import MAPS, acquire_lock, check_output, writing
+from .io import MAPS, acquire_lock, check_output, check_unlocked, writing
+from .io.inputs import input_dir, need_disk
 
 log = logging.getLogger("hpc_vdm.prepare")
 SHORTCUTS = {"source": "data.source_dir", "suite": "data.suite", "sim_set": "data.set", "out": "data.store"}
@@ -98,25 +99,42 @@ def check_and_measure(cfg: RunConfig, maps: dict[str, np.ndarray], train_sims: l
     return stats
 
 
-def prepare(cfg: RunConfig, *, overwrite: bool = False, progress: bool = True) -> Path:
-    """Check the CMD files, then write ``data.store``: only a new path, or with ``overwrite`` a maps store
-    that is not among the inputs, and only while holding its lock (one writer per output)."""
+def prepare(cfg: RunConfig, *, overwrite: bool = False, progress: bool = True, force: bool = False) -> Path:
+    """Check the CMD files completely, then write ``data.store``: only a new path, or with ``overwrite`` a maps
+    store that is not among the inputs, and only while holding its lock (one writer per output)."""
     out = Path(cfg.data.store)
     check_output(out, MAPS, inputs=[cfg.data.source_dir], overwrite=overwrite)
+    check_unlocked(out)  # another command writing it is named now, not after the inputs were read
+    checked = check_inputs(cfg, out, progress, force)  # every map read once before anything is written
     with writing(out), acquire_lock(out):
         check_output(out, MAPS, inputs=[cfg.data.source_dir], overwrite=overwrite)  # another writer finished?
-        return _prepare(cfg, out, overwrite, progress)
+        return _write(cfg, out, checked, overwrite, progress)
 
 
-def _prepare(cfg: RunConfig, out: Path, overwrite: bool, progress: bool) -> Path:
+def check_inputs(cfg: RunConfig, out: Path, progress: bool, force: bool) -> dict:
+    """The CMD files opened, split and read once (finite, non-negative, log-transformable); the disk checked."""
     d = cfg.data
+    if d.maps_per_shard % d.maps_per_chunk:
+        raise ValueError(f"data.maps_per_shard={d.maps_per_shard} must be a multiple of data.maps_per_chunk="
+                         f"{d.maps_per_chunk}")
+    input_dir(d.source_dir, "CMD source folder (data.source_dir)")
     maps, params = open_inputs(cfg)
     n, h, _ = next(iter(maps.values())).shape
     n_sims = n // d.maps_per_sim
     splits = split_by_simulation(n_sims, d.split_fractions, d.split_seed)
     if not splits["train"]:
         raise ValueError(f"no training simulation among {n_sims} with fractions {d.split_fractions}")
+    need_disk(4.0 * n * h * h * len(maps), out.parent, f"the maps store {str(out)!r} ({len(maps)} fields x {n} maps "
+              f"of {h}^2 float32, before compression)", force=force)
     stats = check_and_measure(cfg, maps, splits["train"], progress)
+    return {"maps": maps, "params": params, "splits": splits, "stats": stats}
+
+
+def _write(cfg: RunConfig, out: Path, checked: dict, overwrite: bool, progress: bool) -> Path:
+    d = cfg.data
+    maps, params, splits, stats = (checked[k] for k in ("maps", "params", "splits", "stats"))
+    n, h, _ = next(iter(maps.values())).shape
+    n_sims = n // d.maps_per_sim
     names = list(camels.PARAM_NAMES[:params.shape[1]]) + [f"param_{i}" for i in range(6, params.shape[1])]
     attrs = {
         "suite": d.suite, "set": d.set, "fields": list(d.fields), "units": camels.MAP_UNITS,
@@ -141,9 +159,10 @@ def _main(argv) -> int:
     p.add_argument("--sim-set", help="set (data.set)")
     p.add_argument("--out", help="output store (data.store)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing maps store (never anything else) once the new one is complete")
+    p.add_argument("--force", action="store_true", help="write even when the store looks larger than the free disk")
     args = p.parse_args(argv)
     cli.setup_logging()
-    prepare(cli.resolve(args, SHORTCUTS), overwrite=args.overwrite)
+    prepare(cli.resolve(args, SHORTCUTS), overwrite=args.overwrite, force=args.force)
     return 0
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import logging
 
 from . import cli
-from .io import acquire_lock, writing
-from .data.volume import prepare_volume
+from .io import VOLUME, acquire_lock, check_output, writing
+from .data.volume import check_volume, prepare_volume
 
 log = logging.getLogger("hpc_vdm.prepare_volume")
 
@@ -24,15 +24,21 @@ SHORTCUTS = {"store": "data.store", "source_dir": "volume.source_dir", "grid_n":
              "sim": "volume.sim", "box_mpc_h": "volume.box_mpc_h"}
 
 
-def run(cfg):
+def run(cfg, overwrite: bool = False, force: bool = False):
+    """Check every grid, the regions, the output and the sizes; then write the store under its lock."""
     target = Path(cfg.data.store)
+    checked = check_volume(cfg.volume, cfg.data, target, overwrite=overwrite, force=force)
     with writing(target), acquire_lock(target):
-        out = prepare_volume(cfg.volume, cfg.data, cfg.data.store)
+        check_output(target, VOLUME, inputs=[], overwrite=overwrite)  # another writer finished meanwhile?
+        out = prepare_volume(cfg.volume, cfg.data, target, overwrite=overwrite, checked=checked)
     log.info("wrote %s", out)
     return out
 
 
-main = cli.command("python -m hpc_vdm.prepare_volume", __doc__.splitlines()[0], SHORTCUTS, run)
+main = cli.command("python -m hpc_vdm.prepare_volume", __doc__.splitlines()[0], SHORTCUTS, run,
+                   flags={"overwrite": "replace an existing volume store (never anything else) once the new one is "
+                                       "complete",
+                          "force": "write even when the volume looks larger than this machine's memory or disk"})
 
 
 if __name__ == "__main__":

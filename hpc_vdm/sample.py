@@ -30,8 +30,8 @@ from .evaluate import map_summary, zscore_log
 from .evaluate.report import Labels, fig1
 from .families import DrawSpec, for_bundle
 from .inference.maps import draw_maps, open_for, read_pairs
-from .io import (FIGURE, SAMPLES, SUMMARY, acquire_lock, atomic_dir, atomic_write_text, check_output, marker,
-                 writing)
+from .io import (FIGURE, SAMPLES, SUMMARY, acquire_lock, atomic_dir, atomic_write_text, check_folder, check_output,
+                 marker, writing)
 
 log = logging.getLogger("hpc_vdm.sample")
 
@@ -54,6 +54,7 @@ def run(cfg, overwrite: bool = False) -> Path:
     store_path = s.store or bundle.config.data.store
     root, attrs = open_for(bundle, store_path)
     out = Path(s.out)
+    check_folder(out, "--out (sample.out)")
     check_outputs(out, [m.model, store_path], overwrite)
     maps = held_out_maps(attrs, s.split, s.n_maps)
     if len(maps) < s.n_maps:

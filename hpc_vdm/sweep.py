@@ -13,6 +13,7 @@ import argparse
 import logging
 
 from . import cli
+from .io import check_disjoint
 
 log = logging.getLogger("hpc_vdm.sweep")
 
@@ -45,6 +46,7 @@ def run_sweep(args) -> int:
     pairs = expand(spec)
     points = [p for p, _ in pairs]
     names = [p.name for p in points]
+    check_disjoint(spec.out, sorted({cfg.data.store for _, cfg in pairs}) + [spec.path])  # never into an input
     exists = record.check_folder(spec, points)
     if args.status or args.collect or args.cancel:
         return report(args, spec, pairs, exists)

@@ -15,6 +15,18 @@ from . import cli, dist
 from .config import ConfigError
 
 
+def check_options(cfg) -> None:
+    """What the config's types cannot say and DeepSpeed would only find after the run dir exists."""
+    betas = cfg.train.betas
+    if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
+        bad = next((i for i, b in enumerate(betas) if not 0.0 <= b < 1.0), None)
+        where = f"train.betas[{bad}]" if bad is not None and len(betas) == 2 else "train.betas"
+        raise ConfigError(f"{where}: expected two values in [0.0, 1.0), got {betas}")
+    from .bundle import build_module
+
+    build_module(cfg)  # the model's options agree (groups, heads, layers) before the run dir is made
+
+
 def main(argv=None) -> int:
     p = cli.parser("python -m hpc_vdm.train", "train a model (model.kind) with DeepSpeed under any launcher")
     p.add_argument("config_file", nargs="?", metavar="CONFIG", help="run config (same as --config)")
@@ -28,6 +40,7 @@ def main(argv=None) -> int:
         args.config = args.config or args.config_file
         cli.setup_logging(verbose=dist.env_rank() == 0)
         cfg = cli.resolve(args, {"run_dir": "train.run_dir", "steps": "train.steps"})
+        check_options(cfg)
         from .training.loop import train
 
         return train(cfg)

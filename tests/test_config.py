@@ -97,3 +97,40 @@ def test_package_lists_commands(capsys):
     assert main([]) == 0
     out = capsys.readouterr().out
     assert "mock" in out and "prepare" in out
+
+
+OLD_LAYOUT = """
+diffusion: {gamma_min: -10.0, schedule: fixed_linear}
+model: {param_conditioning: true, channels: 16}
+sample: {model: a/model.pt, steps: 50, which: raw}
+dm2gal: {grids: {dm: d.npy}, patch: 17, block: 8, eval_out: cmp, min_log_mstar: 7.5}
+"""
+
+
+def test_a_yaml_of_the_earlier_layout_keeps_working_and_says_what_moved(tmp_path, caplog):
+    path = tmp_path / "old.yaml"
+    path.write_text(OLD_LAYOUT)
+    with caplog.at_level("WARNING", logger="hpc_vdm.config"):
+        cfg = load_config(path)
+    assert (cfg.model.vdm.gamma_min, cfg.model.vdm.schedule) == (-10.0, "fixed_linear")
+    assert cfg.model.params == ["Omega_m", "sigma_8", "A_SN1", "A_AGN1", "A_SN2", "A_AGN2"] and cfg.model.channels == 16
+    assert (cfg.trained.model, cfg.trained.which, cfg.sampler.steps) == ("a/model.pt", "raw", 50)
+    assert cfg.volume.grids == {"dm": "d.npy"} and cfg.model.dm2gal.patch == 17 and cfg.paint.block == 8
+    assert cfg.baselines.out == "cmp" and cfg.volume.min_log_mstar == cfg.model.dm2gal.min_log_mstar == 7.5
+    assert "diffusion.gamma_min moved to model.vdm.gamma_min" in caplog.text
+
+
+def test_a_moved_key_set_twice_to_different_values_is_one_clear_error():
+    from hpc_vdm.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"evaluate.steps moved to sampler.steps, which is also set to another value"):
+        load_config(None, ["tile.steps=25", "evaluate.steps=20"])
+    assert load_config(None, ["tile.steps=25", "evaluate.steps=25"]).sampler.steps == 25
+
+
+def test_every_config_float_is_finite():
+    from hpc_vdm.config import ConfigError
+
+    for bad in ("nan", ".nan", ".inf", "-.inf", "inf"):
+        with pytest.raises(ConfigError, match=r"train.grad_clip: expected a finite number"):
+            load_config(None, [f"train.grad_clip={bad}"])

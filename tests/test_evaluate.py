@@ -56,7 +56,7 @@ def test_bad_inputs_are_refused_before_anything_is_written(model, maps_store, tm
     for bad, match in [((["--store", str(no_truth)]), r"has no \['Mcdm'\] maps"),
                        ((["--n-samples", "0"]), r"evaluate\.n_samples: expected a value in \[1"),
                        ((["--split", "nope"]), r"evaluate\.split: expected one of"),
-                       ((["--set", "evaluate.one_p_store=/nowhere.zarr"]), r"does not exist")]:
+                       ((["--set", "evaluate.one_p_store=/nowhere.zarr"]), r"no maps store at '/nowhere\.zarr'")]:
         assert run(model, tmp_path / "ev", *bad) == 2
         err = capsys.readouterr().err
         assert __import__("re").search(match, err), err

@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -193,26 +194,40 @@ def test_spectra_out_needs_overwrite_and_replaces_only_its_own(small, tmp_path, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cmd", "maps.zarr", "pk.json", "pk.npz", "results.json"]
 
 
+def tiny_config() -> RunConfig:
+    cfg = RunConfig()
+    cfg.model.channels, cfg.model.channel_mults, cfg.model.norm_groups, cfg.model.dropout = 8, [1, 2, 2], 4, 0.0
+    return cfg
+
+
 class FakeEngine:
-    """DeepSpeed's ZeRO-0 checkpoint layout with a tiny module."""
+    """DeepSpeed's ZeRO-0 checkpoint layout with a tiny VDM (weights scaled by the step, to tell them apart)."""
 
     def __init__(self, value: float):
-        self.value = value
+        from hpc_vdm.bundle import build_module
+
+        torch.manual_seed(0)
+        self.state = {k: v * value for k, v in build_module(tiny_config()).state_dict().items()}
 
     def save_checkpoint(self, root, tag, client_state, save_latest):
         Path(root, tag).mkdir(parents=True)
-        torch.save({"module": {"w": torch.full((4,), self.value)}}, Path(root, tag, "mp_rank_00_model_states.pt"))
+        torch.save({"module": self.state}, Path(root, tag, "mp_rank_00_model_states.pt"))
 
     def zero_optimization_stage(self):
         return 0
 
 
+STATS = {f: {"transform": "log10(x + offset)", "offset": 1.0, "mean": 10.0, "std": 1.0} for f in ("Mstar", "Mcdm")}
+
+
 def fake_run_dir(root: Path, steps=(1, 2)) -> Path:
     ckpts = Checkpoints(root / "checkpoints")
+    store = {"stats": STATS, "pixel_size_mpc_h": 25 / 256, "slab_thickness_mpc_h": 5.0, "map_pixels": 256}
     for step in steps:
-        ckpts.save(FakeEngine(float(step)), step, {}, extra_files={"ema.pt": {"shadow": {"w": torch.zeros(4)}}},
-                   meta={"config": to_dict(RunConfig()), "store": {"stats": {}}})
-    (root / "config.json").write_text(json.dumps(to_dict(RunConfig())))
+        engine = FakeEngine(float(step))
+        ckpts.save(engine, step, {}, extra_files={"ema.pt": {"shadow": engine.state}},
+                   meta={"config": to_dict(tiny_config()), "store": store})
+    (root / "config.json").write_text(json.dumps(to_dict(tiny_config())))
     return root
 
 
@@ -281,7 +296,11 @@ def test_two_prepares_on_one_new_output_one_wins_the_other_names_it(tmp_path):
     deadline = time.time() + 60
     while not lock_path(out).exists() and first.poll() is None and time.time() < deadline:
         time.sleep(0.01)
-    second = subprocess.run(cmd, env=clean_env(), capture_output=True, text=True, timeout=120)
+    os.kill(first.pid, signal.SIGSTOP)  # the first writes only once its inputs are checked: hold it mid-write
+    try:
+        second = subprocess.run(cmd, env=clean_env(), capture_output=True, text=True, timeout=120)
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
     _, first_err = first.communicate(timeout=120)
     assert first.returncode == 0, first_err
     refused(second.returncode, second.stderr, f"{str(out)!r} is being written by another command: pid {first.pid} "
@@ -351,7 +370,11 @@ def test_full_filesystem_is_one_error_and_leaves_nothing(tmp_path, capsys):
     write_cmd(source, n_sims=4, pixels=128)  # ~4 MB of poorly compressible maps for a 1 MB disk
     with tmpfs(tmp_path / "small", "1m") as disk:
         cfg = load_config(None, [f"data.source_dir={source}", f"data.store={disk}/maps.zarr"])
-        refused(prepare_main(prepare_args(cfg)), capsys.readouterr().err,
+        refused(prepare_main(prepare_args(cfg)), capsys.readouterr().err,  # refused up front by its size
+                f"the maps store {str(disk / 'maps.zarr')!r} (2 fields x 60 maps of 128^2 float32, before "
+                f"compression) needs about 7.5 MiB of disk; {str(disk)!r} has 1 MiB free; pass --force")
+        assert list(disk.iterdir()) == []
+        refused(prepare_main(prepare_args(cfg, None, "--force")), capsys.readouterr().err,  # and when forced
                 f"cannot write {str(disk / 'maps.zarr')!r}: No space left on device (ENOSPC)")
         assert list(disk.iterdir()) == []  # no half store, no temporary, no lock
 

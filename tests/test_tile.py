@@ -275,16 +275,25 @@ def test_killed_run_reruns_to_the_uninterrupted_store(model, preset, tmp_path):
                            timeout=300)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "resuming" in rerun.stderr
-    # Two uninterrupted runs agree bit for bit, but a sample computed first in a process can differ in
-    # its last float32 bits from the same sample computed third (CPU convolutions depend on the call
-    # history, measured 3e-6 relative): samples and their mean to 1e-4, their std to 1e-4 of the mean (it
-    # cancels), the rest exactly. A resume that skipped, repeated or re-keyed a sample differs by O(1).
-    ours, theirs = arrays(out), arrays(whole)
-    assert ours.keys() == theirs.keys()
-    for name, x in ours.items():
-        if name in ("samples", "mean"):
-            np.testing.assert_allclose(x, theirs[name], rtol=1e-4, atol=0, err_msg=name)
-        elif name == "std":
-            assert (np.abs(x - theirs[name]) <= 1e-4 * np.abs(theirs["mean"])).all(), name
-        else:
-            np.testing.assert_array_equal(x, theirs[name], err_msg=name)
+    # Exact: the killed run read its mock input (numba's threaded kernels reset the OpenMP thread count that
+    # torch shares) and the rerun did not; the sources restore torch's threads, so both draw every sample
+    # with the same kernels (before that, up to 5 ULP in samples and 121 ULP in std).
+    assert_same_store(out, whole)
+
+
+def test_reading_a_source_keeps_torch_threads(preset, monkeypatch):
+    """A source's threaded kernels (numba's OpenMP layer shares libgomp with torch and resets its thread count
+    at its first launch in a process) must not change the threads, hence the kernels, of the draws."""
+    vol, before = load_volume(str(preset)), torch.get_num_threads()
+    sources = {"mock_slabs": slab_inputs.MockSource(slabs=2, spacing_mpc_h=0.5, pm_steps=2, seed=0),
+               "grid_slabs": slab_inputs.GridSource("g.h5", "Mstar"), "snapshot_slabs": slab_inputs.SnapshotSource("s")}
+    try:
+        torch.set_num_threads(1)
+        sources["mock_slabs"].read(vol, [(2, 0)])  # the real kernels (resets the count if first in this process)
+        assert torch.get_num_threads() == 1
+        for name, source in sources.items():      # what numba's first launch does, for every kind of source
+            monkeypatch.setattr(slab_inputs, name, lambda *a, **k: torch.set_num_threads(3) or {})
+            source.read(vol, [(2, 0)])
+            assert torch.get_num_threads() == 1, name
+    finally:
+        torch.set_num_threads(before)

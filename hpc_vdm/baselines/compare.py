@@ -18,7 +18,7 @@ import numpy as np
 from ..bundle import load_bundle
 from ..data import volume as vol
 from ..families import DrawSpec, for_bundle
-from ..io import FIGURE, METRICS, atomic_write_text, check_output, marker
+from ..io import FIGURE, METRICS, acquire_lock, atomic_write_text, check_folder, check_output, marker, writing
 from ..spectra import power_spectrum
 from ..spectra.scores import draw_scores
 from ..spectra.stats import bispectrum
@@ -90,7 +90,9 @@ def compare(cfg, device="cpu", overwrite: bool = False) -> dict:
     m, out = cfg.trained, Path(cfg.baselines.out)
     bundle = load_bundle(m.model, m.which).require("dm2gal", "python -m hpc_vdm.baselines")
     root = vol.open_volume(cfg.data.store, need=vol.FIELDS)
-    check_outputs(out, [m.model, cfg.data.store], overwrite)
+    inputs = [m.model, cfg.data.store, *catalogue_paths(cfg)]
+    check_folder(out, "--out (baselines.out)")
+    check_outputs(out, inputs, overwrite)
     a = dict(root.attrs)
     lo, hi = a["regions"]["test"]
     hod_cube = hod_test_cube(cfg, root)   # reads the catalogues first: a missing one fails early
@@ -102,8 +104,8 @@ def compare(cfg, device="cpu", overwrite: bool = False) -> dict:
     stats = statistics(fields, box, cfg.baselines.bk_kf)
     result = {"format": marker(METRICS), "test_cube_voxels": hi - lo, "test_cube_mpc_h": box, "mask": cfg.paint.mask,
               "model_step": bundle.step, "scores": scores(stats, fields, box), "stats": stats}
-    out.mkdir(parents=True, exist_ok=True)
-    check_outputs(out, [m.model, cfg.data.store], overwrite)
-    atomic_write_text(out / "metrics.json", json.dumps(result, indent=1))
-    figure1(root, fields, stats, out / "fig1.png")
+    with writing(out), acquire_lock(out / "metrics.json"):
+        check_outputs(out, inputs, overwrite)  # another writer finished meanwhile?
+        atomic_write_text(out / "metrics.json", json.dumps(result, indent=1))
+        figure1(root, fields, stats, out / "fig1.png")
     return result

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io.inputs import hdf5_dataset, open_hdf5, read_hdf5_floats
+
 KPC = 1e3          # kpc/h per Mpc/h
 MASS_UNIT = 1e10   # Msun/h per catalogue mass unit
 
@@ -34,28 +36,50 @@ class Subhalos:
         return Subhalos(self.pos_mpc_h[keep], self.host_msun_h[keep], self.central[keep], self.mstar_msun_h[keep])
 
 
-def read_catalogue(path: str | Path) -> Subhalos:
-    """Subhalos of one FoF/Subfind HDF5 group file."""
-    import h5py
+def _ints(f, key: str, path: Path, n: int | None = None):
+    """An integer (or boolean) dataset, checked for dtype and length."""
+    ds = hdf5_dataset(f, key, path, "catalogue")
+    if ds.dtype.kind not in "iub" or ds.dtype.names:
+        raise ValueError(f"{key} in catalogue {str(path)!r} holds dtype {ds.dtype}; expected integers")
+    values = np.asarray(ds[()])
+    if values.ndim != 1 or (n is not None and len(values) != n):
+        raise ValueError(f"{key} in catalogue {str(path)!r} has shape {values.shape}; expected ({n},)")
+    return values
 
+
+def read_catalogue(path: str | Path) -> Subhalos:
+    """Subhalos of one FoF/Subfind HDF5 group file; every dataset checked (dtype, shape, finite, >= 0)."""
     path = Path(path)
-    if not path.is_file():
+    if not (path.exists() or path.is_symlink()):
         raise FileNotFoundError(f"no catalogue file {str(path)!r}")
-    with h5py.File(path, "r") as f:
-        if "Subhalo" not in f or "Group" not in f:
-            raise ValueError(f"{str(path)!r} is not a FoF/Subfind group file (needs Group/ and Subhalo/)")
-        s, g = f["Subhalo"], f["Group"]
-        pos = s["SubhaloPos"][()].astype(np.float64) / KPC
-        sub_mass = s["SubhaloMass"][()].astype(np.float64) * MASS_UNIT
-        grnr = s["SubhaloGrNr"][()].astype(np.int64)
-        group_mass = g["GroupMass"][()].astype(np.float64) * MASS_UNIT
-        mstar = s["SubhaloMassType"][()][:, 4].astype(np.float64) * MASS_UNIT if "SubhaloMassType" in s \
-            else np.zeros(len(pos))
-        if "SubhaloIsCentral" in s:
-            central = s["SubhaloIsCentral"][()].astype(bool)
+    where = "catalogue"
+    with open_hdf5(path, where) as f:
+        for group in ("Subhalo", "Group"):
+            if group not in f:
+                raise ValueError(f"{str(path)!r} is not a FoF/Subfind group file (needs Group/ and Subhalo/)")
+        pos = read_hdf5_floats(f, "Subhalo/SubhaloPos", path, where, columns=3) / KPC
+        n = len(pos)
+        sub_mass = read_hdf5_floats(f, "Subhalo/SubhaloMass", path, where, ndim=1, lo=0.0) * MASS_UNIT
+        group_mass = read_hdf5_floats(f, "Group/GroupMass", path, where, ndim=1, lo=0.0) * MASS_UNIT
+        if len(sub_mass) != n:
+            raise ValueError(f"Subhalo/SubhaloMass in catalogue {str(path)!r} has {len(sub_mass)} rows, SubhaloPos {n}")
+        grnr = _ints(f, "Subhalo/SubhaloGrNr", path, n).astype(np.int64)
+        if (grnr >= len(group_mass)).any():
+            raise ValueError(f"Subhalo/SubhaloGrNr in catalogue {str(path)!r} names group {int(grnr.max())}, but "
+                             f"Group/GroupMass has {len(group_mass)} groups")
+        if "SubhaloMassType" in f["Subhalo"]:
+            types = read_hdf5_floats(f, "Subhalo/SubhaloMassType", path, where, ndim=2, lo=0.0)
+            if types.shape[0] != n or types.shape[1] < 5:
+                raise ValueError(f"Subhalo/SubhaloMassType in catalogue {str(path)!r} has shape {types.shape}; "
+                                 f"expected ({n}, 6)")
+            mstar = types[:, 4] * MASS_UNIT
         else:
-            first = g["GroupFirstSub"][()]
-            central = (grnr < 0) | (first[np.maximum(grnr, 0)] == np.arange(len(pos)))
+            mstar = np.zeros(n)
+        if "SubhaloIsCentral" in f["Subhalo"]:
+            central = _ints(f, "Subhalo/SubhaloIsCentral", path, n).astype(bool)
+        else:
+            first = _ints(f, "Group/GroupFirstSub", path, len(group_mass))
+            central = (grnr < 0) | (first[np.maximum(grnr, 0)] == np.arange(n))
     host = np.where(grnr >= 0, group_mass[np.maximum(grnr, 0)], sub_mass)
     return Subhalos(pos, host, central, mstar)
 

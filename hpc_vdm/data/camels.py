@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io.inputs import check_values, input_file, read_npy, real_floats
+
 PARAM_NAMES = ("Omega_m", "sigma_8", "A_SN1", "A_AGN1", "A_SN2", "A_AGN2")
 PARAM_RANGES = {  # the LH prior of CAMELS; A's are sampled log-uniformly
     "Omega_m": (0.1, 0.5), "sigma_8": (0.6, 1.0),
@@ -84,26 +86,34 @@ def mean_surface_density(omega_m: float, slab_mpc_h: float = BOX_MPC_H / N_SLABS
 def open_maps(root: str | Path, field: str, suite: str, set_: str) -> np.ndarray:
     """Memory-map one CMD maps file (never read whole into RAM)."""
     path = maps_path(root, field, suite, set_)
-    if not path.is_file():
+    if not (path.exists() or path.is_symlink()):
         raise FileNotFoundError(f"missing CMD maps file {str(path)!r} (field {field!r}, suite {suite!r}, set {set_!r})")
-    try:
-        return np.load(path, mmap_mode="r")
-    except ValueError as e:
-        raise ValueError(f"{path}: not a readable .npy array ({e})") from e
+    maps = read_npy(path, f"CMD maps file (field {field})")
+    real_floats(maps.dtype, f"maps of field {field!r}", repr(str(path)))
+    return maps
 
 
 def load_params(root: str | Path, suite: str, set_: str) -> np.ndarray:
     """The (n_sims, n_params) parameter table; '#' lines are comments."""
     path = params_path(root, suite, set_)
-    if not path.is_file():
+    if not (path.exists() or path.is_symlink()):
         raise FileNotFoundError(f"missing CMD params file {str(path)!r} (suite {suite!r}, set {set_!r})")
+    input_file(path, "CMD params file")
     try:
         params = np.loadtxt(path, ndmin=2, dtype=np.float64)
-    except ValueError as e:
+    except (ValueError, UnicodeDecodeError) as e:
         raise ValueError(f"{str(path)!r} is not a table of numbers: {e}") from None
+    if params.size == 0:
+        raise ValueError(f"CMD params file {str(path)!r} holds no rows (only comments or blank lines)")
     if params.shape[1] < len(PARAM_NAMES):
         raise ValueError(f"{str(path)!r} has {params.shape[1]} columns; a CAMELS params file has at least "
                          f"{len(PARAM_NAMES)} ({' '.join(PARAM_NAMES)})")
+    check_values(params[:, :len(PARAM_NAMES)], "params (rows, columns)", f"CMD params file {str(path)!r}", lo=0.0)
+    check_values(params, "params (rows, columns)", f"CMD params file {str(path)!r}")
+    if (params[:, :len(PARAM_NAMES)] <= 0).any():
+        row, col = np.argwhere(params[:, :len(PARAM_NAMES)] <= 0)[0]
+        raise ValueError(f"CMD params file {str(path)!r}: {PARAM_NAMES[col]} of simulation {row} is "
+                         f"{params[row, col]!r}; CAMELS parameters are positive")
     return params
 
 

@@ -11,7 +11,6 @@
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 from pathlib import Path
@@ -22,16 +21,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from . import transforms
-from .store import read_checked, verify_store
+from .store import read_checked, store_attrs, verify_store
 
 
 def read_attrs(store: str | Path) -> dict:
     """The store's attributes, read as JSON without starting zarr (safe before spawning workers), after
     checking that the store is complete and holds every chunk file it was written with."""
-    meta = Path(store) / "zarr.json"
-    if not meta.is_file():
-        raise FileNotFoundError(f"no maps store at {str(store)!r} (run `python -m hpc_vdm.prepare` first)")
-    attrs = json.loads(meta.read_text()).get("attributes", {})
+    attrs = store_attrs(store)
     verify_store(store, attrs)  # one directory walk per array
     return attrs
 

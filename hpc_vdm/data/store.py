@@ -27,11 +27,16 @@ from zarr.codecs import BloscCodec, Crc32cCodec
 
 from .. import __version__
 from ..io import MAPS, MAPS_KEYS, atomic_dir, check_output, marker
+from ..io.inputs import check_store_facts, input_dir
 
 SPLITS = ("train", "val", "test")
 COMPRESSOR = BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle")
 CODECS = (COMPRESSOR, Crc32cCodec())  # a damaged chunk fails its checksum on read instead of decoding to junk
 WRITE_ALL = {"write_empty_chunks": True}  # every chunk is a file, so a missing file is always damage
+# ... also for arrays reopened to be written (a resumed store's): zarr keeps an array's config per handle, not in
+# the store, and would otherwise skip a chunk that is all fill value (a paint block with no stars), which the
+# store's completion record then lists as written but missing
+zarr.config.set({"array.write_empty_chunks": True})
 
 
 def split_by_simulation(n_sims: int, fractions: Sequence[float], seed: int) -> dict[str, list[int]]:
@@ -184,17 +189,37 @@ def verify_store(path: str | Path, attrs: dict) -> None:
         raise ValueError(f"{str(path)!r} is a maps store without integrity records (format "
                          f"{attrs.get('format')!r}, expected {marker(MAPS)!r}); rewrite it with "
                          f"`python -m hpc_vdm.prepare --overwrite`")
+    check_store_facts(attrs, f"maps store {str(path)!r}")
     if attrs.get("complete") is not True:
         raise ValueError(f"maps store {str(path)!r} is incomplete (its writer did not finish); rewrite it with "
                          f"`python -m hpc_vdm.prepare --overwrite`")
     verify_chunks(Path(path), attrs["chunks"])
 
 
+def store_attrs(path: str | Path, what: str = "maps store", hint: str = "run `python -m hpc_vdm.prepare` first") -> dict:
+    """The attrs of the Zarr store at ``path`` read as JSON; a missing path, a file, a folder that is not a
+    Zarr store or an unreadable ``zarr.json`` is one error naming the path."""
+    path = Path(path)
+    if not (path.exists() or path.is_symlink()):
+        raise FileNotFoundError(f"no {what} at {str(path)!r} ({hint})")
+    input_dir(path, what)
+    meta = path / "zarr.json"
+    if not meta.is_file():
+        raise ValueError(f"{what} {str(path)!r} is a folder without zarr.json: not a Zarr store ({hint})")
+    try:
+        doc = json.loads(meta.read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f"{str(meta)!r} is not valid JSON ({e}); {str(path)!r} is damaged") from None
+    attrs = doc.get("attributes", {}) if isinstance(doc, dict) else None
+    if not isinstance(attrs, dict):
+        raise ValueError(f"{str(meta)!r} holds no attributes mapping; {str(path)!r} is damaged")
+    return attrs
+
+
 def open_store(path: str | Path) -> zarr.Group:
     """Open a maps store read-only, checking that it is one, complete, with every chunk it was written with."""
     path = Path(path)
-    if not (path / "zarr.json").is_file():
-        raise FileNotFoundError(f"no maps store at {str(path)!r} (run `python -m hpc_vdm.prepare` first)")
+    store_attrs(path)
     root = zarr.open_group(str(path), mode="r")
     missing = [k for k in ("fields", "splits", "stats", "maps_per_sim") if k not in root.attrs]
     if missing:

@@ -26,7 +26,10 @@ from ..bundle import load_bundle
 from ..data.dataset import stratified_maps
 from ..families import DrawSpec, for_bundle
 from ..inference.maps import draw_maps, open_for, read_pairs
-from ..io import METRICS, acquire_lock, atomic_dir, marker, writing
+from ..data.store import store_attrs
+from ..inference.volumes import check_scale
+from ..io import FORMATS, METRICS, TILE, acquire_lock, atomic_dir, check_disjoint, marker, writing
+from ..io.inputs import check_store_facts, finite_number
 from ..spectra.scores import band_scores, mean_of
 from . import analysis, baselines, emulation, panels, report
 
@@ -45,15 +48,11 @@ def run(cfg) -> Path:
     store_path = e.store or bundle.config.data.store
     root, attrs = open_for(bundle, store_path)
     out = Path(e.out)
-    if out.exists() or out.is_symlink():
-        raise FileExistsError(f"{str(out)!r} exists; choose another --out (nothing was written)")
+    check_inputs(cfg, bundle, store_path, out)
     if family.conditioned_on == "params":  # an emulator: generated against simulated fields (Mudur+23)
         spec = DrawSpec(sampler=cfg.sampler.kind, steps=cfg.sampler.steps, seed=e.seed, progress=e.progress,
                         device=dist.pick_device(dist.detect(), m.device, "trained.device"), desc="evaluate")
         return emulation.run(cfg, bundle, root, attrs, store_path, spec, out)
-    for path in (e.one_p_store, e.cv_store, e.tile_store, *e.suites.values(), *e.baselines.values()):
-        if path and not Path(path).exists():
-            raise FileNotFoundError(f"evaluate input {path!r} does not exist")
     maps = stratified_maps(attrs, e.split, e.n_maps, e.seed)
     if len(maps) < e.n_maps:
         raise ValueError(f"evaluate.n_maps={e.n_maps}, but split {e.split!r} of {store_path!r} holds {len(maps)} "
@@ -85,7 +84,6 @@ def run(cfg) -> Path:
                "posterior": posterior}
     labels = report.Labels(bundle.norm.condition, bundle.norm.target, family.deterministic)
     kw = dict(n_samples=n_samples, spec=spec)
-    out.parent.mkdir(parents=True, exist_ok=True)
     with writing(out), acquire_lock(out), atomic_dir(out) as tmp:
         figs = write_figures(tmp / "report", cond, truth, draws, box, ranks, labels)
         if e.one_p_store:
@@ -103,6 +101,40 @@ def run(cfg) -> Path:
         report.markdown(metrics, figs, tmp / "report" / "summary.md")
     log.info("wrote %s/metrics.json and %s/report/", out, out)
     return out
+
+
+def check_inputs(cfg, bundle, store_path: str, out: Path) -> None:
+    """The output is new and apart from every input; every optional store opens, holds the model's fields at its
+    pixel scale (a tile store: complete, at the model's pixel scale) — all before any draw."""
+    e, m = cfg.evaluate, cfg.trained
+    extra = [p for p in (e.one_p_store, e.cv_store, e.tile_store, *e.suites.values(), *e.baselines.values()) if p]
+    check_disjoint(out, [m.model, store_path, *extra])
+    if out.exists() or out.is_symlink():
+        raise FileExistsError(f"{str(out)!r} exists; choose another --out (nothing was written)")
+    for what, path in (("1P store", e.one_p_store), ("CV store", e.cv_store),
+                       *((f"suite {k!r} store", v) for k, v in e.suites.items())):
+        if path:
+            open_for(bundle, path, f"{what} (evaluate)")
+    if e.tile_store:
+        check_tile_store(e.tile_store, bundle)
+    for name, path in e.baselines.items():
+        open_for(load_bundle(path, m.which), store_path, f"store of baseline {name!r}")
+
+
+def check_tile_store(path: str, bundle) -> None:
+    """A complete tile store (hpc_vdm.tile) whose pixels are the model's: the panel compares its P(k) with the
+    whole maps' in the same k bins, and another scale would fill the top bands by extrapolation."""
+    attrs = store_attrs(path, "tile store (evaluate.tile_store)", "python -m hpc_vdm.tile")
+    if FORMATS.get(attrs.get("format")) != TILE:
+        raise ValueError(f"evaluate.tile_store {path!r} is not a tile store (format {attrs.get('format')!r}, "
+                         f"expected {marker(TILE)!r})")
+    if attrs.get("complete") is not True:
+        raise ValueError(f"tile store {path!r} is not complete; finish `python -m hpc_vdm.tile` first")
+    vol = (attrs.get("fingerprint") or {}).get("volume") or {}
+    check_store_facts(vol, f"the volume of tile store {path!r}")
+    check_scale("pixel scale", "pixels", float(bundle.store["pixel_size_mpc_h"]),
+                finite_number(vol.get("pixel_mpc_h"), "pixel_mpc_h", f"tile store {path!r}", positive=True),
+                f"tile store {path!r}")
 
 
 def baseline_rows(cfg, bundle, root, attrs, store_path, maps, cond, truth, params, spec) -> dict:

@@ -151,6 +151,9 @@ class MapsFamily(Family):
         if attrs["map_pixels"] % stride:
             raise ValueError(f"maps of {attrs['map_pixels']} pixels do not divide by the U-Net stride {stride} "
                              f"(model.channel_mults has {len(self.cfg.model.channel_mults)} levels)")
+        if d.crop and (d.crop % stride or d.crop > attrs["map_pixels"]):
+            raise ValueError(f"data.crop={d.crop} must be a multiple of the network's stride {stride} and at most the "
+                             f"maps' {attrs['map_pixels']} pixels")
         if not attrs["splits"].get("train"):
             raise ValueError(f"store {d.store!r} has no training simulations")
         if self.cfg.train.init_from:

@@ -71,12 +71,16 @@ def apply(job: Job, env: dist.DistEnv, *, progress: bool = True, note: str = "")
         job.store.wait_for(launch)
         return _work(job, env, resume, progress=False, note=note)
     with writing(out, "what the store records as done is kept; rerun to resume"):
-        out.parent.mkdir(parents=True, exist_ok=True)
         with acquire_lock(out, extra={"launch": launch}):  # rank 0 holds it until every rank is done
             resume = check(job)  # another writer finished meanwhile?
             if not resume:
                 job.store.create(job.layout, {**job.attrs, "fingerprint": job.fingerprint})
-            _work(job, env, resume, progress=progress, note=note)
+            try:
+                _work(job, env, resume, progress=progress, note=note)
+            except BaseException:
+                if not resume and env.world == 1 and not job.store.recorded():
+                    job.store.remove()  # a store this run made and recorded nothing in: leave no trace
+                raise
             root = job.store.open("r")
             while not job.finished(root):  # the other ranks' units
                 time.sleep(0.5)

@@ -15,6 +15,7 @@ lost or damaged chunk is an error naming the array and the unit, never fill valu
 """
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,6 +119,15 @@ class OutputStore:
         row = arr[index[0]]
         row[index[1:]] = 1
         arr[index[0]] = row
+
+    def recorded(self) -> bool:
+        """Does any completion record have an entry set (is there work in the store to resume from)?"""
+        root = zarr.open_group(str(self.path), mode="r")
+        return any(np.asarray(root[rec.name][:]).any() for rec in self.records)
+
+    def remove(self) -> None:
+        """Delete the store (only ever one this run created and recorded nothing in)."""
+        shutil.rmtree(self.path, ignore_errors=True)
 
     def mark_complete(self) -> None:
         zarr.open_group(str(self.path), mode="r+").attrs["complete"] = True

@@ -19,6 +19,7 @@ and its map spans the plane ((axis+1) % 3, (axis+2) % 3), as in CAMELS' map maki
 from __future__ import annotations
 
 import abc
+import contextlib
 import glob
 import logging
 import math
@@ -27,6 +28,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..io.inputs import check_values, finite_number, hdf5_dataset, input_dir, open_hdf5, real_floats
 from .volumes import Volume
 
 log = logging.getLogger(__name__)
@@ -36,13 +38,23 @@ FIELD = "Mstar"  # what every source gives: stellar surface density; a model mus
 TNG_MASS_MSUN_H = 1e10  # PartType4/Masses unit of TNG snapshots
 
 
-def check_masses(values: np.ndarray, where: str) -> None:
+def check_masses(values: np.ndarray, where: str, name: str = "masses", offset=None) -> None:
     """Masses must be finite and non-negative: a NaN or a negative voxel or particle is an error, not a map."""
-    bad = ~np.isfinite(values)
-    if bad.any():
-        raise ValueError(f"{where}: {int(bad.sum())} NaN or inf values")
-    if (values < 0).any():
-        raise ValueError(f"{where}: {int((values < 0).sum())} negative masses (min {float(values.min()):.4g})")
+    check_values(values, name, where, lo=0.0, offset=offset)
+
+
+@contextlib.contextmanager
+def torch_threads_kept():
+    """Reading a source may run threaded kernels (numba's OpenMP layer shares libgomp with torch and resets
+    its thread count): restore torch's threads after, so the draws use the same kernels whatever was read
+    in this process before (a resumed run computes bit for bit what an uninterrupted one does)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def plane_axes(axis: int) -> tuple[int, int]:
@@ -71,22 +83,34 @@ def paint(pos_mpc_h: np.ndarray, mass: np.ndarray, vol: Volume, pairs: Pairs, ou
 # grid
 # ---------------------------------------------------------------------------------------------
 def open_grid(path: str, key: str):
-    """The 3D array (lazy: zarr array or h5py dataset) and the file to close (or None)."""
+    """The 3D array (lazy: zarr array or h5py dataset) and the file to close (or None); a file that is not
+    HDF5, a key that is missing or a group, and data that are not real floats are refused by name."""
     if path.endswith((".h5", ".hdf5")):
-        import h5py
-
-        f = h5py.File(path, "r")
-        if key not in f:
+        f = open_hdf5(path, "grid input")
+        try:
+            ds = hdf5_dataset(f, key, path, "grid input (tile.input_key)")
+            real_floats(ds.dtype, f"dataset {key!r}", f"grid input {path!r}")
+        except BaseException:
             f.close()
-            raise ValueError(f"grid input {path!r} has no dataset {key!r} (tile.input_key)")
-        return f[key], f
+            raise
+        return ds, f
     import zarr
 
-    node = zarr.open(path, mode="r")
+    folder = input_dir(path, "grid input")
+    if not (folder / "zarr.json").is_file():
+        raise ValueError(f"grid input {path!r} is a folder without zarr.json: not a Zarr array or group")
+    try:
+        node = zarr.open(path, mode="r")
+    except Exception as e:  # noqa: BLE001 - any reason it is not a readable Zarr node
+        raise ValueError(f"grid input {path!r} cannot be opened as Zarr ({type(e).__name__}: {e})") from None
     if isinstance(node, zarr.Group):
         if key not in node:
-            raise ValueError(f"grid input {path!r} has no array {key!r} (tile.input_key)")
+            raise ValueError(f"grid input {path!r} has no array {key!r} (tile.input_key; it has "
+                             f"{sorted(node.keys())})")
         node = node[key]
+        if isinstance(node, zarr.Group):
+            raise ValueError(f"{key!r} in grid input {path!r} is a group, not an array (tile.input_key)")
+    real_floats(node.dtype, f"array {key!r}", f"grid input {path!r}")
     return node, None
 
 
@@ -110,7 +134,9 @@ def grid_slabs(path: str, key: str, vol: Volume, pairs: Pairs) -> dict:
             index = [slice(None)] * 3
             index[axis] = slice(lo, hi)
             voxels = np.asarray(arr[tuple(index)], dtype=np.float64)
-            check_masses(voxels, f"grid input {path!r} ({key}), voxels {lo}:{hi} along axis {axis}")
+            start = [0, 0, 0]
+            start[axis] = lo
+            check_masses(voxels, f"grid input {path!r}", f"voxel masses of {key!r}", offset=start)
             block = voxels.sum(axis=axis)  # plane in (min, max) axis order
             if axis == 1:
                 block = block.T  # plane (2, 0)
@@ -126,6 +152,8 @@ def grid_slabs(path: str, key: str, vol: Volume, pairs: Pairs) -> dict:
 # TNG-style snapshot chunks
 # ---------------------------------------------------------------------------------------------
 def snapshot_files(spec: str) -> list[str]:
+    if Path(spec).is_symlink() and not Path(spec).exists():
+        input_dir(spec, "snapshot input")  # a loop or a dangling link, said so
     if Path(spec).is_dir():
         files = sorted(glob.glob(str(Path(spec) / "*.hdf5")))
     else:
@@ -139,7 +167,8 @@ def snapshot_length_unit(path: str, f, vol: Volume) -> float:
     """Mpc/h per coordinate unit of one snapshot file, from its header's BoxSize (Mpc/h or kpc/h)."""
     if "Header" not in f or "BoxSize" not in f["Header"].attrs:
         raise ValueError(f"snapshot {path!r} has no Header/BoxSize attribute")
-    box = float(f["Header"].attrs["BoxSize"])
+    box = finite_number(np.asarray(f["Header"].attrs["BoxSize"]).ravel()[0] if np.size(f["Header"].attrs["BoxSize"])
+                        else None, "Header/BoxSize", f"snapshot {path!r}", positive=True)
     if abs(box / vol.box_mpc_h - 1) < 1e-3:
         return 1.0
     if abs(box / (1e3 * vol.box_mpc_h) - 1) < 1e-3:
@@ -154,18 +183,16 @@ def check_snapshots(spec: str, vol: Volume) -> list[str]:
 
     files, with_stars = snapshot_files(spec), 0
     for path in files:
-        try:
-            f = h5py.File(path, "r")
-        except OSError as e:
-            raise ValueError(f"snapshot {path!r} is not a readable HDF5 file ({e})") from None
-        with f:
+        with open_hdf5(path, "snapshot") as f:
             snapshot_length_unit(path, f, vol)
             if "PartType4" not in f:
                 continue
+            if not isinstance(f["PartType4"], h5py.Group):
+                raise ValueError(f"PartType4 in snapshot {path!r} is a dataset, not a group of particle fields")
+            for key in ("PartType4/Coordinates", "PartType4/Masses") + (
+                    ("PartType4/GFM_StellarFormationTime",) if "GFM_StellarFormationTime" in f["PartType4"] else ()):
+                real_floats(hdf5_dataset(f, key, path, "snapshot").dtype, key, f"snapshot {path!r}")
             stars = f["PartType4"]
-            missing = [k for k in ("Coordinates", "Masses") if k not in stars]
-            if missing:
-                raise ValueError(f"snapshot {path!r}: PartType4 has no {missing}")
             n = stars["Masses"].shape[0] if stars["Masses"].ndim == 1 else -1
             if stars["Coordinates"].shape != (n, 3) or n < 0:
                 raise ValueError(f"snapshot {path!r}: PartType4/Coordinates {stars['Coordinates'].shape} and "
@@ -177,22 +204,21 @@ def check_snapshots(spec: str, vol: Volume) -> list[str]:
 
 
 def snapshot_slabs(spec: str, vol: Volume, pairs: Pairs, progress: bool = False) -> dict:
-    import h5py
     from tqdm import tqdm
 
     files = snapshot_files(spec)
     out: dict = {}
     for path in tqdm(files, desc="paint snapshot", unit="file", disable=not progress):
-        with h5py.File(path, "r") as f:
+        with open_hdf5(path, "snapshot") as f:
             length = snapshot_length_unit(path, f, vol)
             if "PartType4" not in f:
                 continue
             stars = f["PartType4"]
-            pos = np.asarray(stars["Coordinates"], dtype=np.float64) * length
-            mass = np.asarray(stars["Masses"], dtype=np.float64) * TNG_MASS_MSUN_H
-            if not np.isfinite(pos).all():
-                raise ValueError(f"snapshot {path!r}: {int((~np.isfinite(pos)).sum())} NaN or inf coordinates")
-            check_masses(mass, f"snapshot {path!r} PartType4/Masses")
+            pos = np.asarray(stars["Coordinates"], dtype=np.float64)
+            mass = np.asarray(stars["Masses"], dtype=np.float64)
+            check_values(pos, "PartType4/Coordinates", f"snapshot {path!r}")
+            check_masses(mass, f"snapshot {path!r}", "PartType4/Masses")
+            pos, mass = pos * length, mass * TNG_MASS_MSUN_H
             pos %= vol.box_mpc_h
             if "GFM_StellarFormationTime" in stars:
                 real = np.asarray(stars["GFM_StellarFormationTime"]) > 0  # drop wind particles
@@ -257,6 +283,10 @@ class SlabSource(abc.ABC):
     def describe(self) -> dict:
         """What the output's numbers depend on (for the store fingerprint)."""
 
+    def memory_bytes(self, vol: Volume, pairs: Pairs) -> float:
+        """Working memory of reading ``pairs``: the (P, P) float64 slabs it returns, and what it reads at once."""
+        return 8.0 * vol.pixels**2 * len(pairs)
+
 
 class GridSource(SlabSource):
     kind = "grid"
@@ -276,7 +306,16 @@ class GridSource(SlabSource):
                 handle.close()
 
     def read(self, vol: Volume, pairs: Pairs, progress: bool = False) -> dict:
-        return grid_slabs(self.path, self.key, vol, pairs)
+        with torch_threads_kept():
+            return grid_slabs(self.path, self.key, vol, pairs)
+
+    def memory_bytes(self, vol: Volume, pairs: Pairs) -> float:
+        """The slabs, and one slab of voxels (float64) read at a time."""
+        arr, handle = open_grid(self.path, self.key)
+        n = arr.shape[0]
+        if handle is not None:
+            handle.close()
+        return 8.0 * n * n * math.ceil(n * vol.slab_mpc_h / vol.box_mpc_h) + super().memory_bytes(vol, pairs)
 
     def describe(self) -> dict:
         return {"kind": self.kind, "input": str(Path(self.path).resolve()), "key": self.key}
@@ -295,7 +334,8 @@ class SnapshotSource(SlabSource):
         check_snapshots(self.spec, vol)
 
     def read(self, vol: Volume, pairs: Pairs, progress: bool = False) -> dict:
-        return snapshot_slabs(self.spec, vol, pairs, progress)
+        with torch_threads_kept():
+            return snapshot_slabs(self.spec, vol, pairs, progress)
 
     def describe(self) -> dict:
         return {"kind": self.kind, "input": str(Path(self.spec).resolve())}
@@ -324,20 +364,25 @@ class MockSource(SlabSource):
                              f"asked for slabs {over}")
 
     def read(self, vol: Volume, pairs: Pairs, progress: bool = False) -> dict:
-        return mock_slabs(vol, pairs, slabs=self.slabs, spacing_mpc_h=self.spacing_mpc_h, pm_steps=self.pm_steps,
-                          seed=self.seed)
+        with torch_threads_kept():
+            return mock_slabs(vol, pairs, slabs=self.slabs, spacing_mpc_h=self.spacing_mpc_h,
+                              pm_steps=self.pm_steps, seed=self.seed)
 
     def describe(self) -> dict:
         return {"kind": self.kind, "input": "mock", "slabs": self.slabs, "spacing_mpc_h": self.spacing_mpc_h,
                 "pm_steps": self.pm_steps, "seed": self.seed}
 
+    def memory_bytes(self, vol: Volume, pairs: Pairs) -> float:
+        """The PM box's particles (~250 bytes each at its peak, measured) and the slabs."""
+        box = (vol.box_mpc_h, vol.box_mpc_h, min(self.slabs, vol.n_slabs) * vol.slab_mpc_h)
+        particles = math.prod(max(2, int(round(b / self.spacing_mpc_h))) for b in box)
+        return 250.0 * particles + super().memory_bytes(vol, pairs)
+
 
 def _is_snapshot(path: str) -> bool:
     if not path.endswith((".h5", ".hdf5")):
         return False
-    import h5py
-
-    with h5py.File(path, "r") as f:
+    with open_hdf5(path, "tile input") as f:
         return "Header" in f and "PartType4" in f
 
 

@@ -97,17 +97,37 @@ def _what(path: Path, kind: str | None) -> str:
     return "a file that is not an hpc_vdm output" if path.is_file() else "not a plain file or folder"
 
 
+def _resolved(path: str | Path, what: str) -> Path:
+    try:
+        return Path(path).resolve()
+    except (RuntimeError, OSError) as e:  # a symlink loop (RuntimeError before Python 3.13, OSError after)
+        raise ValueError(f"{what} {str(path)!r} is a symlink loop or cannot be resolved ({e})") from None
+
+
 def check_disjoint(path: str | Path, inputs) -> None:
     """``path`` is not one of ``inputs``, inside one, or around one (symlinks resolved)."""
-    out = Path(path).resolve()
+    out = _resolved(path, "output")
     for given in inputs:
         if given is None:
             continue
-        src = Path(given).resolve()
+        src = _resolved(given, "input")
         if out == src or src in out.parents or out in src.parents:
             how = "is" if out == src else "lies inside" if src in out.parents else "contains"
             raise ValueError(f"refusing to write {str(path)!r}: it {how} the input {str(given)!r}; choose an "
                              f"output outside the inputs (nothing was written)")
+
+
+def check_folder(path: str | Path, option: str = "--out") -> None:
+    """An output folder that receives several files: absent, or a folder (not a file, a loop or a dangling link)."""
+    path = Path(path)
+    if (path.exists() or path.is_symlink()) and not path.is_dir():
+        how = "a dangling or looping symlink" if path.is_symlink() and not path.exists() else "a file"
+        raise FileExistsError(f"{option} {str(path)!r} exists and is {how}, not a folder; choose another {option} "
+                              f"(nothing was written)")
+    for parent in Path(path).absolute().parents:
+        if parent.exists() and not parent.is_dir():
+            raise FileExistsError(f"{option} {str(path)!r} lies under {str(parent)!r}, which is a file (nothing was "
+                                  f"written)")
 
 
 def check_output(path: str | Path, kind: str, *, inputs=(), overwrite: bool = False, reuse: bool = False) -> bool:
@@ -119,6 +139,10 @@ def check_output(path: str | Path, kind: str, *, inputs=(), overwrite: bool = Fa
     """
     path = Path(path)
     check_disjoint(path, inputs)
+    for parent in path.absolute().parents:
+        if parent.is_file():
+            raise FileExistsError(f"cannot write {str(path)!r}: {str(parent)!r} is a file, not a folder (nothing was "
+                                  f"written)")
     if not (path.exists() or path.is_symlink()):
         return False
     found = identify(path)

@@ -64,15 +64,19 @@ def _link_new(lock: Path, content: dict) -> bool:
 
 
 class Lock:
-    """A held output lock; :meth:`release` removes it only if it is still this holder's."""
+    """A held output lock; :meth:`release` removes it only if it is still this holder's, and then the folders
+    that taking it created, if they are still empty (a refused or failed run leaves no new folders)."""
 
-    def __init__(self, path: Path, holder: dict):
-        self.path, self.holder = path, holder
+    def __init__(self, path: Path, holder: dict, made: list[Path] = ()):
+        self.path, self.holder, self.made = path, holder, list(made)
 
     def release(self) -> None:
-        if (_json(self.path) or {}).get("token") == self.holder["token"]:
+        if self.holder.get("token") and (_json(self.path) or {}).get("token") == self.holder["token"]:
             with contextlib.suppress(FileNotFoundError):
                 self.path.unlink()
+        for folder in self.made:  # deepest first
+            with contextlib.suppress(OSError):
+                folder.rmdir()
 
     def __enter__(self) -> "Lock":
         return self
@@ -126,20 +130,39 @@ def _sweep_temporaries(path: Path) -> None:
         _remove(tmp)
 
 
+def missing_folders(folder: Path) -> list[Path]:
+    """The folders that ``folder.mkdir(parents=True)`` would create, deepest first."""
+    out, folder = [], Path(folder).absolute()
+    while not (folder.exists() or folder.is_symlink()) and folder != folder.parent:
+        out.append(folder)
+        folder = folder.parent
+    return out
+
+
 def acquire_lock(path: str | Path, extra: dict | None = None) -> Lock:
     """Take the lock of output ``path`` (atomic create) or raise naming its holder; stale locks are taken over.
-    ``extra`` is recorded with the holder (e.g. the launch, so other ranks can tell their own rank 0)."""
+    ``extra`` is recorded with the holder (e.g. the launch, so other ranks can tell their own rank 0). The
+    folders made for the lock are removed again when it cannot be taken (or when it is released, if empty)."""
     path = Path(path)
     lock = lock_path(path)
-    lock.parent.mkdir(parents=True, exist_ok=True)
+    made = missing_folders(lock.parent)
     me = {"host": socket.gethostname(), "pid": os.getpid(), "time": time.time(),
           "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "argv": " ".join(sys.argv)[:300],
           "token": uuid.uuid4().hex, "slurm_job": os.environ.get("SLURM_JOB_ID"),
           "slurm_restart": os.environ.get("SLURM_RESTART_COUNT", "0"), **(extra or {})}
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        return _take(path, lock, me, made)
+    except BaseException:
+        Lock(lock, {"token": None}, made).release()  # removes only the (empty) folders made here
+        raise
+
+
+def _take(path: Path, lock: Path, me: dict, made: list[Path]) -> Lock:
     for _ in range(5):
         if _link_new(lock, me):
             _sweep_temporaries(path)
-            return Lock(lock, me)
+            return Lock(lock, me, made)
         holder = _json(lock)
         if holder is None and lock.exists():
             raise FileExistsError(f"{str(path)!r} is locked by {str(lock)!r}, which is not a readable lock; if no "

@@ -32,6 +32,7 @@ from .. import cli, figures
 from ..config import RunConfig
 from ..data import camels
 from ..io import FIGURE, acquire_lock, check_output, check_recorded, save_figure, write_record, writing
+from ..io.inputs import input_dir, need_disk, need_memory
 from . import catalogue, fof, grids, kernels, mesh, simulate, stars
 
 log = logging.getLogger("hpc_vdm.mock")
@@ -59,9 +60,44 @@ def output_paths(cfg: RunConfig) -> dict[str, Path]:
     return paths
 
 
-def check(cfg: RunConfig) -> None:
-    """Reject values the config types cannot (grid sizes) before anything is written."""
+# peak working memory of one simulation: the slopes of tracemalloc's peak between 32^3 and 48^3 particles (162
+# B/particle, 95 B/sub-particle, 1640 B/map pixel, 28 B/grid voxel), rounded up for what it does not see
+# (numba's and FFTW's own buffers); at 96^3 and 64^3 x 2^3 the estimate is 2.5x and 4x tracemalloc's peak
+BYTES_PER_PARTICLE, BYTES_PER_SUBPARTICLE, BYTES_PER_PIXEL, BYTES_PER_VOXEL = 250, 150, 2500, 60
+
+
+def sizes(cfg: RunConfig) -> tuple[float, float]:
+    """(working memory of the simulations running at once, bytes of the output files) of ``cfg.mock``."""
     m = cfg.mock
+    n_p = float(m.particles) ** 3
+    one = (BYTES_PER_PARTICLE * n_p + BYTES_PER_SUBPARTICLE * n_p * m.upsample**3
+           + BYTES_PER_PIXEL * float(m.map_pixels) ** 2 * (2 if m.nbody else 1)
+           + BYTES_PER_VOXEL * sum(float(n) ** 3 for n in m.grids))
+    n_sims = m.n_sims if m.set != "1P" else m.n_1p_values * (len(m.one_p_params) or 6)
+    n_fields = len(FIELDS) + bool(m.nbody)
+    disk = 4.0 * n_sims * (3 * m.n_slabs * float(m.map_pixels) ** 2 * n_fields
+                           + sum(float(n) ** 3 for n in m.grids) * (len(grids.FIELDS) - (not m.nbody)))
+    return one * min(m.workers, n_sims), disk
+
+
+def check_sizes(cfg: RunConfig, force: bool = False) -> None:
+    """A mock that cannot fit in this machine's memory, or whose files cannot fit on the disk, is refused."""
+    m = cfg.mock
+    memory, disk = sizes(cfg)
+    what = (f"the mock (mock.particles={m.particles}, mock.upsample={m.upsample}, mock.map_pixels={m.map_pixels}, "
+            f"mock.grids={m.grids}, {min(m.workers, max(m.n_sims, 1))} worker(s))")
+    need_memory(memory, what, force=force, hint="lower mock.particles, mock.upsample, mock.map_pixels, mock.grids "
+                                                "or mock.workers")
+    need_disk(disk, m.out_dir, f"the output files of {what}", force=force)
+
+
+def check(cfg: RunConfig, force: bool = False) -> None:
+    """Reject values the config types cannot (grid sizes, an output that is not a folder, sizes that cannot
+    fit) before anything is written."""
+    m = cfg.mock
+    out = Path(m.out_dir)
+    if (out.exists() or out.is_symlink()) and not out.is_dir():
+        input_dir(out, "mock.out_dir")  # a file, a loop or a dangling link, said so
     for n in m.grids:
         if not (isinstance(n, int) and GRID_RANGE[0] <= n <= GRID_RANGE[1]):
             raise ValueError(f"mock.grids: expected grid sizes in [{GRID_RANGE[0]}, {GRID_RANGE[1]}], got {n!r}")
@@ -74,6 +110,7 @@ def check(cfg: RunConfig) -> None:
     if m.kernels == "numba":
         with kernels.use("numba"):  # raises a clear error when numba is missing
             pass
+    check_sizes(cfg, force)
 
 
 def _staging_dir(cfg: RunConfig) -> Path:
@@ -143,14 +180,14 @@ def _results(cfg: RunConfig, todo: list[int], params: np.ndarray):
         yield from pool.map(_one, [(sim, params[sim], m, threads) for sim in todo])
 
 
-def generate(cfg: RunConfig, *, overwrite: bool = False, progress: bool = True) -> dict[str, Path]:
+def generate(cfg: RunConfig, *, overwrite: bool = False, progress: bool = True, force: bool = False) -> dict[str, Path]:
     """Run every simulation of ``cfg.mock`` and write the CMD files; returns their paths.
 
     Simulations are staged in ``out_dir/.mock-partial-<config digest>``: a killed run resumes there
     (per simulation) and ends with the same files; outputs move into place only when all are done.
     """
     m = cfg.mock
-    check(cfg)
+    check(cfg, force)
     paths = output_paths(cfg)
     check_recorded(paths, Path(m.out_dir), overwrite)
     Path(m.out_dir).mkdir(parents=True, exist_ok=True)
@@ -164,19 +201,28 @@ def _generate(cfg: RunConfig, paths: dict[str, Path], progress: bool) -> dict[st
     params = simulate.parameter_table(m)
     n_sims = params.shape[0]
     stage = _staging_dir(cfg)
+    created = not stage.exists()
     stage.mkdir(parents=True, exist_ok=True)
-    arrays = _arrays(cfg, stage, paths, n_sims)
-    todo = [s for s in range(n_sims) if not (stage / f"done_{s:05d}").exists()]
-    log.info("mock %s %s: %d simulations (%d staged), %d^3 particles, %d PM steps, upsample %d, %d worker(s)",
-             m.suite, m.set, n_sims, n_sims - len(todo), m.particles, m.pm_steps, m.upsample, m.workers)
-    t0 = time.time()
-    bar = tqdm(total=n_sims, initial=n_sims - len(todo), desc=f"mock {m.suite} {m.set}", unit="sim",
-               disable=not progress)
-    for sim, result in _results(cfg, todo, params):
-        _store(cfg, sim, result, arrays, stage, params)
-        bar.update()
-    bar.close()
-    del arrays
+    for tmp in stage.glob("catalogues/.*.tmp*"):  # a catalogue a killed run was writing: its simulation reruns
+        log.warning("removing %s, left by an interrupted run", tmp)
+        tmp.unlink()
+    try:
+        arrays = _arrays(cfg, stage, paths, n_sims)
+        todo = [s for s in range(n_sims) if not (stage / f"done_{s:05d}").exists()]
+        log.info("mock %s %s: %d simulations (%d staged), %d^3 particles, %d PM steps, upsample %d, %d worker(s)",
+                 m.suite, m.set, n_sims, n_sims - len(todo), m.particles, m.pm_steps, m.upsample, m.workers)
+        t0 = time.time()
+        bar = tqdm(total=n_sims, initial=n_sims - len(todo), desc=f"mock {m.suite} {m.set}", unit="sim",
+                   disable=not progress)
+        for sim, result in _results(cfg, todo, params):
+            _store(cfg, sim, result, arrays, stage, params)
+            bar.update()
+        bar.close()
+        del arrays
+    except BaseException:
+        if created and not list(stage.glob("done_*")):  # nothing finished to resume from: leave no trace
+            shutil.rmtree(stage, ignore_errors=True)
+        raise
     camels.save_params(stage / paths["params"].name, params)
     if m.catalogues:
         (stage / "catalogues").mkdir(exist_ok=True)
@@ -229,12 +275,14 @@ def _main(argv) -> int:
     p.add_argument("--workers", type=int, help="simulations run side by side (mock.workers)")
     p.add_argument("--preview", metavar="PNG", help="write a figure of a few map pairs")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--force", action="store_true", help="run even when the mock looks larger than this machine's "
+                                                        "memory or disk")
     args = p.parse_args(argv)
     cli.setup_logging()
     cfg = cli.resolve(args, SHORTCUTS)
     if args.preview:
-        check_output(args.preview, FIGURE, overwrite=args.overwrite)
-    paths = generate(cfg, overwrite=args.overwrite)
+        check_output(args.preview, FIGURE, inputs=output_paths(cfg).values(), overwrite=args.overwrite)
+    paths = generate(cfg, overwrite=args.overwrite, force=args.force)
     if args.preview:
         preview(paths, args.preview)
         log.info("preview: %s", args.preview)

@@ -19,15 +19,17 @@ import contextlib
 import json
 import logging
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from .. import cli, figures
-from ..data.store import verify_chunks, verify_store
+from ..data.store import store_attrs, verify_chunks, verify_store
 from ..evaluate import analysis, report
 from ..inference.store import verify as verify_tile_store
 from ..io import (FIGURE, FORMATS, MAPS, SAMPLES, SPECTRA, TILE, acquire_lock, atomic_write, check_output, marker,
                   save_figure, writing)
+from ..io.inputs import finite_number, real_floats
 from . import fft, stats
 from .pk import cross_spectrum_stack, power_spectrum_stack
 from .scores import k_nyquist, ratio_scores
@@ -41,15 +43,19 @@ def open_array(spec: str):
     import zarr
 
     store, _, name = spec.rpartition(":") if ":" in spec else (spec, "", "")
-    if not Path(store).exists():
-        raise FileNotFoundError(f"no Zarr store at {store!r}")
+    if not name:
+        raise ValueError(f"{spec!r} names no array; expected STORE.zarr:ARRAY")
+    store_attrs(store, "Zarr store", "a folder written by zarr")  # missing, a file, not Zarr: said so
     root = zarr.open_group(store, mode="r")
     check_store(store, root)
-    if name not in root:
+    if name not in root or not isinstance(root[name], zarr.Array):
         raise ValueError(f"array {name!r} not in {store!r}; it has {sorted(root.array_keys())}")
+    real_floats(root[name].dtype, f"array {name!r}", f"store {store!r}")
     box = root.attrs.get("box_size_mpc_h")  # maps and samples stores; a tile store's volume has it too
     if box is None:
         box = root.attrs.get("fingerprint", {}).get("volume", {}).get("box_mpc_h")
+    if box is not None:
+        box = finite_number(box, "box_size_mpc_h", f"store {store!r}", positive=True)
     return root[name], box
 
 
@@ -76,10 +82,38 @@ def _box(args, box_attr):
 
 
 def _select(arr, maps: str | None):
+    """Maps ``START:STOP`` of a stack; a slice that is not one, or selects nothing, is refused naming it."""
     if not maps:
         return arr
-    lo, _, hi = maps.partition(":")
-    return arr[int(lo or 0):int(hi) if hi else arr.shape[0]]
+    lo, colon, hi = maps.partition(":")
+    try:
+        start, stop = int(lo or 0), int(hi) if hi else arr.shape[0]
+    except ValueError:
+        raise ValueError(f"--maps expects START:STOP (e.g. 0:100), got {maps!r}") from None
+    if not colon or not 0 <= start < stop <= arr.shape[0]:
+        raise ValueError(f"--maps {maps!r} selects no maps of the {arr.shape[0]} there are; expected START:STOP with "
+                         f"0 <= START < STOP <= {arr.shape[0]}")
+    return arr[start:stop]
+
+
+def check_args(args) -> None:
+    """Numbers of the command line: a finite positive box, at least one map per task."""
+    if args.box is not None:
+        finite_number(args.box, "--box", "the command line", positive=True)
+    if args.chunk_maps < 1:
+        raise ValueError(f"--chunk-maps must be at least 1, got {args.chunk_maps}")
+    if args.mas is not None and args.mas.upper() not in ("NGP", "CIC", "TSC", "PCS"):
+        raise ValueError(f"--mas must be NGP, CIC, TSC or PCS, got {args.mas!r}")
+
+
+def check_finite(result: dict, args) -> None:
+    """Spectra of arrays that hold NaN or inf are NaN: refused, naming the input, never written."""
+    bad = [k for k, v in result.items() if np.issubdtype(np.asarray(v).dtype, np.floating)
+           and k not in ("reduced_chi2",) and not np.isfinite(np.asarray(v)).all()]
+    if bad:
+        inputs = [args.truth, args.samples] if args.mode == "compare" else [args.store]
+        raise ValueError(f"{', '.join(bad)} came out NaN or inf: the input {inputs} holds NaN or inf values (or "
+                         f"maps whose mean is 0 with --overdensity); nothing was written")
 
 
 def _write(out: str | None, result: dict) -> None:
@@ -214,6 +248,7 @@ def _main(argv) -> int:
     m.add_argument("--samples", required=True, help="STORE:ARRAY of (S, n, N, N) or (n, N, N) samples")
     args = p.parse_args(argv)
     cli.setup_logging()
+    check_args(args)
     check_outputs(args)  # before any work
     fft.load_wisdom()
     client = _scheduler(args.scheduler)
@@ -221,16 +256,26 @@ def _main(argv) -> int:
     with writing(out or "."), (acquire_lock(out) if out else contextlib.nullcontext()):
         check_outputs(args)  # another writer finished meanwhile?
         try:
-            result = _run(args)
+            try:
+                result, figure = _run(args)
+            except ValueError as e:  # name the inputs in errors of the computation (bad maps, shapes)
+                inputs = [args.truth, args.samples] if args.mode == "compare" else [args.store]
+                if any(str(i) in str(e) for i in inputs):
+                    raise
+                raise ValueError(f"{', '.join(map(repr, inputs))}: {e}") from None
         finally:
             fft.save_wisdom()
             if client is not None:
                 client.close()
+        check_finite(result, args)
+        if args.figure:
+            figure()
         _write(args.out, result)
     return 0
 
 
-def _run(args) -> dict:
+def _run(args) -> tuple[dict, Callable[[], None]]:
+    """The result of the mode, and how to draw its figure (after the result is checked)."""
     if args.mode == "compare":
         truth, box_t = open_array(args.truth)
         samples, box_s = open_array(args.samples)
@@ -240,9 +285,7 @@ def _run(args) -> dict:
         res = compare(truth, samples, box, mas=args.mas)
         log.info("reduced chi2 %.3f; r(k) median at the first bins %s", res["reduced_chi2"],
                  np.round(res["r_median"][:4], 3))
-        if args.figure:
-            figure_compare(args.figure, truth, samples, box)
-        return res
+        return res, lambda: figure_compare(args.figure, truth, samples, box)
     if args.mode == "auto":
         arr, box_attr = open_array(f"{args.store}:{args.array}")
         box = _box(args, box_attr)
@@ -254,9 +297,7 @@ def _run(args) -> dict:
             res = power_spectrum_stack(_select(arr, args.maps), box, mas=args.mas, chunk_maps=args.chunk_maps,
                                        overdensity_of_mass=args.overdensity)
         out = {"k": res.k, "power": res.power, "n_modes": res.n_modes}
-        if args.figure:
-            _figure_auto(args.figure, out["k"], out["power"], args.array)
-        return out
+        return out, lambda: _figure_auto(args.figure, out["k"], out["power"], args.array)
     arr_a, box_attr = open_array(f"{args.store}:{args.a}")
     arr_b, _ = open_array(f"{args.store}:{args.b}")
     box = _box(args, box_attr)
@@ -267,9 +308,7 @@ def _run(args) -> dict:
                                    chunk_maps=args.chunk_maps, overdensity_of_mass=args.overdensity)
     out = {"k": res.k, "power_a": res.power_a, "power_b": res.power_b, "cross": res.cross, "r": res.r,
            "n_modes": res.n_modes}
-    if args.figure:
-        _figure_auto(args.figure, res.k, res.r, f"r({args.a}, {args.b})")
-    return out
+    return out, lambda: _figure_auto(args.figure, res.k, res.r, f"r({args.a}, {args.b})")
 
 
 def main(argv=None) -> int:

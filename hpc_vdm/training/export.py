@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from ..bundle import build_module, builder, write_export
-from ..config import from_dict
+from ..config import ConfigError, from_dict
 from ..families import family_class
 from ..io import MODEL, check_output
 from .checkpoint import Checkpoints, safe_load
@@ -58,8 +58,12 @@ def export_run(run_dir: str | Path, tag: str = "latest", out: str | Path | None 
     meta = ckpts.manifest(tag)
     ema = torch.load(run_dir / "checkpoints" / tag / "ema.pt", map_location="cpu", weights_only=True)
     raw = consolidated_weights(run_dir / "checkpoints", tag)
+    try:
+        found = facts(meta["config"], meta["store"], ema["shadow"])
+    except (KeyError, RuntimeError, ConfigError) as e:  # a manifest without a field's statistics, weights off its config
+        raise ValueError(f"checkpoint {tag} of {str(run_dir)!r} cannot be exported: its manifest and weights do not "
+                         f"describe one model ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else e!r})") from None
     write_export(out, raw=raw, ema=ema["shadow"], config=meta["config"], store_attrs=meta["store"], step=meta["step"],
-                 tag=tag, facts=facts(meta["config"], meta["store"], ema["shadow"]), overwrite=overwrite,
-                 inputs=[run_dir / "checkpoints"])
+                 tag=tag, facts=found, overwrite=overwrite, inputs=[run_dir / "checkpoints"])
     log.info("exported %s (step %d) to %s", tag, meta["step"], out)
     return out

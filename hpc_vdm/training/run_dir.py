@@ -13,21 +13,26 @@ from ..config import ConfigError, RunConfig, describe, differing, from_dict, to_
 from ..io import RUN, atomic_write_text, check_disjoint, check_unlocked, identify
 from .checkpoint import Checkpoints
 
-RUN_FILES = ("config.json", "ds_config.json", "train.log", "metrics.csv", "tb", "checkpoints", "export")
+
+
+STARTED = {"checkpoints", "train.log"}  # what a run writes before its config.json (a start that was interrupted)
 
 
 def check_not_foreign(run_dir: Path, store: str | Path) -> None:
-    """The run dir is not the store, inside it or around it, and is new, a run dir, or a folder that holds
-    none of the names a run writes (a batch job's log files may already be there)."""
+    """The run dir is not the store, inside it or around it, and is new, empty, or a run dir (one a run wrote,
+    or one whose start was interrupted: an empty checkpoints/ and train.log): never a folder of the user's."""
     check_disjoint(run_dir, [store])
     if not (run_dir.exists() or run_dir.is_symlink()) or identify(run_dir) == RUN:
         return
     if not run_dir.is_dir():
         raise FileExistsError(f"--run-dir {str(run_dir)!r} exists and is not a folder; choose another --run-dir")
-    clash = [name for name in RUN_FILES if (run_dir / name).exists()]
-    if clash:
-        raise FileExistsError(f"{str(run_dir)!r} is not an hpc_vdm run dir but holds {clash}, which a run writes; "
-                              f"choose another --run-dir (nothing was changed)")
+    names = sorted(p.name for p in run_dir.iterdir())
+    ckpts = run_dir / "checkpoints"
+    if set(names) <= STARTED and not (ckpts.is_dir() and any(ckpts.iterdir())):
+        return
+    raise FileExistsError(f"--run-dir {str(run_dir)!r} holds {names[:6]}{' ...' if len(names) > 6 else ''} and is "
+                          f"not an hpc_vdm run dir (a run dir is new, empty, or one a run wrote, with its "
+                          f"config.json); choose another --run-dir (nothing was changed)")
 
 
 def check_run_dir(cfg: RunConfig, run_dir: Path, store_attrs: dict, compared: tuple[str, ...]) -> None:
