@@ -12,7 +12,7 @@ from helpers import REPO, clean_env
 def test_presets_in_configs_are_the_package_data():
     linked = sorted(p.name for p in (REPO / "configs" / "volumes").glob("*.yaml"))
     packaged = sorted(p.name for p in (REPO / "hpc_vdm" / "inference" / "presets").glob("*.yaml"))
-    assert linked == packaged == ["camels.yaml", "tng100.yaml", "tng300.yaml"]
+    assert linked == packaged == ["camels.yaml", "tng100.yaml", "tng100_64.yaml", "tng300.yaml", "tng300_64.yaml"]
 
 
 @pytest.mark.slow
