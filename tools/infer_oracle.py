@@ -4,8 +4,10 @@ Gaussian random fields whose P(k) amplitude and slope are the two parameters (``
 denoiser in place of the network, truths drawn from the prior U(0.1, 0.9)^2, one field each, the grid over
 truth ± 5σ (Fisher) clipped to the prior. For each setting of terms K and noise draws D it reports the scatter of
 the fixed-noise estimate's posterior mean about the exact likelihood's (in posterior σ), and the coverage of the
-marginal 68%/95% intervals, of the 2D HPD regions and TARP's largest gap for three posteriors on the same fields:
-the exact Gaussian likelihood, the bound's (raw) and the bound's convolved with its measured location noise.
+marginal 68%/95% intervals, of the 2D HPD regions, TARP's largest gap and the median 68% half-width over the
+Fisher σ (the Fisher matrix does not depend on θ here) of the fields whose truth ± 2σ lies inside the prior (the
+prior truncates the others' posteriors) for three posteriors on the same fields: the exact Gaussian likelihood,
+the bound's (raw) and the bound's convolved with its measured location noise.
 
     python tools/infer_oracle.py --fields 160 --settings 16x4,64x1
 """
@@ -24,6 +26,7 @@ from hpc_vdm.emulate.grid import Quadrature, bound_terms, centred, term_noise
 from hpc_vdm.emulate.posterior import GridPosterior, grid_posterior, replica_cov, smoothed
 
 PRIOR = ((0.1, 0.1), (0.9, 0.9))
+INTERIOR = 2.0  # the width check's fields: truth +- this many Fisher sigmas inside the prior (not truncated by it)
 
 
 def exact(oracle, x, theta) -> np.ndarray:
@@ -38,7 +41,8 @@ def run(fields: int, pixels: int, n: int, times: int, draws: int, seed: int) -> 
     rng = np.random.default_rng(seed)
     rows = {"exact": [], "bound": [], "bound_corrected": []}
     tarp_in = {k: ([], []) for k in rows}
-    truths, offsets = [], []
+    widths = {k: [] for k in rows}  # 68% half-widths over the Fisher sigma, per field
+    truths, offsets, interior = [], [], []
     t0 = time.time()
     for i in range(fields):
         truth = rng.uniform(PRIOR[0][0], PRIOR[1][0], 2)
@@ -55,13 +59,17 @@ def run(fields: int, pixels: int, n: int, times: int, draws: int, seed: int) -> 
             posts["bound_corrected"] = smoothed(posts["bound"], cov)
         for name, post in posts.items():
             rows[name].append(post.summary(truth))
+            widths[name].append([(b - a) / 2 / s for (a, b), s in zip(rows[name][-1]["interval_68"], sigma)])
             tarp_in[name][0].append(post.p.ravel())
             tarp_in[name][1].append(box.points())
         s_b, s_e = rows["bound"][-1], rows["exact"][-1]
         offsets.append((np.subtract(s_b["mean"], s_e["mean"])) / np.asarray(s_e["std"]))
         truths.append(truth)
+        interior.append((truth - INTERIOR * sigma > PRIOR[0]) & (truth + INTERIOR * sigma < PRIOR[1]))
     out = {"fields": fields, "pixels": pixels, "grid": n, "times": times, "draws": draws,
            "seconds": round(time.time() - t0, 1),
+           "fisher_sigma_at_centre": torch.linalg.inv(oracle.fisher(torch.tensor([[0.5, 0.5]]))).diag().sqrt().tolist(),
+           "interior_fields": np.sum(interior, axis=0).tolist(),
            "mean_offset_rms_in_sigma": np.sqrt(np.mean(np.square(offsets), axis=0)).tolist()}
     for name, r in rows.items():
         if not r:
@@ -71,6 +79,9 @@ def run(fields: int, pixels: int, n: int, times: int, draws: int, seed: int) -> 
         t = calibration.tarp(np.stack(pts), np.stack(truths), *PRIOR, weights=np.stack(w))
         out[name] = {k: c[k] for k in ("marginal_68", "marginal_95", "hpd_68", "hpd_95", "mean_abs_z")}
         out[name]["tarp_max_gap"] = t["max_gap"]
+        w, inner = np.asarray(widths[name]), np.asarray(interior)
+        out[name]["width68_over_fisher_median"] = [float(np.median(w[inner[:, j], j])) if inner[:, j].any()
+                                                   else None for j in range(2)]
     return out
 
 
