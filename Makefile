@@ -8,7 +8,7 @@ export OMP_NUM_THREADS ?= 1
 export DS_ACCELERATOR ?= cpu
 export DS_BUILD_OPS := 0
 
-.PHONY: venv demo science dm2galaxy test test-fast bench slurm-up slurm-down clean
+.PHONY: venv demo science dm2galaxy emulator test test-fast bench slurm-up slurm-down clean
 
 venv: $(VENV)/.installed
 
@@ -89,6 +89,13 @@ science: | venv
 # the report lands in docs/results/dm2galaxy/ (configs/dm2galaxy.yaml; stages are skipped once done).
 dm2galaxy: | venv
 	HPC_VDM_PYTHON=$(PY) NPROC=$(NPROC) bash docs/results/dm2galaxy/run.sh
+
+# Mudur+23 on CPU (not in CI; about 3 h on 2 busy cores, docs/results/emulator): the emulator conditioned on
+# (Omega_m, sigma_8) trained on the mock's LH maps pooled to 64^2, `evaluate`'s emulation checks against the LH, CV and
+# 1P sets, `infer` (the bound on parameter grids: calibration over test maps beside the P(k) baseline, and the paper's
+# Fig. 3 with NUTS), then the results are copied to docs/results/emulator/.
+emulator: | venv
+	PY=$(PY) bash docs/results/emulator/run.sh
 
 test: venv
 	$(PY) -m pytest -q

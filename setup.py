@@ -31,6 +31,7 @@ setup(
         "matplotlib>=3.8",
         "pyyaml>=6.0",
         "tensorboard>=2.15",  # the trainer's event files (torch.utils.tensorboard)
+        "pyro-ppl>=1.9",  # NUTS on the emulator's bound (python -m hpc_vdm.infer); keeps the installed torch
     ],
     extras_require={
         "test": ["pytest>=8", "distributed>=2024.8", "dask-mpi>=2022.4"],

@@ -17,6 +17,8 @@ COMMANDS = {
     "prepare_volume": "3D grids (CMD layout or TNG npy/HDF5) -> dm2gal volume store (train/val/test sub-cubes)",
     "paint": "dm2gal: paint stellar mass over whole 3D volumes, dense and periodic, out of core; resumable",
     "baselines": "dm2gal vs the paper's HOD on the test cube: P(k), bispectrum, PDF, Fig. 1",
+    "infer": "parameters of maps from an emulator's bound on a grid (common random numbers), NUTS, calibration, "
+             "P(k) baseline; ranks split the grid; resumable",
 }
 # a command that is a package runs its cli module
 MODULES = {"mock": "hpc_vdm.mock.cli", "spectra": "hpc_vdm.spectra.cli", "evaluate": "hpc_vdm.evaluate.cli",

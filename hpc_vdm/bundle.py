@@ -231,6 +231,12 @@ def _vdm(cfg: RunConfig) -> torch.nn.Module:
     return build_vdm(cfg.model, cfg.model.vdm, n_params=len(cfg.model.params), cond_channels=int(bool(cfg.data.condition)))
 
 
+def _emulator(cfg: RunConfig) -> torch.nn.Module:
+    """A VDM without a map condition, conditioned on ``model.params`` (Mudur+23's emulator)."""
+    return build_vdm(cfg.model, cfg.model.vdm, n_params=len(cfg.model.params), cond_channels=0,
+                     param_mlp=cfg.model.emulator.param_mlp)
+
+
 def _regressor(cfg: RunConfig) -> torch.nn.Module:
     return build_regressor(cfg.model, n_params=len(cfg.model.params))
 
@@ -247,3 +253,4 @@ register("vdm", Builder(_vdm, maps_normalisation))
 register("regressor", Builder(_regressor, maps_normalisation))
 register("dm2gal", Builder(_dm2gal, volume_normalisation))
 register("two_phase", Builder(_two_phase, maps_normalisation))
+register("emulator", Builder(_emulator, maps_normalisation))

@@ -34,7 +34,7 @@ def open_inputs(cfg: RunConfig) -> tuple[dict[str, np.ndarray], np.ndarray]:
     if len(set(d.fields)) != len(d.fields) or not d.fields:
         raise ValueError(f"data.fields must be distinct field names, got {d.fields}")
     for role, name in (("condition", d.condition), ("target", d.target)):
-        if name not in d.fields:
+        if (name or role == "target") and name not in d.fields:  # condition "": maps alone (an emulator)
             raise ValueError(f"data.{role}={name!r} is not among data.fields={d.fields}")
     maps = {f: camels.open_maps(d.source_dir, f, d.suite, d.set) for f in d.fields}
     if d.pool > 1:  # average-pooled lazily, block by block (surface densities keep their unit)

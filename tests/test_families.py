@@ -23,7 +23,7 @@ CAMELS = "name: cam\nbox_mpc_h: 25.0\nslab_mpc_h: 5.0\npixel_mpc_h: 0.09765625\n
 def test_every_kind_has_one_builder_and_one_family():
     assert set(MODEL_KINDS) == set(bundles.BUILDERS) == set(FAMILIES)
     assert all(FAMILIES[k].kind == k for k in FAMILIES)
-    assert {k for k, f in FAMILIES.items() if not f.deterministic} == {"vdm"}
+    assert {k for k, f in FAMILIES.items() if not f.deterministic} == {"vdm", "emulator"}
 
 
 def test_regressor_predicts_one_draw_the_tiled_field_equals_the_whole(straight_regressor):

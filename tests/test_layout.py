@@ -13,7 +13,7 @@ REPO = Path(__file__).parents[1]
 PACKAGE = REPO / "hpc_vdm"
 COMMANDS = {"hpc_vdm.prepare", "hpc_vdm.train", "hpc_vdm.export", "hpc_vdm.sample", "hpc_vdm.tile",
             "hpc_vdm.mock.cli", "hpc_vdm.spectra.cli", "hpc_vdm.evaluate.cli", "hpc_vdm.paint",
-            "hpc_vdm.prepare_volume", "hpc_vdm.baselines.cli", "hpc_vdm.sweep"}
+            "hpc_vdm.prepare_volume", "hpc_vdm.baselines.cli", "hpc_vdm.sweep", "hpc_vdm.infer"}
 DISTRIBUTION = {"deepspeed", "mpi4py", "submitit"}
 # DESIGN.md's layer order: a module imports only from its own layer or below (lazy imports count)
 LAYERS = [

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from . import schema
 from .migrate import migrate
+from .emulate import EmulatorOptions, InferConfig
 from .schema import ConfigError, apply_override, describe, differing, param, parse_value, read_yaml, to_dict, to_json
 from .sections import (DEVICES, MODEL_KINDS, PARAM_NAMES, SETS, SUITES, BaselinesConfig, DataConfig, Dm2galOptions,
                        EvaluateConfig, MockConfig, ModelConfig, PaintConfig, RunConfig, SampleConfig, SamplerConfig,
@@ -26,7 +27,8 @@ def from_dict(raw: dict, cls: type = RunConfig) -> typing.Any:
     return schema.build(cls, migrate(raw, strict=False) if cls is RunConfig else raw)
 
 
-__all__ = ["BaselinesConfig", "ConfigError", "DEVICES", "DataConfig", "Dm2galOptions", "EvaluateConfig", "MODEL_KINDS",
+__all__ = ["BaselinesConfig", "ConfigError", "DEVICES", "DataConfig", "Dm2galOptions", "EmulatorOptions", "EvaluateConfig",
+           "InferConfig", "MODEL_KINDS",
            "MockConfig", "ModelConfig", "PARAM_NAMES", "PaintConfig", "RunConfig", "SETS", "SUITES", "SampleConfig",
            "SamplerConfig", "TileConfig", "TrainConfig", "TrainedConfig", "VDMOptions", "VolumeConfig",
            "apply_override", "describe", "differing", "from_dict", "load_config", "migrate", "param", "parse_value",

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .emulate import EmulatorOptions, InferConfig
 from .schema import param
 
 SUITES = ("IllustrisTNG", "SIMBA", "Astrid")
 SETS = ("LH", "1P", "CV")
-MODEL_KINDS = ("vdm", "regressor", "dm2gal", "two_phase")
+MODEL_KINDS = ("vdm", "regressor", "dm2gal", "two_phase", "emulator")
 PARAM_NAMES = ("Omega_m", "sigma_8", "A_SN1", "A_AGN1", "A_SN2", "A_AGN2")  # = data.camels.PARAM_NAMES
 DEVICES = ("auto", "cpu", "cuda")
 SAMPLER_KINDS = ("ancestral", "dpm2m", "dpm3m", "dpm2m_sde", "dpm3m_sde", "unipc")  # = diffusion.SAMPLERS
@@ -155,8 +156,7 @@ class ModelConfig:
     blocks, MSE); ``dm2gal`` is the 3D patch CNN (family options in ``model.dm2gal``)."""
 
     kind: str = param("vdm", "model family: vdm (conditional diffusion), regressor (deterministic map-to-map, MSE "
-                             "on the normalised target), dm2gal (3D patches -> central voxel) or two_phase "
-                             "(classifier + gated regressor, model.two_phase)", choices=MODEL_KINDS)
+MODEL_KINDS = ("vdm", "regressor", "dm2gal", "two_phase", "emulator")
     channels: int = param(48, "channels of the first level (E); level i has E * channel_mults[i]", range=(1, None))
     channel_mults: list[int] = param([1, 2, 4, 8], "channel multiplier per level; each level halves the resolution")
     blocks_per_level: int = param(1, "residual blocks per level", range=(1, 16))
@@ -179,6 +179,7 @@ class ModelConfig:
     vdm: VDMOptions = field(default_factory=VDMOptions)
     dm2gal: Dm2galOptions = field(default_factory=Dm2galOptions)
     two_phase: TwoPhaseOptions = field(default_factory=TwoPhaseOptions)
+    emulator: EmulatorOptions = field(default_factory=EmulatorOptions)
 
 
 @dataclass
@@ -224,6 +225,8 @@ class TrainConfig:
     keep_last: int = param(3, "checkpoints kept (the best by validation is always kept)", range=(1, None))
     resume: bool = param(True, "continue from run_dir/checkpoints when it holds a checkpoint")
     export: bool = param(True, "write run_dir/export/model.pt at the end")
+    init_from: str = param("", "an exported model whose EMA weights start this run (the progressive option: a 64^2 "
+                               "model initialises the 256^2 one; a U-Net is size-agnostic); not used on resume")
     export_tag: str = param("latest", "checkpoint exported at the end: latest, or best (by train.select_on)",
                             choices=("latest", "best"))
     progress: bool = param(True, "progress bar on rank 0")
@@ -304,7 +307,9 @@ class EvaluateConfig:
     seed: int = param(0, "seed of the map choice and of the sampling noise", range=(0, 2**31 - 1))
     one_p_store: str = param("", "maps store of a 1P set: P(k) ratio at low, fiducial and high one_p_params ('' = skip)")
     one_p_params: list[str] = param(["Omega_m", "A_SN1"], "parameters of the 1P panel", choices=PARAM_NAMES)
-    one_p_maps: int = param(2, "maps per 1P simulation", range=(1, None))
+    one_p_maps: int = param(2, "maps per 1P simulation (an emulator: the truths per 1P value)", range=(1, None))
+    emulator_sims: int = param(3, "an emulator: simulations of the split whose parameters it generates n_samples "
+                                  "fields at (spectra with z-scores, pixel histograms, chi^2_r)", range=(1, None))
     cv_store: str = param("", "maps store of a CV set: reduced chi^2 of P(k) against its truths ('' = skip)")
     suites: dict[str, str] = param({}, "other suites' maps stores {name: store}: the model applied across suites, "
                                        "normalised with its training suite's statistics")
@@ -395,3 +400,4 @@ class RunConfig:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     paint: PaintConfig = field(default_factory=PaintConfig)
     baselines: BaselinesConfig = field(default_factory=BaselinesConfig)
+    infer: InferConfig = field(default_factory=InferConfig)

@@ -39,13 +39,13 @@ class MapsDataset(Dataset):
                  crop: int = 0):
         self.store = str(store)
         attrs = read_attrs(store)
-        for name in (condition, target):
+        for name in [f for f in (condition, target) if f]:  # condition "": maps alone (an emulator)
             if name not in attrs.get("fields", []):
                 raise ValueError(f"field {name!r} not in store {self.store!r} (fields: {attrs.get('fields')})")
         if split not in attrs["splits"]:
             raise ValueError(f"unknown split {split!r}; the store has {sorted(attrs['splits'])}")
         self.condition, self.target, self.split = condition, target, split
-        self.stats = {name: attrs["stats"][name] for name in (condition, target)}
+        self.stats = {name: attrs["stats"][name] for name in (condition, target) if name}
         mps = int(attrs["maps_per_sim"])
         self.sims = list(attrs["splits"][split])
         self.maps = np.array([s * mps + j for s in self.sims for j in range(mps)], dtype=np.int64)
@@ -67,7 +67,7 @@ class MapsDataset(Dataset):
 
             root = zarr.open_group(self.store, mode="r")
             params = read_checked(root["params"], slice(None), store=self.store, name="params", what="the rows")
-            self._arrays = (root[self.condition], root[self.target], params)
+            self._arrays = (root[self.condition] if self.condition else None, root[self.target], params)
             self._pid = os.getpid()
         return self._arrays
 
@@ -78,16 +78,18 @@ class MapsDataset(Dataset):
         i, k, dy, dx = (int(item), 0, 0, 0) if np.isscalar(item) else (int(v) for v in item)
         cond_arr, tgt_arr, params = self._open()
         n = int(self.maps[i])
-        cond = read_checked(cond_arr, n, store=self.store, name=self.condition, what=f"map {n}")
         tgt = read_checked(tgt_arr, n, store=self.store, name=self.target, what=f"map {n}")
-        cond = transforms.normalise(cond, self.stats[self.condition])[None]  # (1, H, W)
-        tgt = transforms.normalise(tgt, self.stats[self.target])[None]       # (1, H, W)
+        pair = [transforms.normalise(tgt, self.stats[self.target])[None]]                 # (1, H, W)
+        if self.condition:
+            cond = read_checked(cond_arr, n, store=self.store, name=self.condition, what=f"map {n}")
+            pair.append(transforms.normalise(cond, self.stats[self.condition])[None])     # (1, H, W)
         if k or dy or dx:
-            cond, tgt = transforms.augment(cond, k, (dy, dx)), transforms.augment(tgt, k, (dy, dx))
+            pair = [transforms.augment(m, k, (dy, dx)) for m in pair]
         if self.crop:  # the periodic crop whose corner the roll brought to (0, 0)
-            cond, tgt = transforms.crop(cond, self.crop), transforms.crop(tgt, self.crop)
-        return {"condition": torch.from_numpy(cond), "target": torch.from_numpy(tgt),
+            pair = [transforms.crop(m, self.crop) for m in pair]
+        item = {"target": torch.from_numpy(pair[0]),
                 "params": torch.from_numpy(params[n // self.maps_per_sim].astype(np.float32)), "index": n}
+        return item | ({"condition": torch.from_numpy(pair[1])} if self.condition else {})
 
 
 class EpochSampler(Sampler):

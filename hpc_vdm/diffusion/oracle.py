@@ -180,3 +180,67 @@ def exact_power_ratios(oracle: GaussianFieldOracle, run: Callable[[EpsFn, torch.
 
     z_0 = run(eps_fn, (rows == 0).double().expand(-1, len(p_u)), noise_fn)  # (draws, M)
     return ratios_from_power(z_0.pow(2).sum(0)[inverse], expected_power(oracle))
+
+
+class ParamFieldOracle(nn.Module):
+    """Gaussian random fields whose P(k) depends on two parameters, with the exact denoiser, shaped like a VDM
+    conditioned on parameters: ``eps_hat(z, γ, None, params)`` with params (B, 2) in [0, 1] (like CAMELS
+    parameters normalised over their prior).
+
+    u = (u_A, u_n) -> amplitude and slope: ln A = ln_amp[0] + u_A Δ, n = slope[0] + u_n Δ, and per mode
+
+        ln P(k) = ln A + (n/2) ln((|k|² + k_min²) / k_pivot²)      (|k| in cycles per pixel)
+
+    For this model the bound's diffusion term with the exact denoiser integrates to −ln N(x; 0, P) plus a
+    θ-independent constant (up to the schedule's endpoints), so the Fisher matrix of the parameters is the
+    Gaussian one, F_ij = ½ Σ_k ∂_i ln P(k) ∂_j ln P(k) over every mode of the H x W grid (:meth:`fisher`).
+    """
+
+    def __init__(self, shape: tuple[int, int], *, ln_amp: tuple[float, float] = (-0.5, 0.5),
+                 slope: tuple[float, float] = (-3.0, -1.0), k_min: float = 0.02, k_pivot: float = 0.1,
+                 gamma_min: float = -13.3, gamma_max: float = 13.3):
+        super().__init__()
+        self.gamma = LinearSchedule(gamma_min, gamma_max, learned=False)
+        self.ln_amp, self.slope, self.field_shape = tuple(ln_amp), tuple(slope), tuple(shape)
+        log_k2 = torch.log((wavenumber(self.field_shape) ** 2 + k_min ** 2) / k_pivot ** 2)
+        self.register_buffer("log_k2", log_k2)                                    # (H, W) full FFT grid
+
+    def physical(self, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ln A, n) of params (B, 2) in [0, 1]."""
+        u = params.double()
+        return (self.ln_amp[0] + u[:, 0] * (self.ln_amp[1] - self.ln_amp[0]),
+                self.slope[0] + u[:, 1] * (self.slope[1] - self.slope[0]))
+
+    def log_power(self, params: torch.Tensor) -> torch.Tensor:
+        """(B, H, W) ln P(k) on the full FFT grid."""
+        ln_a, n = self.physical(params)
+        return ln_a[:, None, None] + 0.5 * n[:, None, None] * self.log_k2
+
+    def draw(self, params: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        """(B, 1, H, W) fp64 fields, one per row of params (B, 2)."""
+        half = self.log_power(params)[..., : self.field_shape[1] // 2 + 1].exp().sqrt()[:, None]
+        w = torch.randn((len(params), 1, *self.field_shape), generator=generator, dtype=torch.float64)
+        return torch.fft.irfft2(torch.fft.rfft2(w) * half, s=self.field_shape)
+
+    def eps_hat(self, z_t: torch.Tensor, gamma_t: torch.Tensor, cond: torch.Tensor | None = None,
+                params: torch.Tensor | None = None) -> torch.Tensor:
+        """The exact ε̂ = E[ε | z_t, θ] for z_t (B, 1, H, W), γ_t (B,) or (), params (B, 2) or (1, 2); in z_t's
+        dtype; differentiable in params."""
+        if params is None:
+            raise ValueError("this oracle conditions on two parameters; pass params (B, 2) in [0, 1]")
+        if cond is not None:
+            raise ValueError("this oracle has no map condition; pass cond=None")
+        if tuple(z_t.shape[-2:]) != self.field_shape:
+            raise ValueError(f"the oracle denoises {self.field_shape} fields, got {tuple(z_t.shape[-2:])}")
+        power = self.log_power(params)[..., : self.field_shape[1] // 2 + 1].exp()[:, None]  # (B, 1, H, W//2 + 1)
+        alpha, sigma = alpha_sigma(gamma_t.double().reshape(-1, 1, 1, 1))
+        eps = torch.fft.irfft2(torch.fft.rfft2(z_t.double()) * sigma / (alpha ** 2 * power + sigma ** 2),
+                               s=self.field_shape)
+        return eps.to(z_t.dtype)
+
+    def fisher(self, params: torch.Tensor) -> torch.Tensor:
+        """(2, 2) Fisher matrix of (u_A, u_n) for one field at params (1, 2) or (2,): ½ Σ_k ∂ ln P ∂ ln P."""
+        d_amp = torch.full_like(self.log_k2, self.ln_amp[1] - self.ln_amp[0])     # ∂ ln P / ∂u_A
+        d_slope = 0.5 * (self.slope[1] - self.slope[0]) * self.log_k2            # ∂ ln P / ∂u_n
+        grads = torch.stack([d_amp.flatten(), d_slope.flatten()])                # (2, H W)
+        return 0.5 * grads @ grads.T

@@ -121,13 +121,14 @@ class VDM(nn.Module):
         return VDMOutput(loss_diff, loss_klz, loss_recon, g_0.detach(), g_1.detach())
 
 
-def build_vdm(model_cfg, vdm_cfg, *, n_params: int = 0, cond_channels: int = 1) -> VDM:
+def build_vdm(model_cfg, vdm_cfg, *, n_params: int = 0, cond_channels: int = 1, param_mlp: bool = False) -> VDM:
     """A :class:`VDM` from ``ModelConfig``/``VDMOptions``-like objects (read by attribute): a score U-Net
-    conditioned on ``cond_channels`` maps (0: none) and ``n_params`` scalars."""
+    conditioned on ``cond_channels`` maps (0: none) and ``n_params`` scalars (through an MLP with ``param_mlp``)."""
     from ..models import build_unet
 
     gamma_range = (vdm_cfg.gamma_min, vdm_cfg.gamma_max)
-    return VDM(build_unet(model_cfg, gamma_range=gamma_range, n_params=n_params, cond_channels=cond_channels),
+    return VDM(build_unet(model_cfg, gamma_range=gamma_range, n_params=n_params, cond_channels=cond_channels,
+                          param_mlp=param_mlp),
                LinearSchedule(*gamma_range, learned=vdm_cfg.schedule == "learned_linear"),
                data_noise=vdm_cfg.data_noise, loss_recon=vdm_cfg.loss_recon, antithetic=vdm_cfg.antithetic,
                weighting=getattr(vdm_cfg, "weighting", "elbo"), weighting_bias=getattr(vdm_cfg, "weighting_bias", 2.0))

@@ -18,6 +18,9 @@ ratio, cross power and r(k) with 25–75% bands, P(k) error per k band in h/Mpc,
 drawing seconds) and the families' diagnostics (a two-phase CNN's classifier scores): metrics.json's
 ``comparison``, ``report/comparison_maps.png`` and ``comparison_spectra.png`` (Sether+24's Fig. 2 and 3) and
 a table in ``summary.md``.
+
+An emulator (a family conditioned on parameters, no map) gets Mudur+23's checks instead: generated against
+simulated fields at the split's parameter points, the CV set and the 1P set (:mod:`.emulation`).
 """
 from __future__ import annotations
 
@@ -36,7 +39,7 @@ from ..inference.volumes import check_scale
 from ..io import FORMATS, METRICS, TILE, acquire_lock, atomic_dir, check_disjoint, marker, writing
 from ..io.inputs import check_store_facts, finite_number
 from ..spectra.scores import band_scores, k_nyquist, mean_of
-from . import analysis, baselines, compare, compare_report, panels, report, rows
+from . import analysis, baselines, compare, compare_report, emulation, panels, report, rows
 
 log = logging.getLogger("hpc_vdm.evaluate")
 
@@ -54,6 +57,10 @@ def run(cfg) -> Path:
     root, attrs = open_for(bundle, store_path)
     out = Path(e.out)
     others = check_inputs(cfg, bundle, store_path, out)                       # all checked before any draw
+    if family.conditioned_on == "params":  # an emulator: generated against simulated fields (Mudur+23)
+        spec = DrawSpec(sampler=cfg.sampler.kind, steps=cfg.sampler.steps, seed=e.seed, progress=e.progress,
+                        device=dist.pick_device(dist.detect(), m.device, "trained.device"), desc="evaluate")
+        return emulation.run(cfg, bundle, root, attrs, store_path, spec, out)
     maps = stratified_maps(attrs, e.split, e.n_maps, e.seed)
     if len(maps) < e.n_maps:
         raise ValueError(f"evaluate.n_maps={e.n_maps}, but split {e.split!r} of {store_path!r} holds {len(maps)} "

@@ -1,7 +1,8 @@
 """Model families: each owns its training hooks and its use (:meth:`Family.predict`), by ``model.kind``.
 
 vdm (conditional diffusion: posterior samples), regressor (deterministic map-to-map), dm2gal (3D patches
-painted densely), two_phase (a galaxy classifier gating a regressor, Zhang+19). See :mod:`.base` for what a family provides and where a new one goes.
+painted densely), two_phase (a galaxy classifier gating a regressor, Zhang+19), emulator (a diffusion model
+of maps from simulation parameters alone). See :mod:`.base` for what a family provides and where a new one goes.
 """
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ from .. import bundle
 from ..config import MODEL_KINDS, ConfigError, RunConfig
 from .base import STORE_KEYS, DrawSpec, Family, MapsFamily
 from .dm2gal import Dm2galFamily
+from .emulator import EmulatorFamily
 from .regressor import RegressorFamily
 from .two_phase import TwoPhaseFamily
 from .vdm import VDMFamily
 
-FAMILIES: dict[str, type[Family]] = {f.kind: f for f in (VDMFamily, RegressorFamily, Dm2galFamily, TwoPhaseFamily)}
+FAMILIES: dict[str, type[Family]] = {f.kind: f for f in (VDMFamily, RegressorFamily, Dm2galFamily, TwoPhaseFamily,
+                                                     EmulatorFamily)}
 assert set(FAMILIES) == set(MODEL_KINDS) == set(bundle.BUILDERS), \
     "config.MODEL_KINDS, the bundle's builders and the family registry must name the same kinds"
 

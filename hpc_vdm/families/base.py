@@ -57,6 +57,7 @@ class Family(abc.ABC):
     """A model family. Subclasses set the class attributes and the methods."""
 
     kind: str = ""
+    conditioned_on: str = "map"                # what predict turns into draws: "map" (condition maps) or "params"
     deterministic: bool = True                 # one draw per input, or posterior samples
     loss_terms: tuple[str, ...] = ()          # per-example terms (B,) whose sum is the loss
     extra_columns: tuple[str, ...] = ()       # other floats a train row reports (from the last micro-batch)
@@ -86,8 +87,22 @@ class Family(abc.ABC):
 
     # -- training ---------------------------------------------------------------------------------
     def build(self) -> torch.nn.Module:
-        """The untrained module of this family (the bundle's builder: training and loading agree)."""
-        return bundles.build_module(self.cfg)
+        """The untrained module of this family (the bundle's builder: training and loading agree), started from
+        the EMA weights of ``train.init_from`` when it names an export (the progressive option)."""
+        module = bundles.build_module(self.cfg)
+        path = self.cfg.train.init_from
+        if path:
+            blob = bundles.read_export(path)
+            if blob["task"] != self.kind:
+                raise ValueError(f"train.init_from={path!r} is a {blob['task']} model; this run trains a {self.kind} "
+                                 f"model (model.kind={self.kind!r})")
+            try:
+                module.load_state_dict(blob["ema"])
+            except RuntimeError as e:
+                raise ValueError(f"the weights of train.init_from={path!r} do not fit this run's model (its model "
+                                 f"section must match; the map size may differ): "
+                                 f"{' '.join(str(e).split())[:300]}") from None
+        return module
 
     def compiled(self, module: torch.nn.Module) -> torch.nn.Module:
         """The sub-module ``train.compile`` compiles (the network, not the arithmetic around it)."""
@@ -146,6 +161,8 @@ class MapsFamily(Family):
                              f"maps' {attrs['map_pixels']} pixels")
         if not attrs["splits"].get("train"):
             raise ValueError(f"store {d.store!r} has no training simulations")
+        if self.cfg.train.init_from:
+            self.build()  # the export loads and fits, before anything is written
         self.store_attrs = {k: attrs[k] for k in STORE_KEYS if k in attrs}
         self.norm = bundles.maps_normalisation(self.cfg, self.store_attrs)
         return self.store_attrs

@@ -165,7 +165,8 @@ class VDMFamily(MapsFamily):
         h = (cond.shape if cond is not None else shape)[-1]
         return sample_tiled(vdm, cond, tile=spec.tile or h, halo=spec.halo if spec.tile else 0, n_steps=spec.steps,
                             seed=spec.seed, slab=int(key), samples=list(samples), blend=spec.blend,
-                            batch_size=spec.batch_size, device=spec.device, params=params, sampler=spec.sampler)
+                            batch_size=spec.batch_size, device=spec.device, params=params, sampler=spec.sampler,
+                            shape=None if cond is not None else tuple(shape))
 
     def predict(self, bundle, cond: np.ndarray | None, *, keys: Sequence[int], samples: Sequence[int],
                 spec: DrawSpec, params: np.ndarray | None = None, shape=None) -> np.ndarray:

@@ -17,13 +17,14 @@ clear error.
 """
 from .atomic import (WRITE_ERRNOS, OutputError, atomic_dir, atomic_save, atomic_write, atomic_write_text, read_json,
                      sha256_file, temp_path, writing)
-from .kinds import (FIGURE, FIGURE_METADATA, FORMATS, MAPS, MAPS_KEYS, METRICS, MOCK, MODEL, PAINT, REPORT, RUN,
-                    SAMPLES, SPECTRA, STORES, SUMMARY, TILE, VOLUME, check_disjoint, check_folder, check_output,
-                    identify, marker, save_figure)
+from .kinds import (FIGURE, FIGURE_METADATA, FORMATS, INFER, INFER_SUMMARY, MAPS, MAPS_KEYS, METRICS, MOCK, MODEL,
+                    PAINT, REPORT, RUN, SAMPLES, SPECTRA, STORES, SUMMARY, TILE, VOLUME, check_disjoint, check_folder,
+                    check_output, identify, marker, save_figure)
 from .locks import Lock, acquire_lock, check_unlocked, holder_text, is_stale, lock_path, read_lock
 from .records import check_recorded, write_record
 
-__all__ = ["FIGURE", "FIGURE_METADATA", "FORMATS", "Lock", "MAPS", "MAPS_KEYS", "METRICS", "MOCK", "MODEL",
+__all__ = ["FIGURE", "FIGURE_METADATA", "FORMATS", "INFER", "INFER_SUMMARY", "Lock",
+           "MAPS", "MAPS_KEYS", "METRICS", "MOCK", "MODEL",
            "OutputError", "PAINT", "REPORT", "RUN", "SAMPLES", "SPECTRA", "STORES", "SUMMARY", "TILE", "VOLUME",
            "WRITE_ERRNOS", "acquire_lock", "atomic_dir", "atomic_save", "atomic_write", "atomic_write_text",
            "check_disjoint", "check_folder", "check_output", "check_recorded", "check_unlocked", "holder_text",

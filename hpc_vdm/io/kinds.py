@@ -20,12 +20,13 @@ MAPS, TILE, SAMPLES, SUMMARY = "maps store", "tile store", "samples store", "sam
 SPECTRA, MODEL, RUN, FIGURE = "spectra file", "model file", "run dir", "figure"
 PAINT, VOLUME, METRICS, REPORT = "paint store", "volume store", "metrics file", "report folder"
 MOCK = "mock record"
+INFER, INFER_SUMMARY = "infer store", "infer summary"
 FIGURE_METADATA = {"Software": "hpc_vdm figure"}  # savefig(..., metadata=FIGURE_METADATA): a PNG tEXt chunk
 FORMATS = {"hpc_vdm.maps/1": MAPS, "hpc_vdm.tile/1": TILE, "hpc_vdm.samples/1": SAMPLES,
            "hpc_vdm.sample_summary/1": SUMMARY, "hpc_vdm.spectra/1": SPECTRA, "hpc_vdm.paint/1": PAINT,
            "hpc_vdm.volume/1": VOLUME, "hpc_vdm.metrics/1": METRICS, "hpc_vdm.export/2": MODEL,
-           "hpc_vdm.mock/1": MOCK}
-STORES = (MAPS, TILE, SAMPLES, PAINT, VOLUME)
+           "hpc_vdm.mock/1": MOCK, "hpc_vdm.infer/1": INFER, "hpc_vdm.infer_summary/1": INFER_SUMMARY}
+STORES = (MAPS, TILE, SAMPLES, PAINT, VOLUME, INFER)
 MAPS_KEYS = {"fields", "splits", "stats", "maps_per_sim"}  # maps stores written before the format marker
 
 

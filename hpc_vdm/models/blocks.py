@@ -84,14 +84,20 @@ class GammaEmbedding(nn.Module):
 
     The normalisation uses the *initial* schedule bounds, as in the papers, so that a learned schedule
     does not move the embedding of a given noise level. Optional simulation parameters (B, n_params)
-    are added through their own zero-initialised projection (off unless ``n_params`` > 0).
+    are added through their own zero-initialised projection (off unless ``n_params`` > 0): one linear map, or
+    with ``param_mlp`` a 2-layer SiLU MLP (Mudur+23's emulator), so the embedding every residual block
+    receives is a non-linear function of the parameters.
     """
 
-    def __init__(self, channels: int, dim: int, gamma_range: tuple[float, float], n_params: int = 0):
+    def __init__(self, channels: int, dim: int, gamma_range: tuple[float, float], n_params: int = 0,
+                 param_mlp: bool = False):
         super().__init__()
         self.channels, self.gamma_min, self.gamma_max = channels, float(gamma_range[0]), float(gamma_range[1])
         self.mlp = nn.Sequential(nn.Linear(channels, dim), nn.SiLU(), nn.Linear(dim, dim), nn.SiLU())
-        self.params_proj = zero_init(nn.Linear(n_params, dim)) if n_params else None
+        self.params_proj = None
+        if n_params:
+            self.params_proj = (nn.Sequential(nn.Linear(n_params, dim), nn.SiLU(), zero_init(nn.Linear(dim, dim)))
+                                if param_mlp else zero_init(nn.Linear(n_params, dim)))
 
     def forward(self, gamma_t: torch.Tensor, params: torch.Tensor | None = None) -> torch.Tensor:
         g = (gamma_t - self.gamma_min) / (self.gamma_max - self.gamma_min)       # (B,) in [0, 1] initially

@@ -44,7 +44,7 @@ class UNet(nn.Module):
     def __init__(self, *, channels: int = 48, channel_mults: Sequence[int] = (1, 2, 4, 8), blocks_per_level: int = 1,
                  attention: bool | str = True, attention_heads: int = 1, attention_radius: int = 0,
                  norm: str = "group", norm_groups: int = 8, dropout: float = 0.1, add_zt: bool = True,
-                 in_channels: int = 1, cond_channels: int = 1, n_params: int = 0,
+                 in_channels: int = 1, cond_channels: int = 1, n_params: int = 0, param_mlp: bool = False,
                  gamma_range: tuple[float, float] = (-13.3, 13.3)):
         super().__init__()
         if not channel_mults:
@@ -61,7 +61,7 @@ class UNet(nn.Module):
         self.attention_radius = attention_radius if self.attention_kind == "local" else 0
         block = dict(emb_dim=emb_dim, groups=norm_groups, dropout=dropout, norm=norm)
 
-        self.embed = GammaEmbedding(E, emb_dim, gamma_range, n_params)
+        self.embed = GammaEmbedding(E, emb_dim, gamma_range, n_params, param_mlp)
         self.conv_in = conv3x3(in_channels + cond_channels, E)
         self.down, self.downsample = nn.ModuleList(), nn.ModuleList()
         ch, skips = E, []
@@ -144,11 +144,12 @@ def model_locality_args(model_cfg) -> dict:
     return dict(norm=getattr(model_cfg, "norm", "group"), attention=attention, attention_radius=radius)
 
 
-def build_unet(model_cfg, *, gamma_range: tuple[float, float], n_params: int = 0, cond_channels: int = 1) -> UNet:
+def build_unet(model_cfg, *, gamma_range: tuple[float, float], n_params: int = 0, cond_channels: int = 1,
+               param_mlp: bool = False) -> UNet:
     """A :class:`UNet` from a ``ModelConfig``-like object (read by attribute; the model never imports config),
-    conditioned on ``cond_channels`` maps (0: none) and ``n_params`` scalars."""
+    conditioned on ``cond_channels`` maps (0: none) and ``n_params`` scalars (through an MLP with ``param_mlp``)."""
     return UNet(channels=model_cfg.channels, channel_mults=tuple(model_cfg.channel_mults),
                 blocks_per_level=model_cfg.blocks_per_level, attention_heads=model_cfg.attention_heads,
                 norm_groups=model_cfg.norm_groups, dropout=model_cfg.dropout, add_zt=model_cfg.add_zt,
-                cond_channels=cond_channels, n_params=n_params, gamma_range=gamma_range,
+                cond_channels=cond_channels, n_params=n_params, param_mlp=param_mlp, gamma_range=gamma_range,
                 **model_locality_args(model_cfg))

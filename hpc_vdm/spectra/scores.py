@@ -122,8 +122,25 @@ def band_powers(maps: np.ndarray, box_mpc_h: float) -> np.ndarray:
     return np.asarray(out).reshape(*np.shape(maps)[:-2], len(edges))
 
 
-def overdensity_spectra(maps: np.ndarray, box_mpc_h: float) -> tuple[np.ndarray, np.ndarray]:
-    """(k, P (m, nk)) of the overdensity of mass maps (m, N, N), bins up to k_Nyq."""
-    ps = [power_spectrum(overdensity(m), box_mpc_h) for m in np.asarray(maps, dtype=np.float64)]
+def overdensity_spectra(maps: np.ndarray, box_mpc_h: float, space: str = "overdensity") -> tuple[np.ndarray, np.ndarray]:
+    """(k, P (m, nk)) of the overdensity (or another ``space``) of mass maps (m, N, N), bins up to k_Nyq."""
+    f = _space(space)
+    ps = [power_spectrum(f(m), box_mpc_h) for m in np.asarray(maps, dtype=np.float64)]
     keep = in_band(ps[0].k, 0.0, k_nyquist(box_mpc_h, np.shape(maps)[-1]))
     return ps[0].k[keep], np.stack([p.power[keep] for p in ps])
+
+
+def chi2_r(power: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """(m,) reduced χ² of each spectrum (m, nk) against reference spectra (M, nk), Mudur+23:
+    χ²_r = 1/(nk − 1) Σ_k (P_k − mean_ref,k)² / std_ref,k² (std with ddof 1). A spectrum equal to one of the
+    references is scored against the others (leave-one-out: the cosmic-variance floor of the truths)."""
+    reference = np.asarray(reference, dtype=np.float64)
+    out = []
+    for p in np.atleast_2d(np.asarray(power, dtype=np.float64)):
+        same = np.all(np.isclose(reference, p, rtol=1e-12, atol=0), axis=1)  # leave the map itself out
+        ref = reference[~same]
+        if len(ref) < 2:
+            raise ValueError(f"chi^2_r needs at least 2 reference spectra besides the one scored, got {len(ref)}")
+        mu, sd = ref.mean(0), ref.std(0, ddof=1)
+        out.append(np.sum((p - mu) ** 2 / sd ** 2) / (p.size - 1))
+    return np.asarray(out)
