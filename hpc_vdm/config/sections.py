@@ -156,7 +156,9 @@ class ModelConfig:
     blocks, MSE); ``dm2gal`` is the 3D patch CNN (family options in ``model.dm2gal``)."""
 
     kind: str = param("vdm", "model family: vdm (conditional diffusion), regressor (deterministic map-to-map, MSE "
-MODEL_KINDS = ("vdm", "regressor", "dm2gal", "two_phase", "emulator")
+                             "on the normalised target), dm2gal (3D patches -> central voxel), two_phase "
+                             "(classifier + gated regressor, model.two_phase) or emulator (a VDM of maps from "
+                             "model.params alone; model.emulator)", choices=MODEL_KINDS)
     channels: int = param(48, "channels of the first level (E); level i has E * channel_mults[i]", range=(1, None))
     channel_mults: list[int] = param([1, 2, 4, 8], "channel multiplier per level; each level halves the resolution")
     blocks_per_level: int = param(1, "residual blocks per level", range=(1, 16))
