@@ -93,7 +93,7 @@ def tiled(path: str, truth: np.ndarray, draws: np.ndarray, box_mpc_h: float, png
     p_s = np.stack([p.power[keep] for p in small_s])
     report.ratio_panel(k_small[keep], {"tiled slab / whole-map truths": interp / np.median(p_t, 0),
                                       "whole-map samples / truths": p_s / np.median(p_t, 0)}, png,
-                       f"{vol['name']} slab ({vol['pixels']}², {slab.shape[0]} samples) vs 256² maps")
+                       f"{vol['name']} slab ({vol['pixels']}², {slab.shape[0]} samples) vs {truth.shape[-1]}² maps")
     ratio, k = np.median(interp, 0) / np.median(p_t, 0), k_small[keep]
     by_band = {b: float(np.median(ratio[in_band(k, lo, hi)]))
                for b, (lo, hi) in band_edges(box_mpc_h, truth.shape[-1]).items()}

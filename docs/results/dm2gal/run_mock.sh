@@ -9,8 +9,8 @@ $PY -m hpc_vdm.mock --set mock.out_dir=$OUT/cmd --set mock.n_sims=1 --set mock.p
     --set "mock.grids=[128]" --set mock.nbody=true --set mock.map_pixels=64
 $PY -m hpc_vdm.prepare_volume --config configs/dm2gal.yaml --source-dir $OUT/cmd --grid-n 128 --store $OUT/vol128.zarr
 $PY -m hpc_vdm.train configs/dm2gal_test.yaml --run-dir $OUT/run --set data.store=$OUT/vol128.zarr \
-    --set dm2gal.channels=8 --set dm2gal.hidden=64 --set train.steps=1500 --set train.val_every=250 \
-    --set train.ckpt_every=250 --set data.batch_size=32 --set dm2gal.weight_bins=${WEIGHT_BINS:-1} --set dm2gal.centres=${CENTRES:-stellar} --set dm2gal.min_log_mstar=${MIN_LOG_MSTAR:-8} --set train.export_tag=best --set train.lr=1e-3
+    --set model.dm2gal.channels=8 --set model.dm2gal.hidden=64 --set train.steps=1500 --set train.val_every=250 \
+    --set train.ckpt_every=250 --set data.batch_size=32 --set model.dm2gal.weight_bins=${WEIGHT_BINS:-1} --set model.dm2gal.centres=${CENTRES:-stellar} --set model.dm2gal.min_log_mstar=${MIN_LOG_MSTAR:-8} --set train.export_tag=best --set train.lr=1e-3
 for mask in subhalo truth; do
   $PY -m hpc_vdm.baselines --config configs/dm2gal_test.yaml --store $OUT/vol128.zarr \
       --model $OUT/run/export/model.pt --mask $mask --out $OUT/compare_$mask \
