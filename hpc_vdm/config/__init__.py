@@ -1,6 +1,7 @@
 """Typed run configuration: YAML -> dataclasses, validated on load, ``--set a.b=v`` overrides.
 
-``schema`` is the machinery (types, ranges, suggestions, YAML, diffs); ``sections`` are the dataclasses;
+``schema`` is the machinery (types, ranges, suggestions, YAML, diffs); ``sections`` are the dataclasses (the
+families' options in ``families`` and ``emulate``);
 ``migrate`` moves keys of the earlier layout to today's sections.
 """
 from __future__ import annotations

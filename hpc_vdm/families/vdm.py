@@ -14,6 +14,7 @@ Use: :meth:`VDMFamily.predict` draws posterior samples of whole maps or, tiled, 
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Sequence
 
@@ -32,6 +33,8 @@ from ..spectra.scores import draw_scores
 from .base import DrawSpec, MapsFamily
 
 BOUND_SEED = 1_000_003
+
+log = logging.getLogger("hpc_vdm.train")
 
 
 class VDMFamily(MapsFamily):
@@ -113,8 +116,13 @@ class VDMFamily(MapsFamily):
             cond, x, params, index = self._item(dataset, j, ranks.device)
             z = self.draw_normalised(vdm, None if cond is None else cond[0].cpu(), index, [0], spec,
                                      None if params is None else params.cpu())                 # (1, H, W)
-            scores = draw_scores(self.norm.target_out(x[0, 0].cpu().numpy()), self.norm.target_out(z[0].numpy()),
-                                 self.store_attrs["box_size_mpc_h"])
+            drawn = self.norm.target_out(z[0].numpy())                                         # (H, W) physical
+            if not np.isfinite(drawn).all():  # an early model can overflow 10**(log field) at few steps
+                log.warning("validation draw of map %d is not finite (%s, %d steps): scored as the worst, P error "
+                            "inf and r 0", index, spec.sampler, spec.steps)
+                sums += [np.inf, 0.0, 1]
+                continue
+            scores = draw_scores(self.norm.target_out(x[0, 0].cpu().numpy()), drawn, self.store_attrs["box_size_mpc_h"])
             sums += [scores["pk_ratio_err"], scores["r_mean"], 1]
         total = ranks.sum(sums)
         if total[2] == 0:
@@ -133,8 +141,9 @@ class VDMFamily(MapsFamily):
         return cat(1), cat(0), cat(2)
 
     def export_facts(self, module) -> dict:
-        """The score network's locality, its effective reach on held-out maps noised at γ = −5, 0, 5 (tol 1e-3:
-        the radius beyond which the output's sensitivity to the input is below 1e-3 of its peak), and for a
+        """The score network's locality; for a tile-safe network its effective reach on held-out maps noised at
+        γ = −5, 0, 5 (tol 1e-3: the radius beyond which the output's sensitivity to the input is below 1e-3 of its
+        peak; a network that is not local reads its whole window, so nothing is measured), and for a
         GroupNorm network the statistics of every GroupNorm layer over held-out maps at 33 γ values spanning
         the learned schedule, so that ``tile`` can freeze them (a tile-safe stop-gap)."""
         net = module.score
@@ -143,16 +152,17 @@ class VDMFamily(MapsFamily):
         if Path(self.cfg.data.store).exists():
             x, cond, params = self.held_out()
             reach = []
-            for g in (-5.0, 0.0, 5.0):
+            for g in ((-5.0, 0.0, 5.0) if loc["tile_safe"] else ()):
                 alpha, sigma = (torch.sigmoid(torch.tensor(-g)).sqrt(), torch.sigmoid(torch.tensor(g)).sqrt())
                 z = alpha * x + sigma * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
                 inputs = z if cond is None else torch.cat([z, cond], 1)
                 with torch.enable_grad():
                     reach.append(effective_reach(score_fn(net, g, None if params is None else params[:1]), inputs[:2],
                                                  1e-3, stride=loc["stride"]))
-            loc["effective_reach"] = {"tol": 1e-3, "gamma": [-5.0, 0.0, 5.0], "px": reach}
+            if reach:
+                loc["effective_reach"] = {"tol": 1e-3, "gamma": [-5.0, 0.0, 5.0], "px": reach}
             if "group" in loc["norm"]:
-                g0, g1 = (float(module.gamma(torch.tensor(v))) for v in (0.0, 1.0))
+                g0, g1 = (float(module.gamma(torch.tensor(v)).detach()) for v in (0.0, 1.0))
                 stats = calibrate(net, x, cond, torch.linspace(g0, g1, 33), params=params)
                 facts["frozen_norm"] = {"gamma": stats["gamma"].float(), "mean": stats["mean"], "var": stats["var"]}
         return facts
