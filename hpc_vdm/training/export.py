@@ -31,7 +31,10 @@ def consolidated_weights(ckpt_root: Path, tag: str) -> dict:
     weights = {k: v.float() for k, v in get_fp32_state_dict_from_zero_checkpoint(str(ckpt_root), tag=tag).items()}
     # parameters that never require gradients (frozen ones: two_phase's gate, dm2gal's BatchNorm statistics) are
     # not in the optimizer's partitions DeepSpeed consolidates; ZeRO 1/2 keep them whole in the module state
-    module = safe_load(folder / "mp_rank_00_model_states.pt")["module"]
+    # (ZeRO 3 partitions every parameter and DeepSpeed's consolidation merges the frozen ones itself: its module
+    # states, named zero_pp_rank_*, hold empty placeholders)
+    states = folder / "mp_rank_00_model_states.pt"
+    module = safe_load(states)["module"] if states.is_file() else {}
     return weights | {k: v.float() for k, v in module.items() if k not in weights and v.numel() > 0}
 
 
