@@ -33,11 +33,13 @@ def test_report_writes_metrics_figures_and_summary(model, maps_store, tmp_path):
     panels = {"one_p": {"Omega_m low (0.1)": {"pk_ratio_median": 0.5, "r_mean": 0.25, "maps": [0, 1]}},
               "cross_suite": {"Astrid": {"pk_ratio_median": 1.5, "r_mean": 0.75, "split": "test", "maps": [3]}},
               "tiled": {"volume": "tng100", "samples": 2, "slab_pixels": 768, "pk_ratio_to_whole_truths_median": 1.25,
-                        "pk_ratio_by_band": {"k<kN/4": 1.125, "kN/4-kN/2": 1.0, "kN/2-kN": 0.875}}}
+                        "pk_ratio_by_band": {"k<kN/4": 1.125, "kN/4-kN/2": 1.0, "kN/2-kN": 0.875},
+                        "cond_pk_ratio_by_band": {"k<kN/4": 0.5, "kN/4-kN/2": 0.25, "kN/2-kN": 0.125}}}
     report.markdown(m | panels, ["fig1.png"], tmp_path / "summary.md")  # the panels' numbers as tables
     text = (tmp_path / "summary.md").read_text()
     assert "| Omega_m low (0.1) | 0.500 | 0.250 | 2 |" in text and "| Astrid | 1.500 | 0.750 | 1 |" in text
-    assert "| 1.125 | 1.000 | 0.875 | 1.250 |" in text
+    assert "| the tiled slab's draws / the held-out maps' truths | 1.125 | 1.000 | 0.875 |" in text
+    assert "| the slab's condition / the held-out maps' conditions | 0.500 | 0.250 | 0.125 |" in text
 
 
 def test_held_out_maps_come_from_every_simulation(maps_store):
@@ -61,3 +63,4 @@ def test_bad_inputs_are_refused_before_anything_is_written(model, maps_store, tm
         err = capsys.readouterr().err
         assert __import__("re").search(match, err), err
         assert not (tmp_path / "ev").exists()
+

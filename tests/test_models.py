@@ -95,6 +95,32 @@ def test_loss_diff_and_recon_match_their_formulas():
     assert torch.allclose(out.loss_recon, nll.flatten(1).sum(1) / (256 * math.log(2)), rtol=1e-4)
 
 
+@pytest.mark.parametrize("weighting,bias", [("sigmoid", 2.0), ("sigmoid", -2.0), ("edm", 2.0)])
+def test_weighted_loss_diff_is_the_bound_times_the_weight_of_its_noise_level(weighting, bias):
+    """Training weights scale loss_diff per example by w(γ_t) and leave loss_klz, loss_recon and the bound
+    (weighted=False) alone; sigmoid: w = sigmoid(b + γ); edm: EDM's N(λ; 2.4, 2.4²)(e^{−λ} + 1), λ = −γ, whose
+    peak (where −(γ + 2.4)/2.4² + sigmoid(γ) = 0, found here by root-finding) is 1."""
+    from scipy.optimize import brentq
+
+    vdm = tiny_vdm()
+    vdm.weighting, vdm.weighting_bias = weighting, bias
+    x, c = torch.randn(3, 1, 16, 16), torch.randn(3, 1, 16, 16)
+    kw = dict(t=torch.tensor([0.1, 0.5, 0.9]), eps=torch.randn(3, 1, 16, 16), eps_0=torch.randn(3, 1, 16, 16))
+    bound, trained = vdm(x, c, weighted=False, **kw), vdm(x, c, **kw)
+    g = (-13.3 + 26.6 * kw["t"]).double()
+    if weighting == "sigmoid":
+        w = torch.sigmoid(bias + g)
+    else:
+        peak = brentq(lambda y: -(y + 2.4) / 2.4**2 + 1 / (1 + math.exp(-y)), -10, 10)
+        log_w = lambda y: -0.5 * ((-y - 2.4) / 2.4) ** 2 + torch.log1p(torch.exp(y))  # noqa: E731
+        w = torch.exp(log_w(g) - log_w(torch.tensor(peak, dtype=torch.float64)))
+        assert float(vdm.weight(torch.tensor(peak))) == pytest.approx(1.0, abs=1e-6)
+        assert float(vdm.weight(torch.linspace(-20, 20, 401)).max()) <= 1 + 1e-6
+    torch.testing.assert_close(trained.loss_diff, bound.loss_diff * w.float(), rtol=1e-5, atol=0)
+    torch.testing.assert_close(trained.loss_recon, bound.loss_recon)
+    torch.testing.assert_close(trained.loss_klz, bound.loss_klz)
+
+
 def test_antithetic_times_cover_unit_interval():
     t = antithetic_times(8)
     assert t.min() >= 0 and t.max() < 1

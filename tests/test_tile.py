@@ -14,6 +14,7 @@ import zarr
 
 from helpers import clean_env, export_tiny
 from hpc_vdm import tile
+from hpc_vdm.inference import painting
 from hpc_vdm.inference import sources as slab_inputs
 from hpc_vdm.data import transforms
 from hpc_vdm.data.dataset import read_attrs
@@ -111,6 +112,24 @@ def test_mock_slabs_hold_the_stellar_mass_of_the_volume(finished):
     per_axis = got["cond"].astype(np.float64).reshape(3, 2, -1).sum(axis=(1, 2)) * 0.1**2
     np.testing.assert_allclose(per_axis, per_axis[0], rtol=1e-5)
     assert per_axis[0] > 0
+
+
+def test_mock_stars_are_painted_at_cmds_pixel_then_pooled_like_the_training_maps():
+    """At a volume pixel 4x CMD's (the pooled maps' 0.39 Mpc/h), a star at a CMD pixel centre lights one pixel
+    with all its mass, as a pooled CMD map does; CIC straight at the coarse pixel would light 2x2."""
+    vol = Volume("v", 25.0, 5.0, 25.0 / 64)
+    assert painting.cmd_subpixels(vol.pixel_mpc_h) == 4 and painting.cmd_subpixels(0.1) == 1
+    fine = 25.0 / 256
+    pos = np.array([[(8 * 4 + 1 + 0.5) * fine, (5 * 4 + 2 + 0.5) * fine, 1.0]])   # coarse pixel (8, 5), off-centre
+    got = painting.paint_as_cmd(pos, np.array([2.0e10]), vol, [(2, 0)])[(2, 0)]
+    assert np.count_nonzero(got) == 1 and got[8, 5] == pytest.approx(2.0e10 / vol.pixel_mpc_h**2)
+    coarse: dict = {}
+    painting.paint(pos, np.array([2.0e10]), vol, [(2, 0)], coarse)
+    assert np.count_nonzero(coarse[(2, 0)]) == 4 and coarse[(2, 0)].sum() == pytest.approx(got.sum())
+    tng300 = Volume("tng300_64", 205.0, 5.0, 0.390625)            # 524.8 pixels of 0.39 Mpc/h: the grid has 525
+    stars = np.random.default_rng(0).uniform(0, [205.0, 205.0, 5.0], size=(1000, 3))
+    got = painting.paint_as_cmd(stars, np.ones(1000), tng300, [(2, 0)])[(2, 0)]
+    assert got.shape == (525, 525) and got.sum() * (205.0 / 525) ** 2 == pytest.approx(1000.0)
 
 
 def test_interrupted_run_resumes_to_the_uninterrupted_store(finished, model, preset, tmp_path, monkeypatch):

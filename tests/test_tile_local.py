@@ -57,6 +57,27 @@ def test_a_tiled_local_slab_equals_the_whole_field_with_the_same_noise(setup, tm
                                rtol=2e-4)
 
 
+def test_the_reports_tiled_panel_draws_the_slab_whole_with_the_stores_noise(setup, tmp_path):
+    """evaluate's tiled panel re-draws the store's slab whole with its sampler, steps, seed and slab key: for a
+    local network the tiled/whole P(k) ratio is 1 and tiled − whole is float rounding; the reference 'maps' here
+    are the slab's own condition and draws, so the two cross-volume ratios are 1 too."""
+    from hpc_vdm.evaluate import panels
+
+    root, local, _ = setup
+    out = tmp_path / "t.zarr"
+    assert tile.main(args(root, local, out, "--n-samples", "2")) == 0
+    got = zarr.open_group(str(out), mode="r")
+    cond = np.repeat(np.asarray(got["cond"][:1], np.float64), 2, axis=0)                  # (2, P, P)
+    draws = np.asarray(got["samples"][:, 0], np.float64)                                  # (S=2, P, P)
+    m = panels.tiled(str(out), load_bundle(local), cond, draws, "the slab's own", 10.0, tmp_path / "tiled.png")
+    assert m["samples"] == 2 and m["tiled_minus_whole_rms_over_spread"] < 1e-3
+    for name in ("tiled_over_whole_pk_ratio_by_band", "cond_pk_ratio_by_band", "pk_ratio_by_band"):
+        assert all(v == pytest.approx(1.0, abs=1e-3) for v in m[name].values()), name
+    small = panels.tiled(str(out), load_bundle(local), cond, draws, "the slab's own", 10.0, tmp_path / "t2.png",
+                         whole_max_pixels=64)
+    assert "tiled_over_whole_pk_ratio_by_band" not in small and "64" in small["whole"]
+
+
 @pytest.mark.parametrize("model,extra,match", [
     ("group", [], r"cannot be tiled exactly: GroupNorm normalises each window with its own statistics"),
     ("local", ["--halo", "12", "--tile", "50"], r"tile.halo=12 is below the network's receptive radius 15 px: use "

@@ -21,7 +21,9 @@ class VDMOptions:
     antithetic: bool = param(True, "antithetic (stratified) diffusion times within a batch")
     weighting: str = param("elbo", "training weight of loss_diff: elbo (the bound itself) or sigmoid (w = "
                                    "sigmoid(b - log-SNR), Kingma & Gao 2023: less weight on nearly clean levels); "
-                                   "validation always reports the bound", choices=("elbo", "sigmoid"))
+                                   "edm (Karras+22's weight over noise levels: more on very noisy levels, where the "
+                                   "posterior mean is decided); validation always reports the bound",
+                         choices=("elbo", "sigmoid", "edm"))
     weighting_bias: float = param(2.0, "b of the sigmoid weighting [log-SNR units]", range=(-20.0, 20.0))
 
 

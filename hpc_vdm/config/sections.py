@@ -230,11 +230,12 @@ class TileConfig:
                                "stride grid: the tiles will show")
     out: str = param("out/tng300.zarr", "output Zarr store (resumed when it exists with the same configuration)")
     progress: bool = param(True, "progress bar on rank 0")
-    mock_slabs: int = param(1, "mock input: slabs in the thin-slab PM box (all of the preset's = a full cube)",
+    mock_slabs: int = param(1, "mock input: slabs in the depth of the PM box (all of the preset's = a full cube; "
+                               "5 = a CAMELS box's 25 Mpc/h: one slab's periodic box projects ~2x the clustering)",
                             range=(1, None))
     mock_spacing_mpc_h: float = param(0.1953125, "mock input: mean particle spacing [Mpc/h] (25/128: the demo mock)",
                                       range=(1e-3, None))
-    mock_pm_steps: int = param(10, "mock input: PM steps", range=(1, 1000))
+    mock_pm_steps: int = param(10, "mock input: PM steps (the demo mock's: 20)", range=(1, 1000))
     mock_seed: int = param(0, "mock input: initial-condition seed", range=(0, 2**31 - 1))
 
 
@@ -256,7 +257,10 @@ class EvaluateConfig:
     suites: dict[str, str] = param({}, "other suites' maps stores {name: store}: the model applied across suites, "
                                        "normalised with its training suite's statistics")
     suite_maps: int = param(4, "maps per other suite", range=(1, None))
-    tile_store: str = param("", "an hpc_vdm.tile output: P(k) of its slabs against the whole-map statistics")
+    tile_store: str = param("", "an hpc_vdm.tile output: P(k) of its slab against the same slab drawn whole, and "
+                                "against the held-out maps")
+    tile_whole_max_pixels: int = param(1024, "draw the tile store's slab whole (the tiling check) up to this side "
+                                             "[px]", range=(0, None))
     linear: bool = param(True, "score the linear transfer-function baseline (fitted on the store's training maps)")
     baselines: dict[str, str] = param({}, "other exported models scored on the same maps, {name: model.pt} (e.g. "
                                           "{regressor: runs/reg/export/model.pt}): one draw each, beside the model")

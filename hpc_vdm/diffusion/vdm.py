@@ -10,7 +10,11 @@
 each multiplied by 1 / (D ln 2), D = pixels per example. With ``weighting="sigmoid"`` the training
 objective weights ``loss_diff`` by w(λ_t) = sigmoid(b − λ_t), λ = −γ the log-SNR (Kingma & Gao 2023, "Understanding
 Diffusion Objectives": a monotone weighting is the bound of noise-augmented data; it moves emphasis from
-nearly clean to noisier levels); ``forward(..., weighted=False)`` always returns the bound itself.
+nearly clean to noisier levels). ``weighting="edm"`` is EDM's (Karras+22) importance over noise levels written
+in these terms (Kingma & Gao, their Table 1): w(λ) ∝ N(λ; 2.4, 2.4²) · (e^{−λ} + σ_d²)/σ_d², σ_d = 1 for
+standardised maps, scaled to a peak of 1. It weights the x̂ error of very noisy levels — where the posterior
+mean and the largest scales are decided — e^{γ} times more than the bound does.
+``forward(..., weighted=False)`` always returns the bound itself.
 """
 from __future__ import annotations
 
@@ -36,7 +40,18 @@ class VDMOutput(NamedTuple):
         return self.loss_diff + self.loss_klz + self.loss_recon
 
 
-WEIGHTINGS = ("elbo", "sigmoid")
+WEIGHTINGS = ("elbo", "sigmoid", "edm")
+EDM_LOGSNR_MEAN, EDM_LOGSNR_STD = 2.4, 2.4   # EDM's ln σ ~ N(−1.2, 1.2²) as a log-SNR λ = −2 ln σ
+
+
+def edm_log_weight(gamma_t: torch.Tensor) -> torch.Tensor:
+    """log of EDM's weight over γ = −λ (σ_d = 1), unnormalised: −(λ − μ)²/(2 s²) + log(1 + e^{γ})."""
+    lam = -gamma_t
+    return -0.5 * ((lam - EDM_LOGSNR_MEAN) / EDM_LOGSNR_STD) ** 2 + torch.nn.functional.softplus(gamma_t)
+
+
+# its peak over γ, found once on a fine grid, so that max w = 1
+_EDM_LOG_PEAK = float(edm_log_weight(torch.linspace(-30.0, 30.0, 60001, dtype=torch.float64)).max())
 
 
 def antithetic_times(batch: int, *, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
@@ -71,9 +86,11 @@ class VDM(nn.Module):
         return self.score(z_t.to(dt), gamma_t.to(dt), c, p).float()
 
     def weight(self, gamma_t: torch.Tensor) -> torch.Tensor:
-        """w(λ_t) of the training objective's loss_diff: 1 (the bound) or sigmoid(b + γ_t) (λ = −γ)."""
+        """w(λ_t) of the training objective's loss_diff: 1 (the bound), sigmoid(b + γ_t) (λ = −γ) or EDM's."""
         if self.weighting == "elbo":
             return torch.ones_like(gamma_t)
+        if self.weighting == "edm":
+            return torch.exp(edm_log_weight(gamma_t) - _EDM_LOG_PEAK)
         return torch.sigmoid(self.weighting_bias + gamma_t)
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None, params: torch.Tensor | None = None, *,

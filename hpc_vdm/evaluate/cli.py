@@ -75,10 +75,11 @@ def run(cfg) -> Path:
              e.split, n_samples, "" if family.deterministic else f", {cfg.sampler.steps} steps")
     main_row = rows.model_row(bundle.kind, bundle, cond, maps, truth, params, spec, n_samples, device)
     draws, box = main_row.draws, attrs["box_size_mpc_h"]
-    cv = None
-    if e.cv_store:
+    cv, tile_ref = None, (cond, truth, f"held-out {e.split}")
+    if e.cv_store:  # the CV set: the fiducial cosmology, as a mock slab's (and close to TNG's)
         cv_root, _ = open_for(bundle, e.cv_store, "CV store")
-        cv = read_pairs(bundle, cv_root, e.cv_store, range(cv_root[bundle.norm.target].shape[0]))[1]
+        cv_cond, cv, _ = read_pairs(bundle, cv_root, e.cv_store, range(cv_root[bundle.norm.target].shape[0]))
+        tile_ref = (cv_cond, cv, "CV")
     posterior, ranks = analysis.analyse(truth, cond, draws, box, seed=e.seed, deterministic=family.deterministic,
                                         cv_truths=cv, log_offset=offset)
     extra = [rows.model_row(name, b, cond, maps, truth, params, spec, 1, device) for name, b in others.items()]
@@ -97,14 +98,15 @@ def run(cfg) -> Path:
     labels = report.Labels(bundle.norm.condition, bundle.norm.target, family.deterministic, offset)
     if extra:
         metrics["comparison"] = comparison(main_row, extra, truth, box, offset, thresholds(root, attrs, bundle, store_path))
-    write(cfg, bundle, metrics, out, (cond, truth, draws, box, ranks, labels), n_samples, spec,
+    write(cfg, bundle, metrics, out, (cond, truth, draws, box, ranks, labels), n_samples, spec, tile_ref,
           [main_row] + extra if extra else [])
     log.info("wrote %s/metrics.json and %s/report/", out, out)
     return out
 
 
-def write(cfg, bundle, metrics: dict, out: Path, arrays, n_samples: int, spec, all_rows) -> None:
-    """metrics.json and report/ (figures, summary.md), written atomically under the output's lock."""
+def write(cfg, bundle, metrics: dict, out: Path, arrays, n_samples: int, spec, tile_ref, all_rows) -> None:
+    """metrics.json and report/ (figures, summary.md), written atomically under the output's lock; ``tile_ref``
+    (cond, truth, name): the whole maps a tiled slab is compared with."""
     e, kw = cfg.evaluate, dict(n_samples=n_samples, spec=spec)
     cond, truth, draws, box, ranks, labels = arrays
     with writing(out), acquire_lock(out), atomic_dir(out) as tmp:
@@ -118,7 +120,8 @@ def write(cfg, bundle, metrics: dict, out: Path, arrays, n_samples: int, spec, a
                                                    tmp / "report" / "suites.png")
             figs.append("suites.png")
         if e.tile_store:
-            metrics["tiled"] = panels.tiled(e.tile_store, truth, draws, box, tmp / "report" / "tiled.png")
+            metrics["tiled"] = panels.tiled(e.tile_store, bundle, *tile_ref, box, tmp / "report" / "tiled.png",
+                                            e.tile_whole_max_pixels)
             figs.append("tiled.png")
         if all_rows:
             c = metrics["comparison"]

@@ -78,6 +78,8 @@ def spectra_figure(truth_curves: dict, rows: dict, png: Path, labels) -> None:
                  title="pixel PDF (empty pixels left out)")
     for a in (ax[1, 0], ax[1, 1]):
         a.axhline(0.0, color="k", lw=0.8)
+    for a in (ax[0, 0], ax[0, 1], ax[0, 2], ax[1, 0], ax[1, 1]):
+        figures.log_k_ticks(a)
     for a in ax.ravel():
         a.legend(fontsize=7)
     for a in (ax[0, 0], ax[0, 1], ax[0, 2], ax[1, 0], ax[1, 1]):

@@ -36,6 +36,7 @@ def fig1(png: Path, sims, params, points) -> None:
         ax[1, i].axhspan(-2, 2, color="0.9")
         ax[1, i].axhline(0, color="k", lw=0.8)
         ax[1, i].set(xlabel="k [h/Mpc]", ylabel="z-score of the mean")
+        figures.log_k_ticks(ax[1, i])
     save_figure(fig, png, dpi=80)
     plt.close(fig)
 
@@ -90,6 +91,7 @@ def one_p_figure(png: Path, resp: dict) -> None:
                            hatch="//")
         a.set(xscale="log", xlabel="k [h/Mpc]", ylabel=f"P(k) / P(k; {name}={v['fiducial']:.3g})",
               title=f"1P {name}: simulated (solid), generated (dashed)")
+        figures.log_k_ticks(a)
         a.legend(fontsize=7)
     save_figure(fig, png, dpi=80)
     plt.close(fig)

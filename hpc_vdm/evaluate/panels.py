@@ -72,30 +72,66 @@ def suites(bundle, stores: dict[str, str], n_maps: int, seed: int, kw: dict, png
     return out
 
 
-def tiled(path: str, truth: np.ndarray, draws: np.ndarray, box_mpc_h: float, png: Path) -> dict:
-    """P(k) of a tiled slab's draws against the held-out whole maps' truths and draws (δ, k <= k_Nyq of
-    the whole maps)."""
+def tiled(path: str, bundle, cond: np.ndarray, truth: np.ndarray, reference: str, box_mpc_h: float, png: Path,
+          whole_max_pixels: int = 1024) -> dict:
+    """The tiled slab of an ``hpc_vdm.tile`` store, three ways (P(k) of δ, k <= k_Nyq of the whole maps):
+
+    1. against the same slab sampled **whole** with the same keyed noise (the store's sampler, steps, seed and
+       slab key): the tiling's own error, which should be nil — done when the store was made by this model
+       and the slab has at most ``whole_max_pixels`` per side (one window of the whole slab must fit);
+    2. the slab's condition against the ``reference`` maps' conditions ``cond`` (N, H, W): whether its input
+       is like theirs (best the CV set: the fiducial cosmology of a mock slab, close to TNG's);
+    3. the draws against the reference maps' truths: across volumes, so it measures the model together with
+       the shift of 2., not the tiling.
+    """
     import zarr
+
+    from ..families import DrawSpec, for_bundle
+    from ..io.atomic import sha256_file
 
     root = zarr.open_group(str(path), mode="r")
     if not root.attrs.get("complete"):
         raise ValueError(f"tile store {str(path)!r} is not complete; finish `python -m hpc_vdm.tile` first")
-    vol = root.attrs["fingerprint"]["volume"]
+    fp = root.attrs["fingerprint"]
+    vol = fp["volume"]
     slab = np.asarray(root["samples"][:, 0], dtype=np.float64)                                # (S, P, P)
-    big = [power_spectrum(overdensity(s), vol["box_mpc_h"]) for s in slab]
-    small_t = [power_spectrum(overdensity(t), box_mpc_h) for t in truth]
-    small_s = [power_spectrum(overdensity(d), box_mpc_h) for d in draws.reshape(-1, *truth.shape[1:])]
-    k_max = k_nyquist(box_mpc_h, truth.shape[-1])
-    k_small = small_t[0].k
-    keep = k_small <= k_max * (1 + 1e-12)
-    interp = np.stack([np.interp(k_small[keep], b.k, b.power) for b in big])
-    p_t = np.stack([p.power[keep] for p in small_t])
-    p_s = np.stack([p.power[keep] for p in small_s])
-    report.ratio_panel(k_small[keep], {"tiled slab / whole-map truths": interp / np.median(p_t, 0),
-                                      "whole-map samples / truths": p_s / np.median(p_t, 0)}, png,
-                       f"{vol['name']} slab ({vol['pixels']}², {slab.shape[0]} samples) vs {truth.shape[-1]}² maps")
-    ratio, k = np.median(interp, 0) / np.median(p_t, 0), k_small[keep]
-    by_band = {b: float(np.median(ratio[in_band(k, lo, hi)]))
-               for b, (lo, hi) in band_edges(box_mpc_h, truth.shape[-1]).items()}
-    return {"volume": vol["name"], "samples": int(slab.shape[0]), "slab_pixels": int(vol["pixels"]),
-            "pk_ratio_to_whole_truths_median": float(np.median(ratio)), "pk_ratio_by_band": by_band}
+    slab_cond = np.asarray(root["cond"][0], dtype=np.float64)                                 # (P, P)
+    k = power_spectrum(overdensity(truth[0]), box_mpc_h).k
+    k = k[k <= k_nyquist(box_mpc_h, truth.shape[-1]) * (1 + 1e-12)]
+
+    def pk_on_k(fields, box) -> np.ndarray:                                                  # (N, K) on k
+        return np.stack([np.interp(k, p.k, p.power) for p in (power_spectrum(overdensity(f), box) for f in fields)])
+
+    p_slab = pk_on_k(slab, vol["box_mpc_h"])
+    draws_vs, cond_vs = f"tiled slab draws / {reference} truths", f"slab condition / {reference} conditions"
+    ratios = {draws_vs: p_slab / np.median(pk_on_k(truth, box_mpc_h), 0),
+              cond_vs: pk_on_k(slab_cond[None], vol["box_mpc_h"]) / np.median(pk_on_k(cond, box_mpc_h), 0)}
+    out = {"volume": vol["name"], "samples": int(slab.shape[0]), "slab_pixels": int(vol["pixels"]),
+           "reference": f"{reference} maps ({len(truth)})"}
+    same_model = fp.get("model", {}).get("sha256") == sha256_file(bundle.path)
+    if not same_model:
+        out["whole"] = "not drawn whole: the tile store was made by another model"
+    elif vol["pixels"] > whole_max_pixels:
+        out["whole"] = f"not drawn whole: {vol['pixels']}² slab > evaluate.tile_whole_max_pixels={whole_max_pixels}"
+    else:
+        (axis, index), n_slabs = fp["slabs"][0], vol["n_slabs"]
+        spec = DrawSpec(sampler=fp.get("sampler", "ancestral"), steps=fp["steps"], seed=fp["seed"])
+        whole = for_bundle(bundle).predict(bundle, slab_cond[None], keys=[axis * n_slabs + index],
+                                           samples=list(range(slab.shape[0])), spec=spec)[:, 0]   # (S, P, P)
+        ratios["tiled slab draws / the slab drawn whole"] = p_slab / pk_on_k(whole, vol["box_mpc_h"])
+        log_t, log_w = np.log10(slab), np.log10(whole)
+        out["tiled_minus_whole_rms_over_spread"] = float(np.sqrt(np.mean((log_t - log_w) ** 2))
+                                                         / max(float(log_w.std(0).mean()), 1e-300))
+    report.ratio_panel(k, ratios, png, f"{vol['name']} slab ({vol['pixels']}², {slab.shape[0]} samples) vs "
+                                       f"{truth.shape[-1]}² maps")
+    bands = band_edges(box_mpc_h, truth.shape[-1])
+
+    def by_band(r: np.ndarray) -> dict:
+        med = np.median(r, 0)
+        return {b: float(np.median(med[in_band(k, lo, hi)])) for b, (lo, hi) in bands.items()}
+
+    out |= {"pk_ratio_to_whole_truths_median": float(np.median(np.median(ratios[draws_vs], 0))),
+            "pk_ratio_by_band": by_band(ratios[draws_vs]), "cond_pk_ratio_by_band": by_band(ratios[cond_vs])}
+    if "tiled slab draws / the slab drawn whole" in ratios:
+        out["tiled_over_whole_pk_ratio_by_band"] = by_band(ratios["tiled slab draws / the slab drawn whole"])
+    return out

@@ -13,7 +13,8 @@ and its map spans the plane ((axis+1) % 3, (axis+2) % 3), as in CAMELS' map maki
   BoxSize, ``PartType4/Masses`` in 10^10 M☉/h, wind particles with ``GFM_StellarFormationTime`` <= 0
   dropped), read file by file and painted with CIC.
 * ``mock`` (the embedded default): the thin-slab particle-mesh box of reference/mock_data.md,
-  box × box × (mock_slabs · slab) Mpc/h at the fiducial CAMELS parameters, with the mock's stellar model;
+  box × box × (mock_slabs · slab) Mpc/h at the fiducial CAMELS parameters, with the mock's stellar model,
+  its stars painted as the mock's maps (CIC at CMD's pixel, pooled to the volume's: :mod:`.painting`);
   slabs along axis 2 only, unless ``mock_slabs`` covers the whole box (a cube: every axis).
 """
 from __future__ import annotations
@@ -29,11 +30,11 @@ from typing import Sequence
 import numpy as np
 
 from ..io.inputs import check_values, finite_number, hdf5_dataset, input_dir, open_hdf5, real_floats
+from .painting import Pairs, cmd_subpixels, paint, paint_as_cmd, plane_axes
 from .volumes import Volume
 
 log = logging.getLogger(__name__)
 
-Pairs = Sequence[tuple[int, int]]
 FIELD = "Mstar"  # what every source gives: stellar surface density; a model must be conditioned on it
 TNG_MASS_MSUN_H = 1e10  # PartType4/Masses unit of TNG snapshots
 
@@ -55,28 +56,6 @@ def torch_threads_kept():
         yield
     finally:
         torch.set_num_threads(threads)
-
-
-def plane_axes(axis: int) -> tuple[int, int]:
-    return (axis + 1) % 3, (axis + 2) % 3
-
-
-def paint(pos_mpc_h: np.ndarray, mass: np.ndarray, vol: Volume, pairs: Pairs, out: dict) -> None:
-    """Add CIC surface densities of particles (n, 3), masses (n,) [M☉/h] into ``out[(axis, slab)]``."""
-    from ..mock import mesh
-
-    p, pixel = vol.pixels, vol.box_mpc_h / vol.pixels
-    for axis in sorted({a for a, _ in pairs}):
-        wanted = [s for a, s in pairs if a == axis]
-        slot = np.full(vol.n_slabs, -1, dtype=np.int64)
-        slot[wanted] = np.arange(len(wanted))
-        slab = np.clip(np.floor(pos_mpc_h[:, axis] / vol.slab_mpc_h).astype(np.int64), 0, vol.n_slabs - 1)
-        keep = slot[slab] >= 0
-        cells = pos_mpc_h[keep][:, list(plane_axes(axis))] / pixel - 0.5  # pixel centres at (i + 1/2) pixel
-        grids = mesh.cic_deposit(cells, (p, p), weights=mass[keep], group=slot[slab[keep]], n_groups=len(wanted))
-        for s, g in zip(wanted, grids):
-            out.setdefault((axis, s), np.zeros((p, p)))
-            out[(axis, s)] += g / pixel**2
 
 
 # ---------------------------------------------------------------------------------------------
@@ -251,10 +230,7 @@ def mock_slabs(vol: Volume, pairs: Pairs, *, slabs: int, spacing_mpc_h: float, p
     parts = run_pm(Cosmology(params[0], params[1]), shape, box, n_steps=pm_steps, a_start=0.1,
                    rng=np.random.default_rng(ic_seed))
     mstar = stars.stellar_masses(parts, params, stars.SUITES[suite], np.random.default_rng(star_seed))
-    out: dict = {}
-    paint(parts.pos, mstar, vol, pairs, out)
-    p = vol.pixels
-    return {key: out.get(key, np.zeros((p, p))) for key in pairs}
+    return paint_as_cmd(parts.pos, mstar, vol, pairs)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -376,7 +352,8 @@ class MockSource(SlabSource):
         """The PM box's particles (~250 bytes each at its peak, measured) and the slabs."""
         box = (vol.box_mpc_h, vol.box_mpc_h, min(self.slabs, vol.n_slabs) * vol.slab_mpc_h)
         particles = math.prod(max(2, int(round(b / self.spacing_mpc_h))) for b in box)
-        return 250.0 * particles + super().memory_bytes(vol, pairs)
+        fine = 8.0 * (vol.pixels * cmd_subpixels(vol.pixel_mpc_h)) ** 2 * len(pairs)   # maps at CMD's pixel
+        return 250.0 * particles + fine + super().memory_bytes(vol, pairs)
 
 
 def _is_snapshot(path: str) -> bool:
