@@ -265,13 +265,19 @@ def tile_cmd(model, preset, out, *extra):
 
 @pytest.mark.slow
 def test_two_mpi_ranks_give_the_one_rank_store(finished, model, preset, tmp_path):
+    """Bit for bit against one rank run the same way (a fresh process). Against the in-process run of
+    ``finished`` the draws differ by float rounding (~4e-5 relative, seen 2026-12-05 on one and two ranks alike):
+    the pytest process's state, not the rank split."""
     mpiexec = Path(sys.executable).with_name("mpiexec")
-    out = tmp_path / "mpi.zarr"
+    one, out = tmp_path / "one.zarr", tmp_path / "mpi.zarr"
+    proc = subprocess.run(tile_cmd(model, preset, one), env=clean_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
     proc = subprocess.run([str(mpiexec), "-n", "2", *tile_cmd(model, preset, out)], env=clean_env(),
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "rank 1/2" in proc.stderr and "rank 0/2" in proc.stderr
-    assert_same_store(out, finished)
+    assert_same_store(out, one)
+    np.testing.assert_allclose(arrays(out)["samples"], arrays(finished)["samples"], rtol=1e-3)
 
 
 @pytest.mark.slow
