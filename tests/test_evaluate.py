@@ -38,8 +38,8 @@ def test_report_writes_metrics_figures_and_summary(model, maps_store, tmp_path):
     report.markdown(m | panels, ["fig1.png"], tmp_path / "summary.md")  # the panels' numbers as tables
     text = (tmp_path / "summary.md").read_text()
     assert "| Omega_m low (0.1) | 0.500 | 0.250 | 2 |" in text and "| Astrid | 1.500 | 0.750 | 1 |" in text
-    assert "| the tiled slab's draws / the held-out maps' truths | 1.125 | 1.000 | 0.875 |" in text
-    assert "| the slab's condition / the held-out maps' conditions | 0.500 | 0.250 | 0.125 |" in text
+    assert "| the tiled slab's draws / the truths of the held-out maps | 1.125 | 1.000 | 0.875 |" in text
+    assert "| the slab's condition / the conditions of the held-out maps | 0.500 | 0.250 | 0.125 |" in text
 
 
 def test_held_out_maps_come_from_every_simulation(maps_store):

@@ -199,8 +199,8 @@ def _panel_lines(metrics: dict) -> list[str]:
             rows.append(("the tiled slab / the same slab drawn whole (same noise)",
                          t["tiled_over_whole_pk_ratio_by_band"]))
         ref = t.get("reference", "held-out maps")
-        rows.append((f"the slab's condition / the {ref}' conditions", t.get("cond_pk_ratio_by_band")))
-        rows.append((f"the tiled slab's draws / the {ref}' truths", t["pk_ratio_by_band"]))
+        rows.append((f"the slab's condition / the conditions of the {ref}", t.get("cond_pk_ratio_by_band")))
+        rows.append((f"the tiled slab's draws / the truths of the {ref}", t["pk_ratio_by_band"]))
         whole = (f"rms(tiled − whole) of log10 = {t['tiled_minus_whole_rms_over_spread']:.2g} of the posterior spread"
                  if "tiled_minus_whole_rms_over_spread" in t else f"the slab was {t.get('whole', 'not drawn whole')}")
         lines += ["", f"## Tiled {t['volume']} slab ({t['slab_pixels']}², {t['samples']} draws)", "",
