@@ -18,6 +18,7 @@ mean and the largest scales are decided — e^{γ} times more than the bound doe
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
@@ -50,8 +51,10 @@ def edm_log_weight(gamma_t: torch.Tensor) -> torch.Tensor:
     return -0.5 * ((lam - EDM_LOGSNR_MEAN) / EDM_LOGSNR_STD) ** 2 + torch.nn.functional.softplus(gamma_t)
 
 
-# its peak over γ, found once on a fine grid, so that max w = 1
-_EDM_LOG_PEAK = float(edm_log_weight(torch.linspace(-30.0, 30.0, 60001, dtype=torch.float64)).max())
+@functools.cache
+def edm_log_peak() -> float:
+    """max over γ of :func:`edm_log_weight` (found once, on first use, on a fine grid), so that max w = 1."""
+    return float(edm_log_weight(torch.linspace(-30.0, 30.0, 60001, dtype=torch.float64)).max())
 
 
 def antithetic_times(batch: int, *, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
@@ -90,7 +93,7 @@ class VDM(nn.Module):
         if self.weighting == "elbo":
             return torch.ones_like(gamma_t)
         if self.weighting == "edm":
-            return torch.exp(edm_log_weight(gamma_t) - _EDM_LOG_PEAK)
+            return torch.exp(edm_log_weight(gamma_t) - edm_log_peak())
         return torch.sigmoid(self.weighting_bias + gamma_t)
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None, params: torch.Tensor | None = None, *,

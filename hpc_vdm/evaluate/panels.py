@@ -87,6 +87,7 @@ def tiled(path: str, bundle, cond: np.ndarray, truth: np.ndarray, reference: str
     import zarr
 
     from ..families import DrawSpec, for_bundle
+    from ..inference.volumes import Volume
     from ..io.atomic import sha256_file
 
     root = zarr.open_group(str(path), mode="r")
@@ -114,9 +115,9 @@ def tiled(path: str, bundle, cond: np.ndarray, truth: np.ndarray, reference: str
     elif vol["pixels"] > whole_max_pixels:
         out["whole"] = f"not drawn whole: {vol['pixels']}² slab > evaluate.tile_whole_max_pixels={whole_max_pixels}"
     else:
-        (axis, index), n_slabs = fp["slabs"][0], vol["n_slabs"]
+        key = Volume(vol["name"], vol["box_mpc_h"], vol["slab_mpc_h"], vol["pixel_mpc_h"]).slab_key(*fp["slabs"][0])
         spec = DrawSpec(sampler=fp.get("sampler", "ancestral"), steps=fp["steps"], seed=fp["seed"])
-        whole = for_bundle(bundle).predict(bundle, slab_cond[None], keys=[axis * n_slabs + index],
+        whole = for_bundle(bundle).predict(bundle, slab_cond[None], keys=[key],
                                            samples=list(range(slab.shape[0])), spec=spec)[:, 0]   # (S, P, P)
         ratios["tiled slab draws / the slab drawn whole"] = p_slab / pk_on_k(whole, vol["box_mpc_h"])
         log_t, log_w = np.log10(slab), np.log10(whole)
