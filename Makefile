@@ -90,7 +90,7 @@ science: | venv
 dm2galaxy: | venv
 	HPC_VDM_PYTHON=$(PY) NPROC=$(NPROC) bash docs/results/dm2galaxy/run.sh
 
-# Mudur+23 on CPU (not in CI; about 3 h on 2 busy cores, docs/results/emulator): the emulator conditioned on
+# Mudur+23 on CPU (not in CI; 1 h 43 min on 2 shared cores, docs/results/emulator): the emulator conditioned on
 # (Omega_m, sigma_8) trained on the mock's LH maps pooled to 64^2, `evaluate`'s emulation checks against the LH, CV and
 # 1P sets, `infer` (the bound on parameter grids: calibration over test maps beside the P(k) baseline, and the paper's
 # Fig. 3 with NUTS), then the results are copied to docs/results/emulator/.

@@ -35,15 +35,15 @@ stamp train
 test -f $OUT/eval/metrics.json || $PY -m hpc_vdm.evaluate --config $CFG
 stamp evaluate
 
-# calibration: 20 test maps, a coarse grid over the prior then a fine one around its posterior (no knowledge of the
-# truth), 4 noise draws per term (their spread corrects the posterior for the estimate's own noise), the P(k) baseline
+# calibration: 16 test maps, a coarse grid over the prior then a fine one around its posterior (no knowledge of the
+# truth), 8 terms x 2 noise draws (their spread corrects the posterior for the estimate's own noise), the P(k) baseline
 $TORCHRUN -m hpc_vdm.infer --config $CFG --set infer.progress=false
 stamp infer_calibration
 
 # the paper's Fig. 3: one map, the box truth +- 0.1 clipped to the prior, contours of single terms, and NUTS on the bound
 $PY -m hpc_vdm.infer --config $CFG --set infer.centre=truth --set infer.n_maps=1 --set 'infer.grid=[25,25]' \
-    --set 'infer.half_width=[0.1,0.1]' --set infer.noise_draws=1 --set infer.mcmc_maps=1 --set infer.mcmc_samples=100 \
-    --set infer.mcmc_warmup=50 --set infer.mcmc_depth=4 --set infer.progress=false --out $OUT/paper.zarr
+    --set 'infer.half_width=[0.1,0.1]' --set infer.noise_draws=1 --set infer.mcmc_maps=1 --set infer.mcmc_samples=60 \
+    --set infer.mcmc_warmup=40 --set infer.mcmc_depth=3 --set infer.progress=false --out $OUT/paper.zarr
 stamp infer_paper
 
 mkdir -p $DOC
