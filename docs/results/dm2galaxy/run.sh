@@ -3,6 +3,7 @@
 #   the mock with N-body twins -> the paired store -> the reverse VDM and the two-phase CNN trained with DeepSpeed on
 #   NPROC processes -> evaluate: VDM vs CNN vs HOD on the same test maps -> the report copied here.
 # Each stage runs once (a rerun resumes the trainings and skips what is done). Times go to $OUT/times.txt.
+# The trainings run one thread per process; evaluate (one process) runs NPROC threads.
 set -euo pipefail
 OUT=${OUT:-out/dm2galaxy}
 PY=${HPC_VDM_PYTHON:-python}
@@ -21,7 +22,7 @@ stage() { local name=$1; shift; local t0=$(date +%s); "$@"; echo "$name $(( $(da
 [ -f "$OUT/cnn/export/model.pt" ] || stage train_cnn $TORCHRUN -m hpc_vdm.train configs/dm2galaxy.yaml \
     --set model.kind=two_phase --set train.run_dir=$OUT/cnn --set train.steps=$CNN_STEPS \
     --set train.restart_steps=$CNN_STEPS --set train.progress=false
-[ -f "$OUT/eval/metrics.json" ] || stage evaluate $PY -m hpc_vdm.evaluate --config configs/dm2galaxy.yaml \
+[ -f "$OUT/eval/metrics.json" ] || OMP_NUM_THREADS=$NPROC stage evaluate $PY -m hpc_vdm.evaluate --config configs/dm2galaxy.yaml \
     --set evaluate.progress=false
 
 cp "$OUT/eval/metrics.json" "$OUT/eval/report/summary.md" "$OUT"/eval/report/*.png configs/dm2galaxy.yaml "$HERE/"
