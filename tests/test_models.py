@@ -237,6 +237,9 @@ def test_pixel_norm_normalises_each_pixel_over_its_channels():
     want = (x - mean) / torch.sqrt(var + 1e-5) * norm.gain.view(1, 6, 1, 1) + norm.bias.view(1, 6, 1, 1)
     assert torch.allclose(norm(x), want, atol=1e-12)
     assert torch.allclose(norm(x[..., 2:3, 4:5]), want[..., 2:3, 4:5], atol=1e-12)  # one pixel alone: the same
+    # the same as torch's LayerNorm over a moved channel axis, and in the input's own (contiguous NCHW) layout
+    layer = torch.nn.functional.layer_norm(x.movedim(1, -1), (6,), norm.gain, norm.bias, 1e-5).movedim(-1, 1)
+    assert torch.allclose(norm(x), layer, atol=1e-12) and norm(x).is_contiguous()
 
 
 def test_local_attention_over_the_whole_map_is_global_attention():
