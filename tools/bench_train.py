@@ -2,7 +2,11 @@
 """Benchmark: training steps/s and samples/s of the papers' U-Net (32.7 M) at 256², batch 12 (JSON on stdout).
 
     python tools/bench_train.py [--device cpu|cuda] [--steps 3] [--batch 12] [--pixels 256]
-                                [--variants fp32,bf16,channels_last,compile] [--tiny]
+                                [--variants fp32,bf16,channels_last,compile] [--tiny | --config CONFIG]
+
+``--config`` benchmarks the score network of a run's config instead (e.g. the CPU science network of
+configs/science.yaml at ``--pixels 64 --batch 8``); its ``model.params`` embedding is left out (a 6-vector
+per map, no pixel work), so the step is the same bound on the same U-Net.
 
 Every variant runs one full optimizer step (forward, backward, clip, AdamW) of the VDM bound on random maps.
 The baseline, measured in the same run, is the plain-PyTorch fp32 step (torch.optim.AdamW, no DeepSpeed);
@@ -25,14 +29,15 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _timing import best_of  # noqa: E402
 
-from hpc_vdm.config import RunConfig  # noqa: E402
+from hpc_vdm.config import RunConfig, load_config  # noqa: E402
 from hpc_vdm.diffusion import build_vdm  # noqa: E402
 
 PAPER_A100_S_PER_STEP = 0.2
 
 
-def make_vdm(tiny: bool, device, dtype=torch.float32, channels_last=False, compile_=False):
-    cfg = RunConfig()
+def make_vdm(tiny: bool, device, dtype=torch.float32, channels_last=False, compile_=False, config: str | None = None):
+    cfg = load_config(config) if config else RunConfig()
+    cfg.model.params = []
     if tiny:
         cfg.model.channels, cfg.model.channel_mults, cfg.model.norm_groups = 8, [1, 2, 2, 2], 4
     torch.manual_seed(0)
@@ -87,6 +92,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=12)
     p.add_argument("--pixels", type=int, default=256)
     p.add_argument("--tiny", action="store_true", help="the tiny test U-Net instead of the papers' (smoke runs)")
+    p.add_argument("--config", default=None, help="the score network of this run config instead of the papers'")
     p.add_argument("--variants", default=None,
                    help="comma list of plain_fp32, deepspeed_fp32, bf16, channels_last, compile (default: all that apply)")
     args = p.parse_args()
@@ -102,7 +108,8 @@ def main() -> None:
     c = torch.randn_like(x)
     results = {}
     for name in variants:
-        vdm, cfg = make_vdm(args.tiny, device, channels_last=name == "channels_last", compile_=name == "compile")
+        vdm, cfg = make_vdm(args.tiny, device, channels_last=name == "channels_last", compile_=name == "compile",
+                            config=args.config)
         if name.startswith("deepspeed"):
             step = deepspeed_step(vdm, cfg, x, c, bf16=name.endswith("bf16"))
         else:
@@ -114,8 +121,9 @@ def main() -> None:
         results[name] = {"s_per_step": s, "steps_per_s": 1 / s, "samples_per_s": args.batch / s, "warmup_s": warm}
         print(f"{name}: {s:.3f} s/step", file=sys.stderr)
     base = results[variants[0]]["s_per_step"]
-    out = {"bench": "train", "model": "tiny" if args.tiny else "papers' U-Net (E=48, x1/2/4/8, attention)",
-           "parameters_M": sum(p.numel() for p in make_vdm(args.tiny, "cpu")[0].score.parameters()) / 1e6,
+    model = args.config or ("tiny" if args.tiny else "papers' U-Net (E=48, x1/2/4/8, attention)")
+    out = {"bench": "train", "model": model,
+           "parameters_M": sum(p.numel() for p in make_vdm(args.tiny, "cpu", config=args.config)[0].score.parameters()) / 1e6,
            "pixels": args.pixels, "batch": args.batch, "device": str(device),
            "device_name": torch.cuda.get_device_name(device) if gpu else platform.processor() or platform.machine(),
            "threads": torch.get_num_threads(), "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
