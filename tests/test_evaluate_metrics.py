@@ -79,3 +79,15 @@ def test_bands_stop_at_nyquist():
     edges = posterior.band_edges(25.0, 256)
     k_nyq = np.pi * 256 / 25.0
     assert edges["k<kN/4"] == (0.0, k_nyq / 4) and edges["kN/2-kN"] == (k_nyq / 2, k_nyq)
+
+
+@pytest.mark.parametrize("s", [2, 4])
+def test_report_states_the_z_std_expectation_or_that_it_has_none(s):
+    from hpc_vdm.evaluate import report
+
+    m = {"n_samples": s, "calibration": {},
+         "zscore_log_pixel": {"mean": 0.0, "std": 1.0, "expected_std": cal.zscore_expected_std(s)},
+         "map_level_offsets_dex": {"truth_minus_mean": 0.0, "rms_truth_minus_mean": 0.0, "sample_spread": 0.0}}
+    text = "\n".join(report._calibration_lines(m))
+    assert "nan" not in text
+    assert (f"expected {np.sqrt(5.0):.3f}" in text) if s == 4 else ("no finite expectation" in text)

@@ -170,8 +170,10 @@ def winners(m: dict, draw: str = "sample") -> dict[str, dict[str, str]]:
 
 def _calibration_lines(m: dict) -> list[str]:
     z = m["zscore_log_pixel"]
+    want = (f"expected {z['expected_std']:.3f}" if np.isfinite(z["expected_std"])
+            else "no finite expectation: a t-variate with ≤ 2 degrees of freedom has infinite variance")
     lines = ["", "## Calibration", "", f"Pixel z-score of the log10 target: mean {z['mean']:.3f} (expected 0), std "
-             f"{z['std']:.3f} (expected {z['expected_std']:.3f} for {m['n_samples']} samples).", "",
+             f"{z['std']:.3f} ({want} for {m['n_samples']} samples).", "",
              "| quantity | 68% observed / exact expected | 95% observed / exact expected | max curve gap |",
              "|---|---|---|---|"]
     for name, c in m["calibration"].items():
