@@ -110,6 +110,7 @@ def main() -> None:
     for name in variants:
         vdm, cfg = make_vdm(args.tiny, device, channels_last=name == "channels_last", compile_=name == "compile",
                             config=args.config)
+        n_params = sum(p.numel() for p in vdm.score.parameters())
         if name.startswith("deepspeed"):
             step = deepspeed_step(vdm, cfg, x, c, bf16=name.endswith("bf16"))
         else:
@@ -123,7 +124,7 @@ def main() -> None:
     base = results[variants[0]]["s_per_step"]
     model = args.config or ("tiny" if args.tiny else "papers' U-Net (E=48, x1/2/4/8, attention)")
     out = {"bench": "train", "model": model,
-           "parameters_M": sum(p.numel() for p in make_vdm(args.tiny, "cpu", config=args.config)[0].score.parameters()) / 1e6,
+           "parameters_M": n_params / 1e6,
            "pixels": args.pixels, "batch": args.batch, "device": str(device),
            "device_name": torch.cuda.get_device_name(device) if gpu else platform.processor() or platform.machine(),
            "threads": torch.get_num_threads(), "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},

@@ -23,7 +23,6 @@ import numpy as np
 from hpc_vdm.bundle import load_bundle
 from hpc_vdm.data.dataset import stratified_maps
 from hpc_vdm.evaluate import analysis
-from hpc_vdm.evaluate.cli import target_offset
 from hpc_vdm.families import DrawSpec
 from hpc_vdm.inference.maps import draw_maps, open_for, read_pairs
 
@@ -63,7 +62,7 @@ def main(argv=None) -> int:
         draws = draw_maps(b, cond, maps, n_samples=a.n_samples, params=params, shape=truth.shape[-2:],
                           spec=DrawSpec(sampler=sampler, steps=int(steps), seed=a.seed))
         secs = time.time() - t0
-        m, _ = analysis.analyse(truth, cond, draws, box, seed=a.seed, log_offset=target_offset(b))
+        m, _ = analysis.analyse(truth, cond, draws, box, seed=a.seed, log_offset=b.norm.target_offset)
         rows[setting] = {"sampler": sampler, "nfe": int(steps), "seconds": secs, "numbers": flat(m)}
         print(setting, f"{secs:.0f} s", json.dumps({k: round(v, 3) for k, v in flat(m).items() if "/r" in k})[:300])
     ref = rows[a.nfe.split(",")[-1]]["numbers"]

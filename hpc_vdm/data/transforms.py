@@ -105,6 +105,11 @@ class MapNormalisation:
         """The model's output space -> physical target map(s)."""
         return denormalise(y, self.stats[self.target])
 
+    @property
+    def target_offset(self) -> float:
+        """The target's log offset: its log space is log10(x + offset) (1 for stellar maps, 0 for dark matter)."""
+        return float(self.stats[self.target].get("offset", 0.0))
+
 
 class Pooled:
     """A lazy (N, H/f, W/f) view of a stack of maps (N, H, W) averaged over f x f pixels: surface densities

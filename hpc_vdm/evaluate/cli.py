@@ -70,7 +70,7 @@ def run(cfg) -> Path:
     spec = DrawSpec(sampler=cfg.sampler.kind, steps=cfg.sampler.steps, seed=e.seed, device=device,
                     progress=e.progress, desc="evaluate")
     cond, truth, params = read_pairs(bundle, root, store_path, maps)
-    n_samples, offset = 1 if family.deterministic else e.n_samples, target_offset(bundle)
+    n_samples, offset = 1 if family.deterministic else e.n_samples, bundle.norm.target_offset
     log.info("evaluating %s (%s) on %d maps of %s (%s) x %d draws%s", m.model, bundle.kind, len(maps), store_path,
              e.split, n_samples, "" if family.deterministic else f", {cfg.sampler.steps} steps")
     main_row = rows.model_row(bundle.kind, bundle, cond, maps, truth, params, spec, n_samples, device)
@@ -131,11 +131,6 @@ def write(cfg, bundle, metrics: dict, out: Path, arrays, n_samples: int, spec, t
             figs += ["comparison_maps.png", "comparison_spectra.png"]
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=1, default=float) + "\n")
         report.markdown(metrics, figs, tmp / "report" / "summary.md")
-
-
-def target_offset(bundle) -> float:
-    """The target's log offset (its log space is log10(x + offset): 1 for stellar maps, 0 for dark matter)."""
-    return float(bundle.norm.stats[bundle.norm.target].get("offset", 0.0))
 
 
 def check_inputs(cfg, bundle, store_path: str, out: Path) -> dict:
