@@ -68,8 +68,7 @@ def run(cfg, overwrite: bool = False) -> Path:
     cond_maps, truth, params = read_pairs(bundle, root, store_path, maps)                 # (n, H, W) x 2, (n, 6)
     log.info("drawing %d maps of split %r (%s) x %d, %d steps, on %s", len(maps), s.split, store_path,
              n_samples, cfg.sampler.steps, device)
-    spec = DrawSpec(sampler=cfg.sampler.kind, steps=cfg.sampler.steps, seed=s.seed, device=device,
-                    progress=s.progress)
+    spec = DrawSpec.of(cfg.sampler, seed=s.seed, device=device, progress=s.progress)
     draws = draw_maps(bundle, cond_maps, maps, n_samples=n_samples, spec=spec, params=params,
                       shape=truth.shape[-2:])                                              # (S, n, H, W)
     mean, std = draws.mean(0), draws.std(0)
@@ -77,7 +76,8 @@ def run(cfg, overwrite: bool = False) -> Path:
     box = attrs["box_size_mpc_h"]
     summary = {"format": marker(SUMMARY), "model": str(Path(m.model).resolve()), "kind": bundle.kind,
                "store": str(store_path), "split": s.split, "maps": maps, "n_samples": n_samples,
-               "steps": cfg.sampler.steps, "sampler": cfg.sampler.kind, "seed": s.seed, "zscore_space": "log10",
+               "steps": cfg.sampler.steps, "sampler": cfg.sampler.kind, "clip_log": cfg.sampler.clip_log, "seed": s.seed,
+               "zscore_space": "log10",
                "per_map": [map_summary(truth[k], draws[:, k], box) for k in range(len(maps))]}
     arrays = [("cond", cond_maps), ("truth", truth), ("samples", draws), ("mean", mean), ("std", std),
               ("zscore", zscore)]

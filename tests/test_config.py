@@ -50,6 +50,9 @@ def test_wrong_type_names_key_type_and_value(assignment, message):
     ("mock.a_start=0.9", r"mock.a_start: expected a value in \[0.01, 0.5\], got 0.9"),
     ("data.batch_size=0", r"data.batch_size: expected a value in \[1, inf\], got 0"),
     ("mock.suite=Simba", r"mock.suite: expected one of \['IllustrisTNG', 'SIMBA', 'Astrid'\], got 'Simba' \(did you mean 'SIMBA'\?\)"),
+    ("sampler.clip_log=[12, 0]", r"sampler.clip_log: expected \[lo, hi\] with lo < hi, got \[12.0, 0.0\]"),
+    ("sampler.clip_log=[0]", r"sampler.clip_log: expected \[lo, hi\] with lo < hi, got \[0.0\]"),
+    ("sampler.clip_log=[0, .inf]", r"sampler.clip_log\[1\]: expected a finite number"),
 ])
 def test_out_of_range_names_key_range_and_value(assignment, message):
     with pytest.raises(ConfigError, match=message):
@@ -62,6 +65,8 @@ def test_overrides_parse_yaml_values():
     assert cfg.mock.a_start == 0.05 and isinstance(cfg.mock.box_mpc_h, float) and cfg.mock.box_mpc_h == 50.0
     assert cfg.data.split_fractions == [0.5, 0.25, 0.25] and cfg.data.augment_roll is False
     assert cfg.data.log_offsets == {"Mstar": 1.0, "Mcdm": 1e-3}
+    assert load_config(None, ["sampler.clip_log=[0, 12.25]"]).sampler.clip_log == [0.0, 12.25]
+    assert load_config(None).sampler.clip_log is None
 
 
 def test_yaml_reads_exponent_floats(tmp_path):

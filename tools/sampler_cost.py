@@ -3,6 +3,7 @@
 
     python tools/sampler_cost.py --model out/science/run/export/model.pt [--n-maps 12] [--n-samples 8] \\
         [--nfe unipc:8,unipc:16,unipc:24,unipc:32,unipc:64,ancestral:250] [--out docs/results/science/sampler_cost.json]
+        [--clip-log 0,12.25]   # then a setting "unipc:24:clip" clips x̂ to that range of log10(target + offset)
 
 For held-out maps of the model's store (drawn as ``evaluate`` draws them: stratified over the test
 simulations, noise keyed by (seed, map, sample, step)), each sampler setting gives: the band scores of the
@@ -48,22 +49,30 @@ def main(argv=None) -> int:
     p.add_argument("--n-samples", type=int, default=8)
     p.add_argument("--nfe", default="unipc:8,unipc:16,unipc:24,unipc:32,unipc:64,ancestral:250")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--clip-log", default=None, help="LO,HI of log10(target + offset) for the settings marked :clip")
     p.add_argument("--out", default="out/sampler_cost.json")
     a = p.parse_args(argv)
+    settings = [s.split(":") for s in a.nfe.split(",")]
+    if any(len(s) not in (2, 3) or s[2:] not in ([], ["clip"]) for s in settings):
+        p.error(f"--nfe: expected SAMPLER:NFE[:clip] settings, got {a.nfe!r}")
+    clip = None if a.clip_log is None else tuple(float(v) for v in a.clip_log.split(","))
+    if any(s[2:] for s in settings) and clip is None:
+        p.error("a setting marked :clip needs --clip-log LO,HI")
     b = load_bundle(a.model)
     root, attrs = open_for(b, b.config.data.store)
     maps = stratified_maps(attrs, "test", a.n_maps, a.seed)
     cond, truth, params = read_pairs(b, root, b.config.data.store, maps)
     box = attrs["box_size_mpc_h"]
     rows = {}
-    for setting in a.nfe.split(","):
-        sampler, steps = setting.split(":")
+    for setting, (sampler, steps, *flags) in zip(a.nfe.split(","), settings):
         t0 = time.time()
         draws = draw_maps(b, cond, maps, n_samples=a.n_samples, params=params, shape=truth.shape[-2:],
-                          spec=DrawSpec(sampler=sampler, steps=int(steps), seed=a.seed))
+                          spec=DrawSpec(sampler=sampler, steps=int(steps), seed=a.seed,
+                                        clip_log=clip if flags else None))
         secs = time.time() - t0
         m, _ = analysis.analyse(truth, cond, draws, box, seed=a.seed, log_offset=b.norm.target_offset)
-        rows[setting] = {"sampler": sampler, "nfe": int(steps), "seconds": secs, "numbers": flat(m)}
+        rows[setting] = {"sampler": sampler, "nfe": int(steps), "clip_log": clip if flags else None, "seconds": secs,
+                         "numbers": flat(m)}
         print(setting, f"{secs:.0f} s", json.dumps({k: round(v, 3) for k, v in flat(m).items() if "/r" in k})[:300])
     ref = rows[a.nfe.split(",")[-1]]["numbers"]
     for r in rows.values():

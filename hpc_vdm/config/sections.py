@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from .emulate import EmulatorOptions, InferConfig
 from .families import Dm2galOptions, TwoPhaseOptions, VDMOptions
-from .schema import param
+from .schema import ConfigError, param
 
 SUITES = ("IllustrisTNG", "SIMBA", "Astrid")
 SETS = ("LH", "1P", "CV")
@@ -192,6 +192,14 @@ class SamplerConfig:
                                "forms, or ancestral (the papers' reference, VDM eq. 34: 5% short in power at 250)",
                       choices=SAMPLER_KINDS)
     steps: int = param(24, "network evaluations per sample (the papers' ancestral sampler: 250)", range=(1, 100_000))
+    clip_log: list[float] | None = param(None, "[lo, hi] of log10(target + offset): clip the denoiser's data "
+                                               "prediction to it at every step (static thresholding), for a bounded "
+                                               "target, e.g. [0, 12.25] for log10(1 + M*) maps; null: no clipping")
+
+    def __post_init__(self):
+        c = self.clip_log
+        if c is not None and (len(c) != 2 or not c[0] < c[1]):
+            raise ConfigError(f"sampler.clip_log: expected [lo, hi] with lo < hi, got {c!r}")
 
 
 @dataclass

@@ -105,6 +105,11 @@ class MapNormalisation:
         """The model's output space -> physical target map(s)."""
         return denormalise(y, self.stats[self.target])
 
+    def target_log_in(self, v):
+        """Values of log10(target + offset) -> the model's output space."""
+        s = self.stats[self.target]
+        return (np.asarray(v, dtype=np.float64) - float(s["mean"])) / float(s["std"])
+
     @property
     def target_offset(self) -> float:
         """The target's log offset: its log space is log10(x + offset) (1 for stellar maps, 0 for dark matter)."""

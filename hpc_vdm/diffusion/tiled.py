@@ -50,7 +50,7 @@ def check_window(net, tile: int, halo: int) -> None:
 def sample_tiled(vdm, cond: torch.Tensor | None, *, tile: int, halo: int, n_steps: int, seed: int, slab: int = 0,
                  samples: Sequence[int] = (0,), blend: str = "core", batch_size: int = 8, device=None,
                  params: torch.Tensor | None = None, progress: bool = False, sampler: str = "ancestral",
-                 shape: Sequence[int] | None = None) -> torch.Tensor:
+                 shape: Sequence[int] | None = None, x_range: tuple[float, float] | None = None) -> torch.Tensor:
     """Posterior samples of a whole periodic field: cond (1, H, W) normalised -> (S, H, W) fp32 on the CPU
     (``cond`` None and ``shape`` (H, W) for a model without a map condition).
 
@@ -59,7 +59,8 @@ def sample_tiled(vdm, cond: torch.Tensor | None, *, tile: int, halo: int, n_step
     ``vdm`` needs ``gamma(t)`` and ``eps_hat(z, γ, cond[, params])`` (a :class:`~hpc_vdm.diffusion.VDM`);
     ``tile + 2 halo`` must suit the network (:func:`check_window`). ``params`` (1, n) if the model
     conditions on simulation parameters. ``n_steps`` network evaluations of ``sampler`` (one of
-    :data:`~hpc_vdm.diffusion.sampler.SAMPLERS`).
+    :data:`~hpc_vdm.diffusion.sampler.SAMPLERS`); x̂ clipped to ``x_range`` (normalised) if given, on the
+    blended global field, so the clip does not see the tiles.
     """
     cond = None if cond is None else cond.float().cpu()
     field_shape = (1, *(cond.shape[-2:] if cond is not None else shape))
@@ -81,4 +82,5 @@ def sample_tiled(vdm, cond: torch.Tensor | None, *, tile: int, halo: int, n_step
     def noise_fn(step):
         return torch.cat([keyed_noise(field_shape, seed=seed, slab=slab, sample=i, step=step) for i in samples])
 
-    return sample_loop(eps_fn, noise_fn(INITIAL), gammas, noise_fn, sampler=sampler, progress=progress)
+    return sample_loop(eps_fn, noise_fn(INITIAL), gammas, noise_fn, sampler=sampler, progress=progress,
+                       x_range=x_range)

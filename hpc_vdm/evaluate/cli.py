@@ -58,8 +58,8 @@ def run(cfg) -> Path:
     out = Path(e.out)
     others = check_inputs(cfg, bundle, store_path, out)                       # all checked before any draw
     if family.conditioned_on == "params":  # an emulator: generated against simulated fields (Mudur+23)
-        spec = DrawSpec(sampler=cfg.sampler.kind, steps=cfg.sampler.steps, seed=e.seed, progress=e.progress,
-                        device=dist.pick_device(dist.detect(), m.device, "trained.device"), desc="evaluate")
+        spec = DrawSpec.of(cfg.sampler, seed=e.seed, progress=e.progress,
+                           device=dist.pick_device(dist.detect(), m.device, "trained.device"), desc="evaluate")
         return emulation.run(cfg, bundle, root, attrs, store_path, spec, out)
     maps = stratified_maps(attrs, e.split, e.n_maps, e.seed)
     if len(maps) < e.n_maps:
@@ -67,8 +67,7 @@ def run(cfg) -> Path:
                          f"maps; ask for at most {len(maps)}")
     hod_plan = rows.plan_hod(cfg, root, attrs, maps) if e.hod else None
     device = dist.pick_device(dist.detect(), m.device, "trained.device")
-    spec = DrawSpec(sampler=cfg.sampler.kind, steps=cfg.sampler.steps, seed=e.seed, device=device,
-                    progress=e.progress, desc="evaluate")
+    spec = DrawSpec.of(cfg.sampler, seed=e.seed, device=device, progress=e.progress, desc="evaluate")
     cond, truth, params = read_pairs(bundle, root, store_path, maps)
     n_samples, offset = 1 if family.deterministic else e.n_samples, bundle.norm.target_offset
     log.info("evaluating %s (%s) on %d maps of %s (%s) x %d draws%s", m.model, bundle.kind, len(maps), store_path,
@@ -90,7 +89,7 @@ def run(cfg) -> Path:
                "model": {"path": str(Path(m.model).resolve()), "kind": bundle.kind, "step": bundle.step,
                          "tag": bundle.tag, "suite": bundle.store.get("suite")},
                "store": str(store_path), "split": e.split, "maps": maps, "steps": cfg.sampler.steps,
-               "sampler": cfg.sampler.kind, "seed": e.seed, "n_sims": len({mp // attrs["maps_per_sim"] for mp in maps}),
+               "sampler": cfg.sampler.kind, "clip_log": cfg.sampler.clip_log, "seed": e.seed, "n_sims": len({mp // attrs["maps_per_sim"] for mp in maps}),
                "spaces": {"spectra": f"overdensity m/mean - 1 and log10(m + {offset:g}) - mean, bins k <= k_Nyq",
                           "zscore": f"log10({bundle.norm.target} + {offset:g})",
                           "calibration": "rank of the truth among the samples (exact)"},

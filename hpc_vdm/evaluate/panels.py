@@ -116,7 +116,8 @@ def tiled(path: str, bundle, cond: np.ndarray, truth: np.ndarray, reference: str
         out["whole"] = f"not drawn whole: {vol['pixels']}² slab > evaluate.tile_whole_max_pixels={whole_max_pixels}"
     else:
         key = Volume(vol["name"], vol["box_mpc_h"], vol["slab_mpc_h"], vol["pixel_mpc_h"]).slab_key(*fp["slabs"][0])
-        spec = DrawSpec(sampler=fp.get("sampler", "ancestral"), steps=fp["steps"], seed=fp["seed"])
+        spec = DrawSpec(sampler=fp.get("sampler", "ancestral"), steps=fp["steps"], seed=fp["seed"],
+                        clip_log=tuple(fp["clip_log"]) if "clip_log" in fp else None)
         whole = for_bundle(bundle).predict(bundle, slab_cond[None], keys=[key],
                                            samples=list(range(slab.shape[0])), spec=spec)[:, 0]   # (S, P, P)
         ratios["tiled slab draws / the slab drawn whole"] = p_slab / pk_on_k(whole, vol["box_mpc_h"])

@@ -218,11 +218,14 @@ def markdown(metrics: dict, figures_: list[str], path: Path) -> None:
     """summary.md: the headline numbers in tables, each with its space, and the figures."""
     m = metrics["posterior"]
     det = m.get("deterministic", False)
+    clip = metrics.get("clip_log")
     what = ("a deterministic model: one prediction per map, scored against the truth (no posterior, no "
             "calibration)" if det else f"{m['n_samples']} posterior samples per map")
+    sampler = (f", {metrics.get('sampler', 'ancestral')} with {metrics['steps']} network evaluations"
+               + (f", x̂ clipped to log10 {clip[0]:g} … {clip[1]:g}" if clip else ""))
     lines = [f"# Evaluation of `{metrics['model']['path']}` ({metrics['model'].get('kind', 'vdm')})", "",
              f"{m['n_maps']} held-out maps ({metrics['split']} split of `{metrics['store']}`, spread over "
-             f"{metrics['n_sims']} simulations); {what}" + ("" if det else f", {metrics['steps']} sampler steps") + ".",
+             f"{metrics['n_sims']} simulations); {what}" + ("" if det else sampler) + ".",
              "", "## Spectra (k bands up to k_Nyq)", ""] + _spectra_table(m, "prediction" if det else "sample")
     best = winners(m, "prediction" if det else "sample")
     lines += ["", "Highest r(k): " + "; ".join(f"{space}: " + ", ".join(f"{b} {who}" for b, who in bands.items())

@@ -51,6 +51,13 @@ class DrawSpec:
     device: object = "cpu"
     progress: bool = False
     desc: str = "sample"
+    clip_log: tuple[float, float] | None = None  # x̂ clipped to this range of log10(target + offset) (sampler.clip_log)
+
+    @classmethod
+    def of(cls, sampler, **kw) -> "DrawSpec":
+        """The spec of a config's ``sampler`` section (kind, steps, clip_log); ``kw`` sets the rest (or the steps)."""
+        clip = None if sampler.clip_log is None else tuple(sampler.clip_log)
+        return cls(**{"sampler": sampler.kind, "steps": sampler.steps, "clip_log": clip, **kw})
 
 
 class Family(abc.ABC):

@@ -88,14 +88,15 @@ class EmulatorFamily(VDMFamily):
         if not sims:
             return {}
         per_sim, box = int(attrs["maps_per_sim"]), float(attrs["box_size_mpc_h"])
-        spec = DrawSpec(sampler=self.cfg.sampler.kind, steps=t.val_sample_steps, seed=t.seed, device=ranks.device)
+        spec = DrawSpec.of(self.cfg.sampler, steps=t.val_sample_steps, seed=t.seed, device=ranks.device)
         sums = np.zeros(4)
         for s in ranks.share([sims[i] for i in spread(len(sims), e.val_sims)]):
             maps = list(range(s * per_sim, (s + 1) * per_sim))
             truth = read_maps(root, d.target, maps, d.store).astype(np.float64)                # (15, H, W)
             row = np.asarray(root["params"][s], dtype=np.float64)
             params = torch.from_numpy(camels.normalise_params(row[None], self.cfg.model.params))
-            z = self.draw_normalised(vdm, None, maps[0], range(e.val_samples), spec, params, truth.shape[-2:])
+            z = self.draw_normalised(vdm, None, maps[0], range(e.val_samples), spec, params, self.norm,
+                                     truth.shape[-2:])
             chi_draws, chi_truths = chi2_pair(truth, self.norm.target_out(z.numpy()), box)
             sums += [chi_draws.sum(), chi_draws.size, chi_truths.sum(), chi_truths.size]
         total = ranks.sum(sums)
@@ -118,6 +119,6 @@ class EmulatorFamily(VDMFamily):
         vdm, norm = bundle.module.to(spec.device), bundle.norm
         out = np.empty((len(samples), len(rows), *shape))
         for k in tqdm(range(len(rows)), desc=spec.desc, unit="point", disable=not spec.progress or len(rows) == 1):
-            z = self.draw_normalised(vdm, None, keys[k], samples, spec, bundle.params(rows[k]), shape)  # (S, H, W)
+            z = self.draw_normalised(vdm, None, keys[k], samples, spec, bundle.params(rows[k]), norm, shape)  # (S, H, W)
             out[:, k] = norm.target_out(z.numpy())
         return out

@@ -25,6 +25,7 @@ from tqdm import tqdm
 from ..config import ConfigError
 from ..data import camels
 from ..data.dataset import MapsDataset, read_attrs, spread
+from ..data.transforms import MapNormalisation
 from ..diffusion import keyed_generator, sample_tiled
 from ..dist import Ranks
 from ..models import calibrate, effective_reach, unet_stride
@@ -110,12 +111,12 @@ class VDMFamily(MapsFamily):
     def val_spectra(self, vdm, dataset, ranks: Ranks) -> dict:
         """Mean |P_s/P_t − 1| and mean r(k) (overdensity, k <= k_Nyq) of one keyed posterior sample per map."""
         t = self.cfg.train
-        spec = DrawSpec(sampler=self.cfg.sampler.kind, steps=t.val_sample_steps, seed=t.seed, device=ranks.device)
+        spec = DrawSpec.of(self.cfg.sampler, steps=t.val_sample_steps, seed=t.seed, device=ranks.device)
         sums = np.zeros(3)
         for j in ranks.share(spread(len(dataset), t.val_sample_maps)):
             cond, x, params, index = self._item(dataset, j, ranks.device)
             z = self.draw_normalised(vdm, None if cond is None else cond[0].cpu(), index, [0], spec,
-                                     None if params is None else params.cpu())                 # (1, H, W)
+                                     None if params is None else params.cpu(), self.norm)      # (1, H, W)
             drawn = self.norm.target_out(z[0].numpy())                                         # (H, W) physical
             if not np.isfinite(drawn).all():  # an early model can overflow 10**(log field) at few steps
                 log.warning("validation draw of map %d is not finite (%s, %d steps): scored as the worst, P error "
@@ -170,13 +171,14 @@ class VDMFamily(MapsFamily):
     # -- use --------------------------------------------------------------------------------------------------
     @staticmethod
     def draw_normalised(vdm, cond: torch.Tensor | None, key: int, samples: Sequence[int], spec: DrawSpec,
-                        params: torch.Tensor | None, shape=None) -> torch.Tensor:
+                        params: torch.Tensor | None, norm: MapNormalisation, shape=None) -> torch.Tensor:
         """(S, H, W) normalised samples of one map: cond (1, H, W) normalised (or None with ``shape``)."""
         h = (cond.shape if cond is not None else shape)[-1]
+        x_range = None if spec.clip_log is None else tuple(float(v) for v in norm.target_log_in(spec.clip_log))
         return sample_tiled(vdm, cond, tile=spec.tile or h, halo=spec.halo if spec.tile else 0, n_steps=spec.steps,
                             seed=spec.seed, slab=int(key), samples=list(samples), blend=spec.blend,
                             batch_size=spec.batch_size, device=spec.device, params=params, sampler=spec.sampler,
-                            shape=None if cond is not None else tuple(shape))
+                            shape=None if cond is not None else tuple(shape), x_range=x_range)
 
     def predict(self, bundle, cond: np.ndarray | None, *, keys: Sequence[int], samples: Sequence[int],
                 spec: DrawSpec, params: np.ndarray | None = None, shape=None) -> np.ndarray:
@@ -190,7 +192,7 @@ class VDMFamily(MapsFamily):
         for k in tqdm(range(n), desc=spec.desc, unit="map", disable=not spec.progress or n == 1):
             c = None if cond is None else torch.from_numpy(norm.condition_in(np.asarray(cond[k], np.float64)))[None]
             p = bundle.params(None if params is None else params[k])
-            z = self.draw_normalised(vdm, c, keys[k], samples, spec, p, shape)                 # (S, H, W)
+            z = self.draw_normalised(vdm, c, keys[k], samples, spec, p, norm, shape)           # (S, H, W)
             x = norm.target_out(z.numpy())
             if out is None:
                 out = np.empty((len(samples), n, *x.shape[-2:]))

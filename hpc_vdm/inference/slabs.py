@@ -79,6 +79,8 @@ def plan(cfg) -> Plan:
           "model": {"sha256": sha256_file(Path(m.model)), "which": m.which}, "input": source.describe()}
     if cfg.sampler.kind != "ancestral":
         fp["sampler"] = cfg.sampler.kind
+    if cfg.sampler.clip_log is not None:  # absent when off, so stores written before the option still resume
+        fp["clip_log"] = list(cfg.sampler.clip_log)
     return Plan(vol, pairs, bundle, family, source, n_samples, fp)
 
 
@@ -122,8 +124,8 @@ def job(cfg, p: Plan, device) -> Job:
                   "model_tag": p.bundle.tag, "model_kind": p.bundle.kind, "torch": torch.__version__,
                   "config": to_dict(cfg), "units": {"cond": d.condition, "samples": d.target}}
     store = tile_store(t.out)
-    spec = DrawSpec(sampler=cfg.sampler.kind, steps=cfg.sampler.steps, seed=t.seed, tile=t.tile, halo=t.halo,
-                    blend=t.blend, batch_size=t.batch_size, device=device)
+    spec = DrawSpec.of(cfg.sampler, seed=t.seed, tile=t.tile, halo=t.halo, blend=t.blend, batch_size=t.batch_size,
+                       device=device)
 
     def work(root, rows: list[int], progress: bool) -> None:
         sample_slabs(p, TileRows(store, root), rows, spec, t.samples_per_pass, progress)
