@@ -60,6 +60,6 @@ def test_sample_with_clip_log_keeps_every_draw_in_the_range_and_records_it(model
     lo, hi = s["mean"] - 0.1, s["mean"] + 0.1  # log10 Mcdm: a band far narrower than the maps' pixels
     assert run(model, tmp_path / "a", "--set", f"sampler.clip_log=[{lo}, {hi}]") == 0
     log_d = np.log10(zarr.open_group(str(tmp_path / "a" / "samples.zarr"), mode="r")["samples"][:].astype(np.float64))
-    assert log_d.min() > lo - 0.01 and log_d.max() < hi + 0.01  # plus the last step's noise σ(γ_0) ≈ 1e-3
+    assert log_d.min() > lo - 1e-5 and log_d.max() < hi + 1e-5  # float32 storage of the physical draws
     assert np.ptp(log_d) > 0.15  # the clip does not flatten the draws: they fill the band
     assert json.loads((tmp_path / "a" / "summary.json").read_text())["clip_log"] == [lo, hi]

@@ -226,6 +226,7 @@ def test_clipping_x_hat_gives_the_exact_samples_of_the_clipped_point_mass(sample
     clipped = sample_loop(point_mass_eps(5.0), z1, gammas, noise, sampler=sampler, x_range=(-1.0, 2.0))
     tol = 6 * float(alpha_sigma(gammas[-1].double())[1]) + 1e-4
     assert (free - 5).abs().max() < tol and (clipped - 2).abs().max() < tol, sampler
+    assert clipped.max() <= 2.0 and clipped.min() >= -1.0  # the returned sample is clipped too
 
 
 def test_clipping_with_a_range_that_holds_every_x_hat_changes_nothing():

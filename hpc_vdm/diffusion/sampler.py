@@ -19,11 +19,12 @@ model's current endpoints, however training moved them). Measured against the ex
 (:mod:`.oracle`, default γ from −13.3 to 13.3; tools/sampler_oracle.py) the ancestral sampler returns 0.776 of
 the true power at 50 steps, 0.878 at 100, 0.949 at 250 (the same in every band); UniPC is within 2% per band
 and in pixel variance from 18 NFE on, 0.2% at 24. Every random draw comes from ``noise_fn(step)``, one whole
-field per step (only ancestral and the ``_sde`` samplers draw), and z_0 is returned unscaled, unclipped.
+field per step (only ancestral and the ``_sde`` samplers draw), and z_0 is returned unscaled (unclipped but for
+``x_range``).
 
 ``x_range`` (lo, hi), for a bounded target: every sampler then sees the denoiser whose data prediction is clipped,
-x̂ -> clip(x̂, lo, hi), with ε̂ = (z − α x̂)/σ made consistent with it (static thresholding, Saharia et al. 2022).
-The clip is pointwise, so a tiled draw still equals the whole field's. It is not the exact sampler of the
+x̂ -> clip(x̂, lo, hi), with ε̂ = (z − α x̂)/σ made consistent with it (static thresholding, Saharia et al. 2022),
+and the returned z_0 is clipped too. The clip is pointwise, so a tiled draw still equals the whole field's. It is not the exact sampler of the
 model: it removes what the model puts outside the data's range, as UniPC does with an imperfect score on
 stellar maps (pixels 100× brighter than any training pixel; docs/results/dm2galaxy).
 """
@@ -191,20 +192,22 @@ def sample_loop(eps_fn: EpsFn, z_1: torch.Tensor, gammas: torch.Tensor, noise_fn
                 sampler: str = "ancestral", progress: bool = False,
                 x_range: tuple[float, float] | None = None) -> torch.Tensor:
     """Run ``sampler`` from z_1 over γ at the grid times (one ε̂ per interval); ``eps_fn(z, γ)`` -> ε̂ of the
-    whole field, ``noise_fn(step)`` -> ξ of the whole field for step 0 … len(gammas) − 2; x̂ clipped to
-    ``x_range`` if given."""
+    whole field, ``noise_fn(step)`` -> ξ of the whole field for step 0 … len(gammas) − 2; with ``x_range``,
+    x̂ is clipped at every step and so is the returned sample (its last noise, σ(γ_0) ~ 1e-3, included)."""
     check_sampler(sampler)
-    if check_x_range(x_range) is not None:
+    x_range = check_x_range(x_range)
+    if x_range is not None:
         eps_fn = clip_x_hat(eps_fn, x_range)
     if sampler == "unipc":
-        return _unipc_loop(eps_fn, z_1, gammas, progress=progress)
-    if sampler.startswith("dpm"):
-        return _dpm_loop(eps_fn, z_1, gammas, noise_fn, order=int(sampler[3]), eta=float(sampler.endswith("_sde")),
-                         progress=progress)
-    z = z_1
-    for i, gamma, _, _ in _steps(gammas, progress):
-        z = ancestral_step(z, eps_fn(z, gamma), gamma, gammas[i + 1], noise_fn(i))
-    return z
+        z = _unipc_loop(eps_fn, z_1, gammas, progress=progress)
+    elif sampler.startswith("dpm"):
+        z = _dpm_loop(eps_fn, z_1, gammas, noise_fn, order=int(sampler[3]), eta=float(sampler.endswith("_sde")),
+                      progress=progress)
+    else:
+        z = z_1
+        for i, gamma, _, _ in _steps(gammas, progress):
+            z = ancestral_step(z, eps_fn(z, gamma), gamma, gammas[i + 1], noise_fn(i))
+    return z if x_range is None else z.clamp(*x_range)
 
 
 @torch.no_grad()
