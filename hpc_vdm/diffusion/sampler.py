@@ -24,9 +24,10 @@ field per step (only ancestral and the ``_sde`` samplers draw), and z_0 is retur
 
 ``x_range`` (lo, hi), for a bounded target: every sampler then sees the denoiser whose data prediction is clipped,
 x̂ -> clip(x̂, lo, hi), with ε̂ = (z − α x̂)/σ made consistent with it (static thresholding, Saharia et al. 2022),
-and the returned z_0 is clipped too. The clip is pointwise, so a tiled draw still equals the whole field's. It is not the exact sampler of the
-model: it removes what the model puts outside the data's range, as UniPC does with an imperfect score on
-stellar maps (pixels 100× brighter than any training pixel; docs/results/dm2galaxy).
+and the returned z_0 is clipped too. The clip is pointwise, so a tiled draw still equals the whole field's.
+It is not the exact sampler of the model: it removes what the model puts outside the data's range, as UniPC
+does with an imperfect score on stellar maps (pixels 100× brighter than any training pixel;
+docs/results/dm2galaxy).
 """
 from __future__ import annotations
 

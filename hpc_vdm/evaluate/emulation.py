@@ -126,7 +126,8 @@ def run(cfg, bundle, root, attrs, store_path: str, spec, out: Path) -> Path:
                "model": {"path": str(Path(cfg.trained.model).resolve()), "kind": bundle.kind, "step": bundle.step,
                          "tag": bundle.tag, "params": bundle.param_names},
                "store": str(store_path), "split": e.split, "steps": cfg.sampler.steps, "sampler": cfg.sampler.kind,
-               "clip_log": cfg.sampler.clip_log, "seed": e.seed, "n_samples": e.n_samples, "space": "log10 field minus its mean, bins k <= k_Nyq",
+               "clip_log": cfg.sampler.clip_log, "seed": e.seed, "n_samples": e.n_samples,
+               "space": "log10 field minus its mean, bins k <= k_Nyq",
                "points": [{"sim": s, "params": params[s], **pt["summary"]} for s, pt in zip(sims, points)]}
     chi_gen = np.concatenate([pt["chi2_gen"] for pt in points])
     chi_floor = np.concatenate([pt["chi2_floor"] for pt in points])

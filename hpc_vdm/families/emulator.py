@@ -119,6 +119,7 @@ class EmulatorFamily(VDMFamily):
         vdm, norm = bundle.module.to(spec.device), bundle.norm
         out = np.empty((len(samples), len(rows), *shape))
         for k in tqdm(range(len(rows)), desc=spec.desc, unit="point", disable=not spec.progress or len(rows) == 1):
-            z = self.draw_normalised(vdm, None, keys[k], samples, spec, bundle.params(rows[k]), norm, shape)  # (S, H, W)
+            z = self.draw_normalised(vdm, None, keys[k], samples, spec, bundle.params(rows[k]), norm,
+                                     shape)                                                     # (S, H, W)
             out[:, k] = norm.target_out(z.numpy())
         return out
