@@ -76,8 +76,8 @@ def run(cfg, overwrite: bool = False) -> Path:
     box = attrs["box_size_mpc_h"]
     summary = {"format": marker(SUMMARY), "model": str(Path(m.model).resolve()), "kind": bundle.kind,
                "store": str(store_path), "split": s.split, "maps": maps, "n_samples": n_samples,
-               "steps": cfg.sampler.steps, "sampler": cfg.sampler.kind, "clip_log": cfg.sampler.clip_log, "seed": s.seed,
-               "zscore_space": "log10",
+               "steps": cfg.sampler.steps, "sampler": cfg.sampler.kind, "clip_log": cfg.sampler.clip_log,
+               "seed": s.seed, "zscore_space": "log10",
                "per_map": [map_summary(truth[k], draws[:, k], box) for k in range(len(maps))]}
     arrays = [("cond", cond_maps), ("truth", truth), ("samples", draws), ("mean", mean), ("std", std),
               ("zscore", zscore)]
