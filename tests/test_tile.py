@@ -322,3 +322,10 @@ def test_reading_a_source_keeps_torch_threads(preset, monkeypatch):
             assert torch.get_num_threads() == 1, name
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_clip_range_is_part_of_the_tile_stores_configuration(finished, model, preset, capsys):
+    before = {p: p.stat().st_mtime_ns for p in finished.rglob("*")}
+    assert tile.main(args(model, preset, finished, "--set", "sampler.clip_log=[9, 14]")) == 2
+    assert "another configuration (clip_log:" in capsys.readouterr().err
+    assert {p: p.stat().st_mtime_ns for p in finished.rglob("*")} == before
