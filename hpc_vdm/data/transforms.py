@@ -107,8 +107,8 @@ class MapNormalisation:
 
     def target_log_in(self, v):
         """Values of log10(target + offset) -> the model's output space."""
-        s = self.stats[self.target]
-        return (np.asarray(v, dtype=np.float64) - float(s["mean"])) / float(s["std"])
+        n = LogNorm.of(self.stats[self.target])
+        return (np.asarray(v, dtype=np.float64) - n.mean) / n.std
 
     @property
     def target_offset(self) -> float:
