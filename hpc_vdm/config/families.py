@@ -25,6 +25,12 @@ class VDMOptions:
                                    "posterior mean is decided); validation always reports the bound",
                          choices=("elbo", "sigmoid", "edm"))
     weighting_bias: float = param(2.0, "b of the sigmoid weighting [log-SNR units]", range=(-20.0, 20.0))
+    prior: str = param("none", "base of the score network's ε̂: none (model.add_zt's) or linear_transfer (the exact "
+                               "denoiser of a Gaussian around A (K_w * condition) + B in log, fitted on the training "
+                               "maps: the untrained posterior mean is the linear transfer estimate; replaces add_zt)",
+                       choices=("none", "linear_transfer"))
+    prior_smooth_px: float = param(1.0, "w of the linear-transfer prior's periodic Gaussian K_w [pixels] (reach "
+                                        "ceil(3 w) pixels; 0: no smoothing)", range=(0.0, 16.0))
 
 
 @dataclass

@@ -77,7 +77,8 @@ class VDM(nn.Module):
 
     @property
     def dtype(self) -> torch.dtype:
-        return next(self.score.parameters()).dtype
+        """The network's dtype: that of its weights (a prior's constants stay fp32 whatever the network's)."""
+        return next(p for name, p in self.score.named_parameters() if not name.startswith("prior.")).dtype
 
     def eps_hat(self, z_t: torch.Tensor, gamma_t: torch.Tensor, cond: torch.Tensor | None,
                 params: torch.Tensor | None = None) -> torch.Tensor:
@@ -143,12 +144,16 @@ class VDM(nn.Module):
 
 def build_vdm(model_cfg, vdm_cfg, *, n_params: int = 0, cond_channels: int = 1, param_mlp: bool = False) -> VDM:
     """A :class:`VDM` from ``ModelConfig``/``VDMOptions``-like objects (read by attribute): a score U-Net
-    conditioned on ``cond_channels`` maps (0: none) and ``n_params`` scalars (through an MLP with ``param_mlp``)."""
+    conditioned on ``cond_channels`` maps (0: none) and ``n_params`` scalars (through an MLP with ``param_mlp``),
+    with the linear-transfer prior's base when ``vdm_cfg.prior`` names it (unfitted: the family fits it)."""
     from ..models import build_unet
+    from ..models.prior import LinearTransferPrior
 
     gamma_range = (vdm_cfg.gamma_min, vdm_cfg.gamma_max)
+    kind = getattr(vdm_cfg, "prior", "none")
+    prior = LinearTransferPrior(vdm_cfg.prior_smooth_px) if kind == "linear_transfer" else None
     return VDM(build_unet(model_cfg, gamma_range=gamma_range, n_params=n_params, cond_channels=cond_channels,
-                          param_mlp=param_mlp),
+                          param_mlp=param_mlp, prior=prior),
                LinearSchedule(*gamma_range, learned=vdm_cfg.schedule == "learned_linear"),
                data_noise=vdm_cfg.data_noise, loss_recon=vdm_cfg.loss_recon, antithetic=vdm_cfg.antithetic,
                weighting=getattr(vdm_cfg, "weighting", "elbo"), weighting_bias=getattr(vdm_cfg, "weighting_bias", 2.0))

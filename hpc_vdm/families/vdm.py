@@ -24,8 +24,9 @@ from tqdm import tqdm
 
 from ..config import ConfigError
 from ..data import camels
-from ..data.dataset import MapsDataset, read_attrs, spread
-from ..data.transforms import MapNormalisation
+from ..data.dataset import MapsDataset, held_out_maps, read_attrs, spread
+from ..data.store import open_store, read_maps
+from ..data.transforms import LogNorm, MapNormalisation
 from ..diffusion import keyed_generator, sample_tiled
 from ..dist import Ranks
 from ..models import calibrate, effective_reach, unet_stride
@@ -48,6 +49,43 @@ class VDMFamily(MapsFamily):
 
     def stride(self) -> int:
         return unet_stride(self.cfg.model.channel_mults)
+
+    def check(self) -> dict:
+        d, v = self.cfg.data, self.cfg.model.vdm
+        if v.prior != "none" and not d.condition:
+            raise ConfigError(f"model.vdm.prior={v.prior!r} is a base around the condition's linear transfer; this "
+                              f"model has no map condition (data.condition=''); set model.vdm.prior='none'")
+        return super().check()
+
+    def build(self) -> torch.nn.Module:
+        """The untrained VDM; with ``model.vdm.prior: linear_transfer`` its prior fitted on the training maps
+        (deterministic: every rank fits the same numbers; a resumed run then loads the checkpoint's)."""
+        module = super().build()
+        prior = getattr(module.score, "prior", None)
+        if prior is None:
+            return module
+        if getattr(self, "prior_constants", None) is None:   # fitted once per run (the loop builds twice)
+            pairs, n_maps, cond_norm, target_norm = self.prior_maps()
+            fitted = prior.fit(pairs, cond_norm, target_norm)
+            self.prior_constants = prior.constants.detach().clone()
+            log.info("linear-transfer prior on %d training maps: A %.4g, B %.4g, log residual %+.3f ± %.3f dex "
+                     "(K_w of %.3g px)", n_maps, fitted["A"], fitted["B"], fitted["res_mean_dex"],
+                     fitted["res_std_dex"], fitted["smooth_px"])
+        with torch.no_grad():
+            prior.constants.copy_(self.prior_constants)
+        return module
+
+    def prior_maps(self, n_maps: int = 256, per_batch: int = 16):
+        """([(condition, target) physical map batches], their number of maps, condition (offset, mean, std),
+        target's) of up to ``n_maps`` training maps spread over every training simulation, for
+        :meth:`~hpc_vdm.models.prior.LinearTransferPrior.fit`."""
+        d = self.cfg.data
+        root, attrs = open_store(d.store), read_attrs(d.store)
+        maps = held_out_maps(attrs, "train", n_maps)
+        pairs = [(read_maps(root, d.condition, maps[i:i + per_batch], d.store),
+                  read_maps(root, d.target, maps[i:i + per_batch], d.store)) for i in range(0, len(maps), per_batch)]
+        norm = [LogNorm.of(attrs["stats"][f]) for f in (d.condition, d.target)]
+        return pairs, len(maps), *[(n.offset, n.mean, n.std) for n in norm]
 
     def compiled(self, module):
         return module.score

@@ -64,14 +64,16 @@ def unet_receptive_radius(levels: int, blocks_per_level: int = 1, attention_radi
 
 
 def structural_radius(net: nn.Module) -> int | None:
-    """The receptive radius of the convolutions and attention of ``net`` (a U-Net, a FieldRegressor or a
-    module with ``receptive_radius``), as if its normalisation were local; None with global attention or
-    an unknown architecture."""
+    """The receptive radius of the convolutions and attention of ``net`` (a U-Net with its prior base, a
+    FieldRegressor or a module with ``receptive_radius``), as if its normalisation were local; None with global
+    attention or an unknown architecture."""
     net = getattr(net, "score", net)
-    if hasattr(net, "levels") and hasattr(net, "attention_kind"):   # a UNet
+    if hasattr(net, "levels") and hasattr(net, "attention_kind"):   # a UNet (with its prior base, if any)
         if net.attention_kind == "global":
             return None
-        return unet_receptive_radius(net.levels, net.blocks_per_level, net.attention_radius)
+        prior = getattr(net, "prior", None)
+        return max(unet_receptive_radius(net.levels, net.blocks_per_level, net.attention_radius),
+                   prior.receptive_radius if prior is not None else 0)
     radius = getattr(net, "receptive_radius", None)
     return radius if isinstance(radius, int) else None
 

@@ -3,7 +3,9 @@
 Input z_t ⊕ condition (2 channels) -> conv -> ``len(channel_mults)`` levels of residual blocks, each
 followed by a learned 2x2 stride-2 downsampling -> bottleneck ResBlock(8E->16E), attention, ResBlock ->
 mirrored levels (2x2 transposed-conv upsampling, skip concatenation, ResBlock) -> norm-SiLU-conv -> ε̂.
-With ``add_zt`` the network returns ``net + z_t`` (the papers' base measure). Defaults are the papers'
+With ``add_zt`` the network returns ``net + z_t`` (the papers' base measure); with a ``prior``
+(:class:`~hpc_vdm.models.prior.LinearTransferPrior`) it returns ``net + ε̂_G`` instead, the exact denoiser of a
+Gaussian around the condition's linear transfer estimate. Defaults are the papers'
 (E=48, x1/x2/x4/x8, one block per level, GroupNorm 8, dropout 0.1, one attention head): 32.7 M parameters.
 
 Locality: with ``norm="pixel"`` (or ``"none"``) and ``attention="local"`` (or ``"none"``) every output pixel
@@ -45,7 +47,7 @@ class UNet(nn.Module):
                  attention: bool | str = True, attention_heads: int = 1, attention_radius: int = 0,
                  norm: str = "group", norm_groups: int = 8, dropout: float = 0.1, add_zt: bool = True,
                  in_channels: int = 1, cond_channels: int = 1, n_params: int = 0, param_mlp: bool = False,
-                 gamma_range: tuple[float, float] = (-13.3, 13.3)):
+                 gamma_range: tuple[float, float] = (-13.3, 13.3), prior: nn.Module | None = None):
         super().__init__()
         if not channel_mults:
             raise ValueError("channel_mults must name at least one level")
@@ -53,6 +55,10 @@ class UNet(nn.Module):
             raise ValueError(f"norm must be one of {list(NORMS)}, got {norm!r}")
         if cond_channels < 0:
             raise ValueError(f"cond_channels must be >= 0 (0: no map condition), got {cond_channels!r}")
+        if prior is not None and (cond_channels != 1 or in_channels != 1 or add_zt):
+            raise ValueError(f"a prior base needs one condition map, one channel and add_zt=False (it replaces the "
+                             f"z_t base), got cond_channels={cond_channels}, in_channels={in_channels}, add_zt={add_zt}")
+        self.prior = prior
         E, emb_dim = channels, 4 * channels
         self.add_zt, self.n_params, self.stride = add_zt, n_params, unet_stride(channel_mults)
         self.in_channels, self.cond_channels = in_channels, cond_channels
@@ -131,6 +137,8 @@ class UNet(nn.Module):
             for blk in level:
                 h = blk(h, emb)
         out = self.conv_out(F.silu(self.norm_out(h)))                    # (B, 1, H, W)
+        if self.prior is not None:
+            return out + self.prior.eps_hat(z_t, gamma_t, cond).to(out.dtype)
         return out + z_t if self.add_zt else out
 
 
@@ -145,11 +153,12 @@ def model_locality_args(model_cfg) -> dict:
 
 
 def build_unet(model_cfg, *, gamma_range: tuple[float, float], n_params: int = 0, cond_channels: int = 1,
-               param_mlp: bool = False) -> UNet:
+               param_mlp: bool = False, prior: nn.Module | None = None) -> UNet:
     """A :class:`UNet` from a ``ModelConfig``-like object (read by attribute; the model never imports config),
-    conditioned on ``cond_channels`` maps (0: none) and ``n_params`` scalars (through an MLP with ``param_mlp``)."""
+    conditioned on ``cond_channels`` maps (0: none) and ``n_params`` scalars (through an MLP with ``param_mlp``);
+    a ``prior`` base replaces ``add_zt``'s."""
     return UNet(channels=model_cfg.channels, channel_mults=tuple(model_cfg.channel_mults),
                 blocks_per_level=model_cfg.blocks_per_level, attention_heads=model_cfg.attention_heads,
-                norm_groups=model_cfg.norm_groups, dropout=model_cfg.dropout, add_zt=model_cfg.add_zt,
-                cond_channels=cond_channels, n_params=n_params, param_mlp=param_mlp, gamma_range=gamma_range,
-                **model_locality_args(model_cfg))
+                norm_groups=model_cfg.norm_groups, dropout=model_cfg.dropout,
+                add_zt=model_cfg.add_zt and prior is None, cond_channels=cond_channels, n_params=n_params,
+                param_mlp=param_mlp, gamma_range=gamma_range, prior=prior, **model_locality_args(model_cfg))

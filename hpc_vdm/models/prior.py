@@ -1,0 +1,155 @@
+"""A conditional Gaussian base for the score network: the exact denoiser of a linear-transfer prior.
+
+The papers' U-Net returns ε̂ = net(z_t, ...) + z_t (``add_zt``): at initialisation, and wherever the network has
+learned nothing, its denoiser is that of a field independent of the condition. This module replaces that
+base with the exact denoiser of the prior
+
+    log10(x_phys + o_t) ~ N(log10 T(c) + r̄, s_dex²) per pixel,   T(c) = A · (K_w ⊛ S) + B,
+
+where S is the condition in physical units (the stellar map), K_w a periodic Gaussian of ``smooth_px`` pixels
+truncated at 3 w, and A, B, r̄, s_dex are fitted on the training maps (:meth:`LinearTransferPrior.fit`):
+A and B by least squares of the target on K_w ⊛ S (the linear transfer estimate of the target, in mass), r̄
+and s_dex the mean and spread of the log residual. In the model's normalised variables (x = (log10(x_phys +
+o_t) − m_t)/σ_t) that is x ~ N(μ(c), s²) with μ = (log10 T + r̄ − m_t)/σ_t and s = s_dex/σ_t, whose exact
+denoiser at z_t = α_t x + σ_t ε is
+
+    ε̂_G(z_t, γ_t, c) = E[ε | z_t, c] = σ_t (z_t − α_t μ(c)) / (α_t² s² + σ_t²),   α_t² = sigmoid(−γ_t).
+
+The network adds its correction to ε̂_G: the bound is unchanged (a parameterisation, as EDM's preconditioning),
+but the posterior mean of an untrained model is already the linear transfer estimate of the map, and training
+learns what the condition says beyond it (the regression-plus-residual idea of CorrDiff, Mardani+23, with the
+regression fixed and linear).
+
+Locality: μ at a pixel reads the condition within ``receptive_radius`` = ceil(3 w) pixels (0 without smoothing),
+so a tiled model stays local; :func:`hpc_vdm.models.reach.structural_radius` takes the larger of it and the
+U-Net's. The constants are frozen parameters (no gradient), so checkpoints, the EMA and exports carry them.
+"""
+from __future__ import annotations
+
+import math
+from typing import Iterable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+PRIORS = ("none", "linear_transfer")
+LN10 = math.log(10.0)
+
+
+def gaussian_kernel(smooth_px: float) -> torch.Tensor:
+    """(1, 1, 2R+1, 2R+1) normalised Gaussian of std ``smooth_px`` pixels truncated at R = ceil(3 w); [[1]] for 0."""
+    if not (math.isfinite(smooth_px) and smooth_px >= 0):
+        raise ValueError(f"smooth_px must be a finite number >= 0, got {smooth_px!r}")
+    radius = math.ceil(3.0 * smooth_px)
+    d = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    g = torch.exp(-0.5 * (d / smooth_px) ** 2) if smooth_px > 0 else torch.ones(1, dtype=torch.float64)
+    k = g[:, None] * g[None, :]
+    return (k / k.sum())[None, None]
+
+
+class LinearTransferPrior(nn.Module):
+    """ε̂_G of the linear-transfer prior (module docstring). ``cond`` is the normalised condition the score network
+    sees; ``cond_norm`` / ``target_norm`` are (offset, mean, std) of the two log normalisations."""
+
+    NAMES = ("cond_offset", "cond_mean", "cond_log_std", "target_offset", "target_mean", "target_log_std",
+             "log10_a", "log10_b", "res_mean_dex", "log_res_std_dex")
+
+    def __init__(self, smooth_px: float = 1.0):
+        super().__init__()
+        self.smooth_px = float(smooth_px)
+        self.register_buffer("kernel", gaussian_kernel(self.smooth_px).float(), persistent=False)
+        self.receptive_radius = int(self.kernel.shape[-1] // 2)
+        # (10,) the fitted constants, by NAMES: frozen (no gradient), one vector (DeepSpeed broadcasts tensors of
+        # at least one dimension); zeros until fit() or a state dict sets them
+        self.constants = nn.Parameter(torch.zeros(len(self.NAMES)), requires_grad=False)
+
+    def _apply(self, fn, recurse: bool = True):
+        """Moves follow the module; dtype casts do not reach the constants, which stay fp32: in bf16, log10 B ~ 11
+        would round by 0.03 dex (a bf16 network still gets ε̂_G in fp32, cast once at the sum)."""
+        kept = self.constants.data.float()
+        super()._apply(fn, recurse)
+        self.constants.data = kept.to(self.constants.device)
+        return self
+
+    def __getattr__(self, name: str):
+        if name in LinearTransferPrior.NAMES:
+            return self.constants[LinearTransferPrior.NAMES.index(name)]
+        return super().__getattr__(name)
+
+    # -- the prior ---------------------------------------------------------------------------------------------
+    def smooth(self, s: torch.Tensor) -> torch.Tensor:
+        """K_w ⊛ s, periodic, for maps (B, 1, H, W)."""
+        r = self.receptive_radius
+        if r == 0:
+            return s
+        return F.conv2d(F.pad(s, (r, r, r, r), mode="circular"), self.kernel.to(s.dtype))
+
+    def transfer(self, stars: torch.Tensor) -> torch.Tensor:
+        """T = A (K_w ⊛ S) + B of physical condition maps S (B, 1, H, W)."""
+        return 10.0 ** self.log10_a.to(stars.dtype) * self.smooth(stars) + 10.0 ** self.log10_b.to(stars.dtype)
+
+    def mean(self, cond: torch.Tensor) -> torch.Tensor:
+        """μ(c) (B, 1, H, W): the prior's mean of the normalised target, from the normalised condition."""
+        c = cond.float()
+        stars = (10.0 ** (c * self.cond_log_std.exp() + self.cond_mean) - self.cond_offset).clamp_min(0.0)
+        log_t = torch.log10(self.transfer(stars))
+        return (log_t + self.res_mean_dex - self.target_mean) / self.target_log_std.exp()
+
+    def spread(self) -> torch.Tensor:
+        """s: the prior's per-pixel std of the normalised target."""
+        return (self.log_res_std_dex - self.target_log_std).exp()
+
+    def eps_hat(self, z_t: torch.Tensor, gamma_t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """ε̂_G = σ_t (z_t − α_t μ) / (α_t² s² + σ_t²) in fp32; z_t, cond (B, 1, H, W), γ_t (B,)."""
+        g = gamma_t.float().view(-1, 1, 1, 1)
+        alpha, sigma = torch.sigmoid(-g).sqrt(), torch.sigmoid(g).sqrt()
+        s2 = self.spread() ** 2
+        return sigma * (z_t.float() - alpha * self.mean(cond)) / (alpha ** 2 * s2 + sigma ** 2)
+
+    # -- fitting ----------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def fit(self, pairs: Iterable[tuple[np.ndarray, np.ndarray]], cond_norm: tuple[float, float, float],
+            target_norm: tuple[float, float, float]) -> dict:
+        """Fit A, B (least squares of the target on K_w ⊛ S) and the log residual's mean and std from batches of
+        physical (condition, target) maps (n, H, W) (held as a list: two passes). Returns the fitted values.
+        Refuses a fit whose transfer is not positive (A <= 0 or B <= 0), naming the values."""
+        pairs = list(pairs)
+        if not pairs:
+            raise ValueError("the linear-transfer prior needs at least one (condition, target) batch of training maps")
+        # normal equations of target ≈ A u + B, u = K_w ⊛ S, in float64
+        m = np.zeros((2, 2))
+        v = np.zeros(2)
+        for s, t in pairs:
+            u = self.smooth(torch.as_tensor(np.asarray(s, np.float64))[:, None]).flatten().numpy()
+            t = np.asarray(t, np.float64).ravel()
+            m += [[u @ u, u.sum()], [u.sum(), u.size]]
+            v += [u @ t, t.sum()]
+        if abs(np.linalg.det(m)) <= 1e-12 * max(abs(m[0, 0] * m[1, 1]), 1e-300):
+            raise ValueError("the linear-transfer prior cannot be fitted: the smoothed condition maps are constant")
+        a, b = np.linalg.solve(m, v)
+        if not (a > 0 and b > 0):
+            raise ValueError(f"the linear-transfer fit of the target on the condition gave A={a:.4g}, B={b:.4g}; the "
+                             f"prior needs both > 0 (a target that grows with the condition, with a floor); use "
+                             f"model.vdm.prior='none' for this pair of fields")
+        t_off = float(target_norm[0])
+        n, s1, s2 = 0, 0.0, 0.0
+        for s, t in pairs:
+            u = self.smooth(torch.as_tensor(np.asarray(s, np.float64))[:, None]).flatten().numpy()
+            res = np.log10(np.asarray(t, np.float64).ravel() + t_off) - np.log10(a * u + b)
+            n, s1, s2 = n + res.size, s1 + res.sum(), s2 + res @ res
+        res_mean = s1 / n
+        res_std = math.sqrt(max(s2 / n - res_mean ** 2, 0.0))
+        if not res_std > 0:
+            raise ValueError("the target is exactly the linear transfer of the condition: no residual to model")
+        values = dict(cond_offset=cond_norm[0], cond_mean=cond_norm[1], cond_log_std=math.log(cond_norm[2]),
+                      target_offset=t_off, target_mean=target_norm[1], target_log_std=math.log(target_norm[2]),
+                      log10_a=math.log10(a), log10_b=math.log10(b), res_mean_dex=res_mean,
+                      log_res_std_dex=math.log(res_std))
+        self.constants.copy_(torch.tensor([values[name] for name in self.NAMES], dtype=self.constants.dtype))
+        return {"A": float(a), "B": float(b), "res_mean_dex": float(res_mean), "res_std_dex": float(res_std),
+                "smooth_px": self.smooth_px}
+
+    def extra_repr(self) -> str:
+        return f"smooth_px={self.smooth_px}, receptive_radius={self.receptive_radius}"
