@@ -104,6 +104,23 @@ def run_evaluate(model, out, *sets) -> int:
     return evaluate.main(args)
 
 
+def test_posterior_mean_mse_removes_the_draws_own_sampling_variance():
+    """Draws l_s = t + b + σ n_s (log10(1 + x)): a draw's MSE is b² + σ², the S-draw mean's b² + σ²/S, and the
+    posterior mean's (what a deterministic network estimates) b² whatever S."""
+    from hpc_vdm.evaluate.compare import mse_log
+
+    rng = np.random.default_rng(0)
+    lt = rng.uniform(8, 11, (4, 64, 64))
+    b, sigma = 0.3, 0.5
+    for s in (2, 4, 8):
+        draws = 10 ** (lt + b + sigma * rng.standard_normal((s, *lt.shape))) - 1
+        got = mse_log(10 ** lt - 1, draws, 1.0)
+        assert got["draws"] == pytest.approx(b ** 2 + sigma ** 2, rel=0.01)
+        assert got["log_mean"] == pytest.approx(b ** 2 + sigma ** 2 / s, rel=0.02)
+        assert got["posterior_mean"] == pytest.approx(b ** 2, rel=0.03)
+    assert "posterior_mean" not in mse_log(10 ** lt - 1, draws[:1], 1.0)
+
+
 def test_evaluate_compares_vdm_cnn_and_hod_on_one_scoring_path(models, tmp_path):
     vdm, cnn = models
     out = tmp_path / "eval"
@@ -119,6 +136,7 @@ def test_evaluate_compares_vdm_cnn_and_hod_on_one_scoring_path(models, tmp_path)
         assert r["bands"]["k<5"] is None or r["bands"]["k<5"]["r"] <= 1       # None: the row left every map empty
     assert c["rows"]["HOD"]["bands"]["k<5"]["pk_err"] >= 0 and c["rows"]["vdm"]["bands"]["5<k<10"]["k_range"][1] <= 8.05
     assert "log_mean" in c["rows"]["vdm"]["mse_log"] and "log_mean" not in c["rows"]["HOD"]["mse_log"]
+    assert c["order"]["mse"]["vdm"] == c["rows"]["vdm"]["mse_log"]["posterior_mean"]   # judged like for like
     assert c["k_nyquist"] == pytest.approx(np.pi * 64 / 25) and c["threshold"] > 0
     assert set(c["cost"]["HOD"]) >= {"train_s", "draw_s", "draws_per_s"} and c["cost"]["vdm"]["draws_per_s"] > 0
     assert set(c["diagnostics"]["two-phase CNN"]["classifier"]) >= {"accuracy", "recall", "precision"}
