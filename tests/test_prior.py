@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from hpc_vdm.config import ConfigError, load_config
-from hpc_vdm.diffusion import LinearSchedule, build_vdm, sample_loop, time_grid
+from hpc_vdm.diffusion import build_vdm, sample_loop, time_grid
 from hpc_vdm.diffusion.tiled import INITIAL, keyed_noise, sample_tiled
 from hpc_vdm.models import locality, receptive_radius
 from hpc_vdm.models.prior import LinearTransferPrior, gaussian_kernel
@@ -161,7 +161,7 @@ def test_a_unet_refuses_a_prior_it_cannot_use():
     assert built.score.prior is not None and not built.score.add_zt
 
 
-def test_a_prior_without_a_map_condition_is_a_config_error(tmp_path):
+def test_a_prior_without_a_map_condition_is_a_config_error():
     from hpc_vdm.families import make_family
 
     cfg = load_config("configs/emulator.yaml", ["model.vdm.prior=linear_transfer"])

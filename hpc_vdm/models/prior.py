@@ -34,9 +34,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-PRIORS = ("none", "linear_transfer")
-LN10 = math.log(10.0)
-
 
 def gaussian_kernel(smooth_px: float) -> torch.Tensor:
     """(1, 1, 2R+1, 2R+1) normalised Gaussian of std ``smooth_px`` pixels truncated at R = ceil(3 w); [[1]] for 0."""
