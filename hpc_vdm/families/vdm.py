@@ -80,7 +80,8 @@ class VDMFamily(MapsFamily):
         target's) of up to ``n_maps`` training maps spread over every training simulation, for
         :meth:`~hpc_vdm.models.prior.LinearTransferPrior.fit`."""
         d = self.cfg.data
-        root, attrs = open_store(d.store), read_attrs(d.store)
+        root = open_store(d.store)
+        attrs = dict(root.attrs)
         maps = held_out_maps(attrs, "train", n_maps)
         pairs = [(read_maps(root, d.condition, maps[i:i + per_batch], d.store),
                   read_maps(root, d.target, maps[i:i + per_batch], d.store)) for i in range(0, len(maps), per_batch)]

@@ -110,17 +110,17 @@ class LinearTransferPrior(nn.Module):
     def fit(self, pairs: Iterable[tuple[np.ndarray, np.ndarray]], cond_norm: tuple[float, float, float],
             target_norm: tuple[float, float, float]) -> dict:
         """Fit A, B (least squares of the target on K_w ⊛ S) and the log residual's mean and std from batches of
-        physical (condition, target) maps (n, H, W) (held as a list: two passes). Returns the fitted values.
+        physical (condition, target) maps (n, H, W) (smoothed once and held: two passes). Returns the fitted values.
         Refuses a fit whose transfer is not positive (A <= 0 or B <= 0), naming the values."""
-        pairs = list(pairs)
+        # (u = K_w ⊛ S, target) per batch, flat float64: smoothed once, used by both passes
+        pairs = [(self.smooth(torch.as_tensor(np.asarray(s, np.float64))[:, None]).flatten().numpy(),
+                  np.asarray(t, np.float64).ravel()) for s, t in pairs]
         if not pairs:
             raise ValueError("the linear-transfer prior needs at least one (condition, target) batch of training maps")
-        # normal equations of target ≈ A u + B, u = K_w ⊛ S, in float64
+        # normal equations of target ≈ A u + B
         m = np.zeros((2, 2))
         v = np.zeros(2)
-        for s, t in pairs:
-            u = self.smooth(torch.as_tensor(np.asarray(s, np.float64))[:, None]).flatten().numpy()
-            t = np.asarray(t, np.float64).ravel()
+        for u, t in pairs:
             m += [[u @ u, u.sum()], [u.sum(), u.size]]
             v += [u @ t, t.sum()]
         if abs(np.linalg.det(m)) <= 1e-12 * max(abs(m[0, 0] * m[1, 1]), 1e-300):
@@ -132,9 +132,8 @@ class LinearTransferPrior(nn.Module):
                              f"model.vdm.prior='none' for this pair of fields")
         t_off = float(target_norm[0])
         n, s1, s2 = 0, 0.0, 0.0
-        for s, t in pairs:
-            u = self.smooth(torch.as_tensor(np.asarray(s, np.float64))[:, None]).flatten().numpy()
-            res = np.log10(np.asarray(t, np.float64).ravel() + t_off) - np.log10(a * u + b)
+        for u, t in pairs:
+            res = np.log10(t + t_off) - np.log10(a * u + b)
             n, s1, s2 = n + res.size, s1 + res.sum(), s2 + res @ res
         res_mean = s1 / n
         res_std = math.sqrt(max(s2 / n - res_mean ** 2, 0.0))
