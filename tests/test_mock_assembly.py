@@ -191,16 +191,10 @@ def test_correlation_at_fixed_mass_removes_the_mass_trend():
 
 
 @pytest.fixture(scope="module")
-def shuffle_summary():
+def shuffle_summary(lh128):
     """The shuffle test on 20 LH simulations at 128^3, 20 PM steps (seed 7: not the seed the strengths
-    were chosen on), every suite with its assembly bias on and off."""
-    from hpc_vdm.config import load_config
-
-    cfg = load_config(None, ["mock.particles=128", "mock.pm_steps=20", "mock.n_sims=20", "mock.seed=7"]).mock
-    from hpc_vdm.baselines import hod
-
-    return shuffle.summary(shuffle.shuffle_statistics(cfg, list(stars.SUITES), cfg.n_sims,
-                                                      models={"hod": hod.draw_on_catalogue}))
+    were chosen on), every suite with its assembly bias on and off (conftest's ``lh128``)."""
+    return lh128["shuffle"]
 
 
 @pytest.mark.slow

@@ -9,11 +9,10 @@ from hpc_vdm.mock.cosmology import Cosmology
 
 
 @pytest.fixture(scope="module")
-def demo_statistics():
-    cfg = load_config(None, ["mock.particles=128", "mock.pm_steps=20", "mock.upsample=1", "mock.n_sims=20",
-                             "mock.seed=7"]).mock
-    assert cfg.n_ngb == cmd_n_ngb(128)  # the default kernel is CMD's at 128^3
-    return pixel_statistics(cfg, list(CMD), cfg.n_sims)
+def demo_statistics(lh128):
+    """conftest's ``lh128``: 20 LH simulations at 128^3, 20 PM steps, seed 7."""
+    assert lh128["cfg"].n_ngb == cmd_n_ngb(128)  # the default kernel is CMD's at 128^3
+    return lh128["pixels"]
 
 
 @pytest.mark.slow

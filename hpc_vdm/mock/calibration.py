@@ -28,21 +28,29 @@ def cmd_n_ngb(particles: int, upsample: int = 1) -> float:
     return max(1.0, CMD_NGB * (particles * upsample / CMD_PARTICLES) ** 3)
 
 
-def pixel_statistics(cfg: MockConfig, suites, n_sims: int) -> dict[str, tuple[np.ndarray, float]]:
-    """Per suite: the four statistics (4,) pooled over every map of the first ``n_sims`` simulations of
-    the LH set of ``cfg``, and the fraction of non-zero stellar pixels. One gravity run per simulation
-    is observed by every suite (the suites share initial conditions, as in CAMELS)."""
-    params = simulate.parameter_table(cfg)[:n_sims]
-    x, y = {s: [] for s in suites}, {s: [] for s in suites}
-    for sim, row in enumerate(params):
-        seed = simulate.sim_seed(cfg, sim)
-        parts, groups = simulate.evolve(row, cfg, seed)
+def pixel_values(cfg: MockConfig, suites):
+    """A measure for :func:`simulate.over_simulations`: per suite, log10(Mcdm) and log10(1 + Mstar) of every
+    pixel of one simulation's maps (each suite observes the same gravity run, as in CAMELS)."""
+    def measure(sim, row, seed, parts, groups) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        out = {}
         for suite in suites:
             maps = simulate.observe(parts, groups, row, cfg, stars.SUITES[suite], seed)
-            x[suite].append(np.log10(maps["Mcdm"].astype(np.float64)).ravel())
-            y[suite].append(np.log10(1.0 + maps["Mstar"].astype(np.float64)).ravel())
+            out[suite] = (np.log10(maps["Mcdm"].astype(np.float64)).ravel(),
+                          np.log10(1.0 + maps["Mstar"].astype(np.float64)).ravel())
+        return out
+    return measure
+
+
+def pixel_summary(per_sim: list[dict]) -> dict[str, tuple[np.ndarray, float]]:
+    """Per suite: the four statistics (4,) pooled over the simulations of :func:`pixel_values`, and the
+    fraction of non-zero stellar pixels."""
     out = {}
-    for s in suites:
-        xs, ys = np.concatenate(x[s]), np.concatenate(y[s])
+    for s in per_sim[0]:
+        xs, ys = (np.concatenate([sim[s][j] for sim in per_sim]) for j in (0, 1))
         out[s] = np.array([xs.mean(), xs.std(), ys.mean(), ys.std()]), float((ys > 0).mean())
     return out
+
+
+def pixel_statistics(cfg: MockConfig, suites, n_sims: int) -> dict[str, tuple[np.ndarray, float]]:
+    """:func:`pixel_summary` of every map of the first ``n_sims`` simulations of the LH set of ``cfg``."""
+    return pixel_summary(simulate.over_simulations(cfg, n_sims, pixel_values(cfg, suites))[0])

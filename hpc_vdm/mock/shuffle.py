@@ -119,26 +119,38 @@ def ratio(p_num: np.ndarray, p_den: np.ndarray, k: np.ndarray, k_max: float = K_
     return {"k": k[sel].tolist(), "ratio_k": per_k.tolist(), "mean_k": float(per_k.mean()), "band": band, "err": err}
 
 
-def shuffle_statistics(cfg: MockConfig, suites, n_sims: int, *, n_shuffles: int = 4,
-                       models: dict[str, Model] | None = None) -> dict:
-    """Per suite and switch ('on': the suite's assembly bias, 'off': its mass-only twin): the P(k) of every
-    simulation {'orig', 'shuffled', and one per model of ``models``} (n_sims, nk) and the per-simulation
-    correlations, on the first ``n_sims`` simulations of ``cfg``'s set (one gravity run per simulation for
-    all; a model draws with the simulation's index as its seed)."""
-    params = simulate.parameter_table(cfg)[:n_sims]
-    out = {s: {w: [] for w in ("on", "off")} for s in suites}
-    for sim, row in enumerate(params):
-        seed = simulate.sim_seed(cfg, sim)
-        parts, groups = simulate.evolve(row, cfg, seed)
+def shuffle_measure(cfg: MockConfig, suites, *, n_shuffles: int = 4, models: dict[str, Model] | None = None):
+    """A measure for :func:`simulate.over_simulations`: per suite and switch ('on': the suite's assembly bias,
+    'off': its mass-only twin), :func:`measure` of one simulation's catalogue (a model draws with the
+    simulation's index as its seed)."""
+    def one(sim, row, seed, parts, groups) -> dict:
+        out = {}
         for suite in suites:
+            out[suite] = {}
             for switch in ("on", "off"):
                 model = dataclasses.replace(stars.SUITES[suite], secondary=switch == "on")
                 rng = np.random.default_rng(simulate._seeds(seed)[1])   # the simulation's galaxy seed
                 cat, _ = stars.galaxies_of(parts, row, model, rng, groups)
-                out[suite][switch].append(measure(cat, cfg.box_mpc_h, np.random.default_rng([cfg.seed, sim, 7]),
-                                                  n_shuffles, model.star_particle_mass, models, model_seed=sim))
-    return {s: {w: {key: np.array([m[key] for m in ms]) for key in ms[0]} for w, ms in sw.items()}
-            for s, sw in out.items()}
+                out[suite][switch] = measure(cat, cfg.box_mpc_h, np.random.default_rng([cfg.seed, sim, 7]), n_shuffles,
+                                             model.star_particle_mass, models, model_seed=sim)
+        return out
+    return one
+
+
+def stack(per_sim: list[dict]) -> dict:
+    """:func:`shuffle_measure`'s values of the simulations, stacked: per suite and switch, every key of
+    :func:`measure` as an array (n_sims, ...)."""
+    return {s: {w: {key: np.array([sim[s][w][key] for sim in per_sim]) for key in per_sim[0][s][w]}
+                for w in per_sim[0][s]} for s in per_sim[0]}
+
+
+def shuffle_statistics(cfg: MockConfig, suites, n_sims: int, *, n_shuffles: int = 4,
+                       models: dict[str, Model] | None = None) -> dict:
+    """Per suite and switch: the P(k) of every simulation {'orig', 'shuffled', and one per model of
+    ``models``} (n_sims, nk) and the per-simulation correlations, on the first ``n_sims`` simulations of
+    ``cfg``'s set (one gravity run per simulation for all)."""
+    return stack(simulate.over_simulations(cfg, n_sims, shuffle_measure(cfg, suites, n_shuffles=n_shuffles,
+                                                                         models=models))[0])
 
 
 def summary(stats: dict) -> dict:

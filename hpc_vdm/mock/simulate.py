@@ -112,6 +112,19 @@ def evolve(params: np.ndarray, cfg: MockConfig, seed: np.random.SeedSequence) ->
     return parts, stars.halos(parts)
 
 
+def over_simulations(cfg: MockConfig, n_sims: int, *measures) -> list[list]:
+    """Each of ``measures`` — ``measure(sim, params, seed, parts, groups) -> value`` — on the first ``n_sims``
+    simulations of ``cfg``'s set, with one gravity run (:func:`evolve`) per simulation shared by all of them
+    -> one list of ``n_sims`` values per measure."""
+    out = [[] for _ in measures]
+    for sim, row in enumerate(parameter_table(cfg)[:n_sims]):
+        seed = sim_seed(cfg, sim)
+        parts, groups = evolve(row, cfg, seed)
+        for values, measure in zip(out, measures):
+            values.append(measure(sim, row, seed, parts, groups))
+    return out
+
+
 def observe(parts: Particles, groups: tuple, params: np.ndarray, cfg: MockConfig, model: stars.StellarModel,
             seed: np.random.SeedSequence) -> dict:
     """Galaxies, maps, catalogue and grids of one suite on evolved particles (see :func:`simulate`)."""
