@@ -97,11 +97,15 @@ dm2galaxy: | venv
 emulator: | venv
 	PY=$(PY) bash docs/results/emulator/run.sh
 
+# The fast tests (single-process, in-process) run on 2 pytest-xdist workers, one test file each at a time; the slow
+# ones start 2-process jobs of their own (torchrun, mpiexec, SLURM, sweeps) and some time signals, so they run one by one.
+XDIST ?= -n 2 --dist loadfile
 test: venv
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not slow" $(XDIST)
+	$(PY) -m pytest -q -m slow
 
 test-fast: venv
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow" $(XDIST)
 
 bench: venv
 	$(PY) tools/bench_loader.py

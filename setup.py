@@ -34,7 +34,7 @@ setup(
         "pyro-ppl>=1.9",  # NUTS on the emulator's bound (python -m hpc_vdm.infer); keeps the installed torch
     ],
     extras_require={
-        "test": ["pytest>=8", "distributed>=2024.8", "dask-mpi>=2022.4"],
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "distributed>=2024.8", "dask-mpi>=2022.4"],
         "mpi": ["mpich"],  # an MPI library as a wheel, for machines without a system MPI
         "distributed": ["distributed>=2024.8", "dask-mpi>=2022.4"],
     },
