@@ -101,8 +101,8 @@ emulator: | venv
 # ones start 2-process jobs of their own (torchrun, mpiexec, SLURM, sweeps) and some time signals, so they run one by one.
 XDIST ?= -n 2 --dist loadfile
 test: venv
-	$(PY) -m pytest -q -m "not slow" $(XDIST)
-	$(PY) -m pytest -q -m slow
+	$(PY) -m pytest -q -m "not slow" $(XDIST) --durations=10
+	$(PY) -m pytest -q -m slow --durations=15
 
 test-fast: venv
 	$(PY) -m pytest -q -m "not slow" $(XDIST)
