@@ -111,6 +111,7 @@ bench: venv
 	$(PY) tools/bench_loader.py
 	$(PY) tools/bench_train.py
 	$(PY) tools/bench_tile.py
+	$(PY) tools/bench_export.py
 
 # A single-node SLURM on localhost (root or sudo; Debian packages): then `export` the line it prints.
 slurm-up:
