@@ -5,6 +5,10 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 DEMO   ?= out/demo
 export OMP_NUM_THREADS ?= 1
+# threads of the single-process stages (tile, spectra, evaluate, the science tools); the 2-process training runs
+# and the mock's simulation workers keep one thread each
+THREADS ?= $(shell nproc 2>/dev/null || echo 2)
+ONE     := OMP_NUM_THREADS=$(THREADS)
 export DS_ACCELERATOR ?= cpu
 export DS_BUILD_OPS := 0
 
@@ -51,13 +55,13 @@ $(DEMO_MODEL): $(DEMO)/maps.zarr/zarr.json
 	    --run-dir $(DEMO)/run
 
 $(DEMO)/tng100.png: $(DEMO_MODEL)
-	$(PY) -m hpc_vdm.tile --config configs/demo.yaml --model $(DEMO_MODEL) --out $(DEMO)/tng100.zarr
+	$(ONE) $(PY) -m hpc_vdm.tile --config configs/demo.yaml --model $(DEMO_MODEL) --out $(DEMO)/tng100.zarr
 
 $(DEMO)/tng100_spectra.json: $(DEMO)/tng100.png
-	$(PY) -m hpc_vdm.spectra auto $(DEMO)/tng100.zarr --array mean --overdensity --out $@ --figure $(DEMO)/tng100_spectra.png
+	$(ONE) $(PY) -m hpc_vdm.spectra auto $(DEMO)/tng100.zarr --array mean --overdensity --out $@ --figure $(DEMO)/tng100_spectra.png
 
 $(DEMO)/eval/metrics.json: $(DEMO_MODEL) $(DEMO)/maps_cv.zarr/zarr.json $(DEMO)/maps_1p.zarr/zarr.json $(DEMO)/tng100_spectra.json
-	$(PY) -m hpc_vdm.evaluate --config configs/demo.yaml --model $(DEMO_MODEL) --store $(DEMO)/maps.zarr \
+	$(ONE) $(PY) -m hpc_vdm.evaluate --config configs/demo.yaml --model $(DEMO_MODEL) --store $(DEMO)/maps.zarr \
 	    --set evaluate.cv_store=$(DEMO)/maps_cv.zarr --set evaluate.one_p_store=$(DEMO)/maps_1p.zarr \
 	    --set evaluate.tile_store=$(DEMO)/tng100.zarr --out $(DEMO)/eval
 
@@ -74,10 +78,10 @@ science: | venv
 	@test -f $(SCI)/maps.zarr/zarr.json || $(PY) -m hpc_vdm.prepare --config configs/science.yaml
 	OMP_NUM_THREADS=1 $(TORCHRUN) -m hpc_vdm.train configs/science.yaml
 	OMP_NUM_THREADS=1 $(TORCHRUN) -m hpc_vdm.train configs/science_regressor.yaml
-	@test -f $(SCI)/eval/metrics.json || $(PY) -m hpc_vdm.evaluate --config configs/science.yaml
-	@test -f $(SCI)/sampler_cost.json || $(PY) tools/sampler_cost.py --model $(SCI)/run/export/model.pt \
+	@test -f $(SCI)/eval/metrics.json || $(ONE) $(PY) -m hpc_vdm.evaluate --config configs/science.yaml
+	@test -f $(SCI)/sampler_cost.json || $(ONE) $(PY) tools/sampler_cost.py --model $(SCI)/run/export/model.pt \
 	    --out $(SCI)/sampler_cost.json
-	@test -f $(SCI)/seams/seams_mock150.json || $(PY) tools/seams.py --model $(SCI)/run/export/model.pt \
+	@test -f $(SCI)/seams/seams_mock150.json || $(ONE) $(PY) tools/seams.py --model $(SCI)/run/export/model.pt \
 	    --box 150 --tiles 64,128 --halo 48 --out $(SCI)/seams
 	mkdir -p docs/results/science docs/results/tiling && cp $(SCI)/eval/metrics.json $(SCI)/eval/report/summary.md \
 	    $(SCI)/eval/report/*.png configs/science*.yaml $(SCI)/sampler_cost.json docs/results/science/
