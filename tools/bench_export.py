@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 import torch
+
+from _timing import interleaved_best
 
 
 def main() -> None:
@@ -41,12 +42,8 @@ def main() -> None:
         for g in gammas:
             net(x, torch.full((args.maps,), float(g)), cond)
 
-    best = {"calibrate_s": float("inf"), "forward_only_s": float("inf")}
-    for _ in range(args.rounds):
-        for key, fn in (("forward_only_s", forward_only), ("calibrate_s", lambda: calibrate(net, x, cond, gammas))):
-            t0 = time.perf_counter()
-            fn()
-            best[key] = min(best[key], time.perf_counter() - t0)
+    best = interleaved_best({"forward_only_s": forward_only, "calibrate_s": lambda: calibrate(net, x, cond, gammas)},
+                            min_rounds=args.rounds)
     print(json.dumps({"network": {"channels": args.channels, "mults": args.mults, "norm": "group"},
                       "maps": args.maps, "pixels": args.pixels, "gammas": args.gammas,
                       "threads": torch.get_num_threads(), **best,

@@ -31,7 +31,6 @@ import math
 import os
 import platform
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -44,6 +43,8 @@ from hpc_vdm.diffusion import build_vdm  # noqa: E402
 from hpc_vdm.diffusion import sampler as sampler_module  # noqa: E402
 from hpc_vdm.diffusion.tiled import check_window, sample_tiled  # noqa: E402
 from tiling import TileGrid  # noqa: E402
+
+from _timing import interleaved_best  # noqa: E402
 
 TNG300 = {"pixels": 2099, "box_mpc_h": 205.0, "slabs": 3 * 41, "reference_nfe": 250}
 NETWORKS = {
@@ -126,21 +127,6 @@ def untiled_runner(vdm, a, net, windows: int, sync):
     return run
 
 
-def interleaved_best(runners: dict, a) -> dict:
-    """Best seconds of each runner over rounds that run every runner once, so that a shared machine's load
-    falls on all alike: at least ``min_rounds``, then until ``min_time_s`` per runner or ``repeat`` rounds."""
-    best = {k: math.inf for k in runners}
-    spent, rounds = 0.0, 0
-    while rounds < max(1, a.min_rounds) or (rounds < a.repeat and spent / len(runners) < a.min_time_s):
-        for k, run in runners.items():
-            t = time.perf_counter()
-            run()
-            dt = time.perf_counter() - t
-            best[k], spent = min(best[k], dt), spent + dt
-        rounds += 1
-    return best | {"rounds": rounds}
-
-
 def bench_network(name: str, a, device, sync) -> dict:
     net = NETWORKS[name]
     reset_peak_rss()
@@ -163,7 +149,7 @@ def bench_network(name: str, a, device, sync) -> dict:
             out["samplers"][s] = {"error": f"{type(e).__name__}: {e}"}
     if a.untiled:
         runners["untiled"] = untiled_runner(vdm, a, net, windows, sync)
-    best = interleaved_best(runners, a)
+    best = interleaved_best(runners, a.min_rounds, a.repeat, a.min_time_s)
     out["rounds"] = best.pop("rounds")
     scales = {"tng300_2099": 1} | ({f"tng300_native_{math.ceil(TNG300['pixels'] / net['pool'])}": net["pool"]}
                                    if net["pool"] > 1 else {})
