@@ -1,7 +1,8 @@
 """The numbers of a report: held-out truths against a model's draws, each in the space the papers use.
 
 * spectra of the overdensity and of the log field, in three k bands up to k_Nyq
-  (:mod:`hpc_vdm.spectra.scores`), of the draws, of their mean and of the condition itself;
+  (:mod:`hpc_vdm.spectra.scores`), of the draws, of their mean, of the posterior mean's S → ∞ limit (the
+  mean's power less the draws' own scatter / S) and of the condition itself;
 * pixel z-scores of the log field beside their finite-sample expectation (:mod:`.calibration`);
 * rank-based coverage (68%, 95%) and calibration curves per pixel and for map-level summaries: the mean
   log level of a map and its overdensity power in each k band;
@@ -13,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..spectra import cross_spectrum, overdensity
-from ..spectra.scores import (BANDS, band_powers, band_scores, chi2_r, in_band, k_nyquist, mean_of,
-                              overdensity_spectra)
+from ..spectra.scores import (BANDS, band_powers, band_scores, chi2_r, in_band, k_nyquist, mean_limit_scores,
+                              mean_of, overdensity_spectra)
 from . import calibration as cal
 from .baselines import condition_scores
 from .posterior import log10_floor
@@ -90,6 +91,8 @@ def analyse(truth: np.ndarray, cond: np.ndarray | None, draws: np.ndarray, box_m
         mean_map = draws.mean(0)
         out["posterior_mean"] = mean_of([band_scores(truth[i], mean_map[i], box_mpc_h, log_offset) for i in range(n)])
         if s >= 2:
+            out["posterior_mean_limit"] = mean_of([mean_limit_scores(truth[i], draws[:, i], box_mpc_h, log_offset)
+                                                   for i in range(n)])
             metrics, ranks = calibration(truth, draws, box_mpc_h, seed, log_offset)
             out |= metrics
     if cv_truths is not None and len(cv_truths) >= 3:

@@ -140,7 +140,8 @@ def ratio_panel(k, groups: dict, png: Path, title: str, ylabel: str = "P_sample 
     plt.close(fig)
 
 
-ROWS = (("samples", "{draw}s"), ("posterior_mean", "posterior mean"), ("condition", "the condition itself"))
+ROWS = (("samples", "{draw}s"), ("posterior_mean", "posterior mean"),
+        ("posterior_mean_limit", "posterior mean, S → ∞ (estimated)"), ("condition", "the condition itself"))
 
 
 def _rows(m: dict, draw: str) -> dict[str, dict]:
