@@ -88,8 +88,13 @@ def draw_scores(truth: np.ndarray, draws: np.ndarray, box_mpc_h: float, space: s
 def space_scores(truth: np.ndarray, draws: np.ndarray, box_mpc_h: float, space: str, offset: float = 0.0) -> dict:
     """Per k band of one space: ``pk_ratio``, ``pk_ratio_err``, ``r`` and the number of bins."""
     k, ratio, r = spectra(truth, draws, box_mpc_h, space, offset)
+    return _per_band(k, ratio, r, box_mpc_h, np.shape(truth)[-1])
+
+
+def _per_band(k: np.ndarray, ratio: np.ndarray, r: np.ndarray, box_mpc_h: float, pixels: int) -> dict:
+    """{band: pk_ratio, pk_ratio_err, r, n_bins} of P ratios and r(k) (S, nk) at bins ``k`` (all ≤ k_Nyq)."""
     out = {}
-    for band, (lo, hi) in band_edges(box_mpc_h, np.shape(truth)[-1]).items():
+    for band, (lo, hi) in band_edges(box_mpc_h, pixels).items():
         sel = in_band(k, lo, hi)
         out[band] = {"pk_ratio": float(ratio[:, sel].mean()), "pk_ratio_err": float(np.abs(ratio[:, sel] - 1).mean()),
                      "r": float(r[:, sel].mean()), "n_bins": int(sel.sum())}
@@ -98,8 +103,8 @@ def space_scores(truth: np.ndarray, draws: np.ndarray, box_mpc_h: float, space: 
 
 def mean_limit_space_scores(truth: np.ndarray, draws: np.ndarray, box_mpc_h: float, space: str,
                             offset: float = 0.0) -> dict:
-    """Per k band of one space: ``pk_ratio`` and ``r`` of the posterior mean μ = E[f(x) | c] (f the space's
-    field) estimated from S ≥ 2 draws (S, *shape) without the noise of their finite number.
+    """Per k band of one space: ``pk_ratio`` (with ``pk_ratio_err``) and ``r`` of the posterior mean μ = E[f(x) | c]
+    (f the space's field) estimated from S ≥ 2 draws (S, *shape) without the noise of their finite number.
 
     The mean ḡ of the draws' fields g_s has, per mode, the power P_μ + V/S in expectation (V the posterior
     variance), and V is estimated without bias by the draws' scatter V̂ = Σ_s P(g_s − ḡ) / (S − 1); the cross
@@ -118,12 +123,7 @@ def mean_limit_space_scores(truth: np.ndarray, draws: np.ndarray, box_mpc_h: flo
     p_mu = x.power_b - scatter / s
     r = np.clip(x.cross / np.sqrt(np.maximum(p_mu, np.finfo(np.float64).tiny) * x.power_a), -1.0, 1.0)
     keep = in_band(x.k, 0.0, k_nyquist(box_mpc_h, np.shape(truth)[-1]))
-    k, ratio, r = x.k[keep], (p_mu / x.power_a)[keep], r[keep]
-    out = {}
-    for band, (lo, hi) in band_edges(box_mpc_h, np.shape(truth)[-1]).items():
-        sel = in_band(k, lo, hi)
-        out[band] = {"pk_ratio": float(ratio[sel].mean()), "r": float(r[sel].mean()), "n_bins": int(sel.sum())}
-    return out
+    return _per_band(x.k[keep], (p_mu / x.power_a)[None, keep], r[None, keep], box_mpc_h, np.shape(truth)[-1])
 
 
 def mean_limit_scores(truth: np.ndarray, draws: np.ndarray, box_mpc_h: float, offset: float = 0.0) -> dict:
