@@ -58,6 +58,7 @@ import os  # noqa: E402
 import signal  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
+import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -70,6 +71,22 @@ def clean_env(**extra) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in LAUNCHER_VARS}
     env.update(OMP_NUM_THREADS="1", DS_ACCELERATOR="cpu", PYTHONUNBUFFERED="1", **extra)
     return env
+
+
+def kill_when(cmd: list[str], ready, *, env: dict | None = None, cwd=None, timeout: float = 300) -> None:
+    """Start ``cmd``, SIGKILL it once ``ready()`` is true (it must not have finished by then). The command runs
+    niced, so that on a busy machine this watcher is not starved while the command races past the point."""
+    with tempfile.TemporaryFile("w+") as err:  # a file, not a pipe: a chatty command never blocks on it
+        proc = subprocess.Popen(cmd, env=env or clean_env(PYTHONPATH=str(REPO)), cwd=cwd, stdout=subprocess.DEVNULL,
+                                stderr=err, text=True, preexec_fn=lambda: os.nice(10))
+        deadline = time.time() + timeout
+        while time.time() < deadline and proc.poll() is None and not ready():
+            time.sleep(0.02)
+        if proc.poll() is not None:
+            err.seek(0)
+            raise AssertionError(f"finished before it could be killed: {err.read()[-2000:]}")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def train_cmd(store, run_dir, *sets, nproc: int = 1) -> list[str]:

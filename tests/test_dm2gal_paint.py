@@ -1,6 +1,5 @@
 """`python -m hpc_vdm.paint`: the dense out-of-core paint equals the patch network voxel by voxel; resumable;
 ranks split blocks; every bad input is one clear error before anything is written."""
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +9,7 @@ import pytest
 import torch
 import zarr
 
-from helpers import clean_env
+from helpers import clean_env, kill_when
 from test_dm2gal_data import REPO, write_volume
 from test_dm2gal_model import per_voxel, random_net
 from hpc_vdm import dist, paint
@@ -173,25 +172,19 @@ def test_two_processes_under_srun_variables_give_the_one_rank_store(setup, paint
 
 @pytest.mark.slow
 def test_sigkilled_paint_reruns_to_the_uninterrupted_store(setup, tmp_path):
-    import signal
-    import time
-
     store, model, _ = setup
     whole, out = tmp_path / "whole4.zarr", tmp_path / "killed4.zarr"
     env = clean_env(PYTHONPATH=str(REPO))
     cmd = lambda o: [sys.executable, "-m", "hpc_vdm.paint", *args(model, store, o, "--block", "4")]  # noqa: E731
     subprocess.run(cmd(whole), env=env, check=True, capture_output=True, timeout=600)
-    proc = subprocess.Popen(cmd(out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while time.time() < deadline:
+
+    def ready():
         try:
-            if zarr.open_group(str(out), mode="r")["done"][:].sum() >= 20:
-                break
+            return zarr.open_group(str(out), mode="r")["done"][:].sum() >= 20
         except Exception:  # not created yet
-            pass
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+            return False
+
+    kill_when(cmd(out), ready, env=env)
     left = read(out)
     assert not left["complete"] and 20 <= left["done"].sum() < len(left["done"])
     subprocess.run(cmd(out), env=env, check=True, capture_output=True, timeout=600)

@@ -1,19 +1,15 @@
 """``python -m hpc_vdm.infer`` as users run it: the grid store, its summary and figure; the grid split over ranks;
 a killed run resumed; every bad input refused before anything is written."""
 import json
-import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 import zarr
 
-from helpers import REPO, clean_env, export_tiny, write_cmd
+from helpers import REPO, clean_env, export_tiny, kill_when, write_cmd
 from hpc_vdm import infer
 from hpc_vdm.config import load_config
 from test_emulator import PARAMS, emu_model, emu_store, store_attrs  # noqa: F401 (fixtures)
@@ -109,13 +105,8 @@ def test_killed_run_resumes_to_the_uninterrupted_store(emu_model, emu_store, tmp
     subprocess.run(cmd(emu_model, emu_store, whole, *slow), env=clean_env(), check=True, capture_output=True,
                    timeout=600, cwd=REPO)
     out = tmp_path / "killed.zarr"
-    proc = subprocess.Popen(cmd(emu_model, emu_store, out, *slow), env=clean_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, cwd=REPO)
-    deadline = time.time() + 300
-    while time.time() < deadline and not ((out / "done").exists() and arrays(out)["done"].sum() >= 5):
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_when(cmd(emu_model, emu_store, out, *slow),
+              lambda: (out / "done").exists() and arrays(out)["done"].sum() >= 5, env=clean_env(), cwd=REPO)
     n_done = arrays(out)["done"].sum()
     assert 5 <= n_done < 32, n_done
     rerun = subprocess.run(cmd(emu_model, emu_store, out, *slow), env=clean_env(), capture_output=True, text=True,

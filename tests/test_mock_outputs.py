@@ -169,3 +169,51 @@ def test_a_second_writer_of_one_mock_set_is_refused(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "is being written by another command" in err and "Traceback" not in err
     assert not list(out.glob("Maps_*"))
+
+
+class Killed(BaseException):
+    """Stands for a SIGKILL at one point of a run (BaseException: nothing catches it as an error)."""
+
+
+def _digests(root):
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("where", ["after the first simulation", "between two moves into place",
+                                   "after the moves, before the record", "while the stage is removed"])
+def test_a_run_killed_anywhere_reruns_to_the_uninterrupted_files(tmp_path, monkeypatch, where):
+    """Killed mid-set, mid-move or mid-clean-up, the same command (no --overwrite) ends with the files of one run."""
+    from pathlib import Path
+
+    from hpc_vdm.mock import cli as mock_cli
+
+    def cfg(out):
+        return load_config(None, [f"mock.out_dir={out}", "mock.n_sims=3", "mock.particles=16", "mock.pm_steps=2",
+                                  "mock.map_pixels=32", "mock.grids=[8]"])
+
+    generate(cfg(tmp_path / "whole"), progress=False)
+    target, name, allowed = {"after the first simulation": (mock_cli, "_store", 1),
+                             "between two moves into place": (Path, "replace", 1),
+                             "after the moves, before the record": (mock_cli, "write_record", 0),
+                             "while the stage is removed": (Path, "rmdir", 0)}[where]
+    real, calls = getattr(target, name), []
+
+    def killed_after(*a, **k):
+        calls.append(1)
+        if len(calls) > allowed:
+            raise Killed(where)
+        return real(*a, **k)
+
+    monkeypatch.setattr(target, name, killed_after)
+    out = tmp_path / "killed"
+    with pytest.raises(Killed):
+        generate(cfg(out), progress=False)
+    monkeypatch.undo()
+    assert list(out.glob(".mock-partial-*"))  # something staged to resume from (or, at the very end, an empty stage)
+    if where == "while the stage is removed":  # the run had finished: a rerun refuses, as after any finished run
+        with pytest.raises(FileExistsError, match="output exists"):
+            generate(cfg(out), progress=False)
+    else:
+        generate(cfg(out), progress=False)
+    assert _digests(out) == _digests(tmp_path / "whole")

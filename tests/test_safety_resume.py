@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +14,7 @@ import pytest
 import torch
 import zarr
 
-from helpers import REPO, clean_env, exported, train, train_cmd
+from helpers import REPO, clean_env, exported, kill_when, train, train_cmd
 from rows_common import cube, save_npy
 
 pytestmark = pytest.mark.slow
@@ -27,18 +24,6 @@ def files(root: Path) -> dict:
     """{relative path: SHA-256} of every file under ``root`` (hidden ones included)."""
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-def kill_when(cmd: list[str], ready, timeout: float = 300) -> None:
-    """Start ``cmd``, SIGKILL it once ``ready()`` is true (it must not have finished by then)."""
-    proc = subprocess.Popen(cmd, env=clean_env(PYTHONPATH=str(REPO)), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + timeout
-    while time.time() < deadline and proc.poll() is None and not ready():
-        time.sleep(0.02)
-    assert proc.poll() is None, f"finished before it could be killed: {proc.stderr.read()[-2000:]}"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
 
 
 def run(cmd: list[str], timeout: float = 600) -> subprocess.CompletedProcess:
@@ -55,10 +40,11 @@ def test_killed_mock_reruns_to_the_uninterrupted_files(tmp_path):
     run(cmd(tmp_path / "whole"))
     out = tmp_path / "killed"
     kill_when(cmd(out), lambda: len(list(out.glob(".mock-partial-*/done_*"))) >= 1)
-    staged = list(out.glob(".mock-partial-*/done_*"))
-    assert 1 <= len(staged) < 4 and not list(out.glob("Maps_*"))  # killed mid-set: nothing moved into place
+    # Killed mid-set as a rule; should the last simulations land first, the kill falls in the moves into place
+    # (each point is pinned down in-process in tests/test_mock_outputs.py): either way a stage is left to finish.
+    assert list(out.glob(".mock-partial-*"))
     rerun = run(cmd(out))
-    assert "staged" in rerun.stderr
+    assert "staged)" in rerun.stderr or "finishing the move" in rerun.stderr
     assert files(out) == files(tmp_path / "whole")  # maps, params, grids, catalogues and the record, byte for byte
 
 

@@ -1,9 +1,6 @@
 """`python -m hpc_vdm.tile`: presets, inputs, the resumable store, ranks, and every bad input before writing."""
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import h5py
@@ -12,7 +9,7 @@ import pytest
 import torch
 import zarr
 
-from helpers import clean_env, export_tiny
+from helpers import clean_env, export_tiny, kill_when
 from hpc_vdm import tile
 from hpc_vdm.inference import painting
 from hpc_vdm.inference import sources as slab_inputs
@@ -287,13 +284,8 @@ def test_killed_run_reruns_to_the_uninterrupted_store(model, preset, tmp_path):
     subprocess.run(tile_cmd(model, preset, whole, *slow), env=clean_env(), check=True, capture_output=True,
                    timeout=300)
     out = tmp_path / "killed.zarr"
-    proc = subprocess.Popen(tile_cmd(model, preset, out, *slow), env=clean_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while time.time() < deadline and not ((out / "done").exists() and arrays(out)["done"].sum() >= 3):
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_when(tile_cmd(model, preset, out, *slow),
+              lambda: (out / "done").exists() and arrays(out)["done"].sum() >= 3, env=clean_env(), timeout=120)
     n_done = arrays(out)["done"].sum()
     assert 3 <= n_done < 12, n_done
     rerun = subprocess.run(tile_cmd(model, preset, out, *slow), env=clean_env(), capture_output=True, text=True,

@@ -41,6 +41,7 @@ SHORTCUTS = {"out": "mock.out_dir", "suite": "mock.suite", "sim_set": "mock.set"
              "particles": "mock.particles", "pm_steps": "mock.pm_steps", "upsample": "mock.upsample",
              "seed": "mock.seed", "pixels": "mock.map_pixels", "workers": "mock.workers"}
 GRID_RANGE = (8, 2048)
+MOVING = "moving"  # in a stage: every simulation is done and its outputs are being moved into place
 
 
 def output_paths(cfg: RunConfig) -> dict[str, Path]:
@@ -184,14 +185,21 @@ def generate(cfg: RunConfig, *, overwrite: bool = False, progress: bool = True, 
     """Run every simulation of ``cfg.mock`` and write the CMD files; returns their paths.
 
     Simulations are staged in ``out_dir/.mock-partial-<config digest>``: a killed run resumes there
-    (per simulation) and ends with the same files; outputs move into place only when all are done.
+    (per simulation) and ends with the same files; outputs move into place only when all are done, and a
+    rerun of a run killed while moving them finishes the move (``moving`` marks that stage).
     """
     m = cfg.mock
     check(cfg, force)
     paths = output_paths(cfg)
-    check_recorded(paths, Path(m.out_dir), overwrite)
+    moving = _staging_dir(cfg) / MOVING
+    if not moving.exists():
+        check_recorded(paths, Path(m.out_dir), overwrite)
     Path(m.out_dir).mkdir(parents=True, exist_ok=True)
     with writing(paths["params"]), acquire_lock(paths["params"]):  # one writer per set of a folder
+        if moving.exists():  # a run killed while moving its finished outputs into place: finish its move
+            log.warning("finishing the move into place of the outputs staged in %s (its run was killed while "
+                        "moving them)", moving.parent)
+            return _place(moving.parent, paths, Path(m.out_dir))
         check_recorded(paths, Path(m.out_dir), overwrite)  # another writer finished meanwhile?
         return _generate(cfg, paths, progress)
 
@@ -226,14 +234,30 @@ def _generate(cfg: RunConfig, paths: dict[str, Path], progress: bool) -> dict[st
     camels.save_params(stage / paths["params"].name, params)
     if m.catalogues:
         (stage / "catalogues").mkdir(exist_ok=True)
+    (stage / MOVING).touch()  # from here on a rerun finishes this move instead of refusing what it placed
+    _place(stage, paths, Path(m.out_dir))
+    log.info("wrote %s in %.1f s", ", ".join(str(p) for p in paths.values()), time.time() - t0)
+    return paths
+
+
+def _place(stage: Path, paths: dict[str, Path], folder: Path) -> dict[str, Path]:
+    """Move every finished output still in ``stage`` into place (replacing the project's own older ones),
+    record them, and remove the stage. Idempotent: a rerun after a kill anywhere in here ends the same."""
     for key, p in paths.items():
         src = stage / ("catalogues" if key == "catalogues" else p.name)
+        if not src.exists():  # moved before the kill
+            continue
         if p.is_dir():
             shutil.rmtree(p)
         src.replace(p)
-    write_record(paths, Path(m.out_dir))
-    shutil.rmtree(stage, ignore_errors=True)
-    log.info("wrote %s in %.1f s", ", ".join(str(p) for p in paths.values()), time.time() - t0)
+    write_record(paths, folder)
+    for leftover in stage.iterdir():  # the marker goes last: a kill in here still leaves a stage to finish
+        if leftover.is_dir():
+            shutil.rmtree(leftover)
+        elif leftover.name != MOVING:
+            leftover.unlink()
+    (stage / MOVING).unlink()
+    stage.rmdir()
     return paths
 
 
