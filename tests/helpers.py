@@ -73,9 +73,10 @@ def clean_env(**extra) -> dict:
     return env
 
 
-def kill_when(cmd: list[str], ready, *, env: dict | None = None, cwd=None, timeout: float = 300) -> None:
-    """Start ``cmd``, SIGKILL it once ``ready()`` is true (it must not have finished by then). The command runs
-    niced, so that on a busy machine this watcher is not starved while the command races past the point."""
+def kill_when(cmd: list[str], ready, *, env: dict | None = None, cwd=None, timeout: float = 300) -> list[int]:
+    """Start ``cmd``, SIGKILL it once ``ready()`` is true (it must not have finished by then); returns the pids of
+    its children at that moment. The command runs niced, so that on a busy machine this watcher is not starved
+    while the command races past the point."""
     with tempfile.TemporaryFile("w+") as err:  # a file, not a pipe: a chatty command never blocks on it
         proc = subprocess.Popen(cmd, env=env or clean_env(PYTHONPATH=str(REPO)), cwd=cwd, stdout=subprocess.DEVNULL,
                                 stderr=err, text=True, preexec_fn=lambda: os.nice(10))
@@ -85,8 +86,19 @@ def kill_when(cmd: list[str], ready, *, env: dict | None = None, cwd=None, timeo
         if proc.poll() is not None:
             err.seek(0)
             raise AssertionError(f"finished before it could be killed: {err.read()[-2000:]}")
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+        pids = [int(c) for c in children.read_text().split()] if children.exists() else []
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
+    return pids
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie does not count)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def train_cmd(store, run_dir, *sets, nproc: int = 1) -> list[str]:

@@ -7,6 +7,7 @@ import hashlib
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ import pytest
 import torch
 import zarr
 
-from helpers import REPO, clean_env, exported, kill_when, train, train_cmd
+from helpers import REPO, alive, clean_env, exported, kill_when, train, train_cmd
 from rows_common import cube, save_npy
 
 pytestmark = pytest.mark.slow
@@ -39,7 +40,12 @@ def test_killed_mock_reruns_to_the_uninterrupted_files(tmp_path):
 
     run(cmd(tmp_path / "whole"))
     out = tmp_path / "killed"
-    kill_when(cmd(out), lambda: len(list(out.glob(".mock-partial-*/done_*"))) >= 1)
+    workers = kill_when(cmd(out), lambda: len(list(out.glob(".mock-partial-*/done_*"))) >= 1)
+    assert len(workers) >= 2  # its two simulation workers (and multiprocessing's resource tracker)
+    deadline = time.time() + 30
+    while any(alive(p) for p in workers) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not [p for p in workers if alive(p)], "workers outlived their killed parent"
     # Killed mid-set as a rule; should the last simulations land first, the kill falls in the moves into place
     # (each point is pinned down in-process in tests/test_mock_outputs.py): either way a stage is left to finish.
     assert list(out.glob(".mock-partial-*"))

@@ -15,12 +15,15 @@ Existing outputs are kept unless ``--overwrite``. ``--workers N`` runs N simulat
 from __future__ import annotations
 
 import dataclasses
+import ctypes
 import hashlib
 import json
 import logging
 import multiprocessing
 import os
 import shutil
+import signal
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -167,6 +170,15 @@ def _store(cfg, sim, result, arrays, stage, params) -> None:
     (stage / f"done_{sim:05d}").touch()
 
 
+def _die_with_parent(parent: int) -> None:
+    """Worker initializer: end with the parent, which a SIGKILL stops without a word to its workers (they would
+    sleep on forever). Linux's PR_SET_PDEATHSIG; a parent already gone before it is set ends the worker here."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    if os.getppid() != parent:
+        os._exit(1)
+
+
 def _results(cfg: RunConfig, todo: list[int], params: np.ndarray):
     """Yield (sim, outputs) for the simulations ``todo``, in this process or in spawned workers."""
     m = cfg.mock
@@ -177,7 +189,8 @@ def _results(cfg: RunConfig, todo: list[int], params: np.ndarray):
                 yield sim, simulate.simulate(params[sim], m, stars.SUITES[m.suite], simulate.sim_seed(m, sim))
         return
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=m.workers, mp_context=ctx) as pool:
+    with ProcessPoolExecutor(max_workers=m.workers, mp_context=ctx, initializer=_die_with_parent,
+                             initargs=(os.getpid(),)) as pool:
         yield from pool.map(_one, [(sim, params[sim], m, threads) for sim in todo])
 
 
