@@ -217,3 +217,27 @@ def test_a_run_killed_anywhere_reruns_to_the_uninterrupted_files(tmp_path, monke
     else:
         generate(cfg(out), progress=False)
     assert _digests(out) == _digests(tmp_path / "whole")
+
+
+def test_finishing_a_killed_move_never_replaces_a_file_the_user_put_there(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from hpc_vdm.mock import cli as mock_cli
+
+    cfg = load_config(None, [f"mock.out_dir={tmp_path}", "mock.n_sims=1", "mock.particles=16", "mock.pm_steps=2",
+                             "mock.map_pixels=32"])
+    real = Path.replace
+
+    def killed_after_the_first(self, target):
+        monkeypatch.setattr(Path, "replace", lambda *a: (_ for _ in ()).throw(Killed("mid-move")))
+        return real(self, target)
+
+    monkeypatch.setattr(Path, "replace", killed_after_the_first)
+    with pytest.raises(Killed):
+        generate(cfg, progress=False)
+    monkeypatch.undo()
+    pending = [p for p in mock_cli.output_paths(cfg).values() if not p.exists()]
+    pending[0].write_bytes(b"the user's own file")  # put there after the kill, before the rerun
+    with pytest.raises(FileExistsError, match="not files this project wrote"):
+        generate(cfg, progress=False)
+    assert pending[0].read_bytes() == b"the user's own file"

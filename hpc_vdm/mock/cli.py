@@ -14,8 +14,8 @@ Existing outputs are kept unless ``--overwrite``. ``--workers N`` runs N simulat
 """
 from __future__ import annotations
 
-import dataclasses
 import ctypes
+import dataclasses
 import hashlib
 import json
 import logging
@@ -212,6 +212,8 @@ def generate(cfg: RunConfig, *, overwrite: bool = False, progress: bool = True, 
         if moving.exists():  # a run killed while moving its finished outputs into place: finish its move
             log.warning("finishing the move into place of the outputs staged in %s (its run was killed while "
                         "moving them)", moving.parent)
+            pending = {k: p for k, p in paths.items() if _staged(moving.parent, k, p).exists()}
+            check_recorded(pending, Path(m.out_dir), overwrite=True)  # what it has still to replace is still ours
             return _place(moving.parent, paths, Path(m.out_dir))
         check_recorded(paths, Path(m.out_dir), overwrite)  # another writer finished meanwhile?
         return _generate(cfg, paths, progress)
@@ -253,11 +255,16 @@ def _generate(cfg: RunConfig, paths: dict[str, Path], progress: bool) -> dict[st
     return paths
 
 
+def _staged(stage: Path, key: str, path: Path) -> Path:
+    """Where output ``key`` (its final ``path``) waits in ``stage``."""
+    return stage / ("catalogues" if key == "catalogues" else path.name)
+
+
 def _place(stage: Path, paths: dict[str, Path], folder: Path) -> dict[str, Path]:
     """Move every finished output still in ``stage`` into place (replacing the project's own older ones),
     record them, and remove the stage. Idempotent: a rerun after a kill anywhere in here ends the same."""
     for key, p in paths.items():
-        src = stage / ("catalogues" if key == "catalogues" else p.name)
+        src = _staged(stage, key, p)
         if not src.exists():  # moved before the kill
             continue
         if p.is_dir():
