@@ -78,8 +78,8 @@ def kill_when(cmd: list[str], ready, *, env: dict | None = None, cwd=None, timeo
     its children at that moment. The command runs niced, so that on a busy machine this watcher is not starved
     while the command races past the point."""
     with tempfile.TemporaryFile("w+") as err:  # a file, not a pipe: a chatty command never blocks on it
-        proc = subprocess.Popen(cmd, env=env or clean_env(PYTHONPATH=str(REPO)), cwd=cwd, stdout=subprocess.DEVNULL,
-                                stderr=err, text=True, preexec_fn=lambda: os.nice(10))
+        proc = subprocess.Popen(["nice", "-n", "10", *cmd], env=env or clean_env(PYTHONPATH=str(REPO)), cwd=cwd,
+                                stdout=subprocess.DEVNULL, stderr=err, text=True)  # nice execs: proc.pid is cmd's
         deadline = time.time() + timeout
         while time.time() < deadline and proc.poll() is None and not ready():
             time.sleep(0.02)

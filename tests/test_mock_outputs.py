@@ -228,8 +228,11 @@ def test_finishing_a_killed_move_never_replaces_a_file_the_user_put_there(tmp_pa
                              "mock.map_pixels=32"])
     real = Path.replace
 
+    def killed(*a):
+        raise Killed("mid-move")
+
     def killed_after_the_first(self, target):
-        monkeypatch.setattr(Path, "replace", lambda *a: (_ for _ in ()).throw(Killed("mid-move")))
+        monkeypatch.setattr(Path, "replace", killed)
         return real(self, target)
 
     monkeypatch.setattr(Path, "replace", killed_after_the_first)

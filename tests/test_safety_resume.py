@@ -41,7 +41,8 @@ def test_killed_mock_reruns_to_the_uninterrupted_files(tmp_path):
     run(cmd(tmp_path / "whole"))
     out = tmp_path / "killed"
     workers = kill_when(cmd(out), lambda: len(list(out.glob(".mock-partial-*/done_*"))) >= 1)
-    assert len(workers) >= 2  # its two simulation workers (and multiprocessing's resource tracker)
+    if len(list(out.glob(".mock-partial-*/done_*"))) < 4:  # killed mid-set, the rule: its two workers were running
+        assert len(workers) >= 2, workers
     deadline = time.time() + 30
     while any(alive(p) for p in workers) and time.time() < deadline:
         time.sleep(0.1)
