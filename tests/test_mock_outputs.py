@@ -194,7 +194,7 @@ def test_a_run_killed_anywhere_reruns_to_the_uninterrupted_files(tmp_path, monke
 
     generate(cfg(tmp_path / "whole"), progress=False)
     target, name, allowed = {"after the first simulation": (mock_cli, "_store", 1),
-                             "between two moves into place": (Path, "replace", 1),
+                             "between two moves into place": (mock_cli, "_staged", 1),  # one call per output
                              "after the moves, before the record": (mock_cli, "write_record", 0),
                              "while the stage is removed": (Path, "rmdir", 0)}[where]
     real, calls = getattr(target, name), []
@@ -220,22 +220,19 @@ def test_a_run_killed_anywhere_reruns_to_the_uninterrupted_files(tmp_path, monke
 
 
 def test_finishing_a_killed_move_never_replaces_a_file_the_user_put_there(tmp_path, monkeypatch):
-    from pathlib import Path
-
     from hpc_vdm.mock import cli as mock_cli
 
     cfg = load_config(None, [f"mock.out_dir={tmp_path}", "mock.n_sims=1", "mock.particles=16", "mock.pm_steps=2",
                              "mock.map_pixels=32"])
-    real = Path.replace
+    real, calls = mock_cli._staged, []
 
-    def killed(*a):
-        raise Killed("mid-move")
+    def killed_after_the_first_move(*a):  # _place asks where each output waits, then moves it
+        calls.append(1)
+        if len(calls) > 1:
+            raise Killed("mid-move")
+        return real(*a)
 
-    def killed_after_the_first(self, target):
-        monkeypatch.setattr(Path, "replace", killed)
-        return real(self, target)
-
-    monkeypatch.setattr(Path, "replace", killed_after_the_first)
+    monkeypatch.setattr(mock_cli, "_staged", killed_after_the_first_move)
     with pytest.raises(Killed):
         generate(cfg, progress=False)
     monkeypatch.undo()
