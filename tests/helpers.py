@@ -73,6 +73,14 @@ def clean_env(**extra) -> dict:
     return env
 
 
+def files(root: Path) -> dict:
+    """{relative path: SHA-256} of every file under ``root`` (hidden ones included)."""
+    import hashlib
+
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
 def kill_when(cmd: list[str], ready, *, env: dict | None = None, cwd=None, timeout: float = 300) -> list[int]:
     """Start ``cmd``, SIGKILL it once ``ready()`` is true (it must not have finished by then); returns the pids of
     its children at that moment. The command runs niced, so that on a busy machine this watcher is not starved

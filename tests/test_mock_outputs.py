@@ -5,7 +5,7 @@ import h5py
 import numpy as np
 import pytest
 
-from helpers import cross_r_2d
+from helpers import cross_r_2d, files
 from hpc_vdm.config import load_config
 from hpc_vdm.data import camels
 from hpc_vdm.data.store import open_store
@@ -175,11 +175,6 @@ class Killed(BaseException):
     """Stands for a SIGKILL at one point of a run (BaseException: nothing catches it as an error)."""
 
 
-def _digests(root):
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
-
-
 @pytest.mark.parametrize("where", ["after the first simulation", "between two moves into place",
                                    "after the moves, before the record", "while the stage is removed"])
 def test_a_run_killed_anywhere_reruns_to_the_uninterrupted_files(tmp_path, monkeypatch, where):
@@ -216,7 +211,7 @@ def test_a_run_killed_anywhere_reruns_to_the_uninterrupted_files(tmp_path, monke
             generate(cfg(out), progress=False)
     else:
         generate(cfg(out), progress=False)
-    assert _digests(out) == _digests(tmp_path / "whole")
+    assert files(out) == files(tmp_path / "whole")
 
 
 def test_finishing_a_killed_move_never_replaces_a_file_the_user_put_there(tmp_path, monkeypatch):

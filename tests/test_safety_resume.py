@@ -3,7 +3,6 @@ command again, ends with the files an uninterrupted run writes (``tile``: tests/
 tests/test_dm2gal_paint.py). Every test runs the commands as users do, in subprocesses, so they are slow."""
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import subprocess
@@ -16,16 +15,10 @@ import pytest
 import torch
 import zarr
 
-from helpers import REPO, alive, clean_env, exported, kill_when, train, train_cmd
+from helpers import REPO, alive, clean_env, exported, files, kill_when, train, train_cmd
 from rows_common import cube, save_npy
 
 pytestmark = pytest.mark.slow
-
-
-def files(root: Path) -> dict:
-    """{relative path: SHA-256} of every file under ``root`` (hidden ones included)."""
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def run(cmd: list[str], timeout: float = 600) -> subprocess.CompletedProcess:
