@@ -1,5 +1,5 @@
-"""The linear-transfer prior base of the score network (model.vdm.prior): exact against its Gaussian, fitted to
-known constants, local with the recorded reach, tiled exactly, and carried by checkpoints and exports."""
+"""The prior bases of the score network (model.vdm.prior: linear_transfer, regressor): exact against their Gaussian,
+fitted to known constants, local with the recorded reach, tiled exactly, and carried by checkpoints and exports."""
 import math
 import types
 
@@ -11,7 +11,8 @@ from hpc_vdm.config import ConfigError, load_config
 from hpc_vdm.diffusion import build_vdm, sample_loop, time_grid
 from hpc_vdm.diffusion.tiled import INITIAL, keyed_noise, sample_tiled
 from hpc_vdm.models import locality, receptive_radius
-from hpc_vdm.models.prior import LinearTransferPrior, gaussian_kernel
+from hpc_vdm.models.prior import LinearTransferPrior, RegressorPrior, gaussian_kernel
+from hpc_vdm.models.regressor import build_regressor, regressor_options
 from hpc_vdm.models.reach import randomised, score_fn, structural_radius
 
 COND_NORM, TARGET_NORM = (1.0, 0.8, 2.5), (0.0, 11.1, 0.5)   # (offset, mean, std) of log10(x + offset)
@@ -69,7 +70,6 @@ def test_the_base_is_the_exact_denoiser_of_its_gaussian():
     vdm = prior_vdm()
     prior = vdm.score.prior
     cond = stellar_cond((1, 1, 16, 16))
-    draws = 512
     mu, s = prior.mean(cond)[0, 0], float(prior.spread())
     # μ by hand: the transfer of the physical stellar map, in the target's normalised log
     stars = 10 ** (cond[0, 0].double() * COND_NORM[2] + COND_NORM[1]) - COND_NORM[0]
@@ -78,15 +78,23 @@ def test_the_base_is_the_exact_denoiser_of_its_gaussian():
     want_mu = (torch.log10(600.0 * smooth + 1.5e11) - 0.2 - TARGET_NORM[1]) / TARGET_NORM[2]
     torch.testing.assert_close(mu.double(), want_mu, rtol=0, atol=1e-5)
     assert s == pytest.approx(0.3 / TARGET_NORM[2], rel=1e-6)
+    assert_samples_the_prior(vdm, cond, mu, s)
+
+
+def assert_samples_the_prior(vdm, cond, mu, s, params=None, draws=512):
+    """The few-step samplers (exact within 2% on Gaussian fields) draw N(μ, s²) per pixel with a network that adds
+    nothing: standardised draws have mean 0 and variance 1."""
     conds = cond.expand(draws, -1, -1, -1)
+    ps = None if params is None else params.expand(draws, -1)
+    h, w = cond.shape[-2:]
     for sampler, steps in [("unipc", 24), ("dpm3m", 32)]:   # ancestral's known deficit: test_sampler_oracle
         gammas = vdm.gamma(time_grid(steps, sampler)).detach()
         g = torch.Generator().manual_seed(1)
-        z1 = torch.randn(draws, 1, 16, 16, generator=g)
+        z1 = torch.randn(draws, 1, h, w, generator=g)
         with torch.no_grad():
-            x = sample_loop(lambda z, gm: vdm.eps_hat(z, gm.expand(draws), conds), z1, gammas,
-                            lambda k: torch.randn(draws, 1, 16, 16, generator=g), sampler=sampler)
-        u = (x[:, 0] - mu) / s                                          # (draws, 16, 16): N(0, 1) if exact
+            x = sample_loop(lambda z, gm: vdm.eps_hat(z, gm.expand(draws), conds, ps), z1, gammas,
+                            lambda k: torch.randn(draws, 1, h, w, generator=g), sampler=sampler)
+        u = (x[:, 0] - mu) / s                                          # (draws, H, W): N(0, 1) if exact
         assert abs(float(u.mean())) < 0.02, (sampler, float(u.mean()))  # 131072 values: σ of the mean 0.003
         assert float(u.var()) == pytest.approx(1.0, abs=0.03), sampler
 
@@ -148,7 +156,7 @@ def test_a_tiled_draw_with_the_prior_equals_the_whole_field():
         want = sample_loop(lambda z, g: vdm.eps_hat(z[None], g.expand(1), cond[None])[0], z1, gammas,
                            lambda s: keyed_noise(cond.shape, seed=5, slab=0, sample=0, step=s), sampler="unipc")
         got = sample_tiled(vdm, cond, tile=24, halo=halo, n_steps=6, seed=5, batch_size=4, sampler="unipc")
-    torch.testing.assert_close(got, want, rtol=0, atol=1e-4)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-4)   # fp32 summation order
 
 
 def test_a_unet_refuses_a_prior_it_cannot_use():
@@ -210,3 +218,175 @@ def test_the_constants_stay_fp32_in_a_bf16_network():
     assert next(vdm.score.conv_out.parameters()).dtype == torch.bfloat16
     got = vdm.eps_hat(z, g, cond)   # the zero-initialised network adds nothing
     torch.testing.assert_close(got, base32, rtol=0.05, atol=0.05)
+
+
+# -- the regressor prior (CorrDiff's regression + residual) ------------------------------------------------------
+def regressor_vdm(n_params=2, res_mean=0.1, res_std=0.4, **model_kw):
+    """A VDM whose base is a regressor prior with perturbed (non-trivial) weights and set constants."""
+    vdm = build_vdm(model_cfg(**model_kw), vdm_cfg(prior="regressor"), n_params=n_params)
+    prior = vdm.score.prior
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for p in prior.net.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=g))
+        prior.constants.copy_(torch.tensor([res_mean, math.log(res_std)]))
+    return vdm
+
+
+def test_the_regressor_base_is_the_exact_denoiser_around_the_regression():
+    """μ = f(c, θ) + r̄ of the frozen regressor (the parameters reach it), s its residual's spread: an untrained
+    network's samples are N(μ, s²) per pixel."""
+    vdm = regressor_vdm()
+    prior = vdm.score.prior
+    cond, params = stellar_cond((1, 1, 16, 16), seed=4), torch.tensor([[0.3, 0.7]])
+    with torch.no_grad():
+        f = prior.net(cond, params)[0, 0]
+        mu = prior.mean(cond, params)[0, 0]
+        other = prior.mean(cond, torch.tensor([[0.9, 0.1]]))[0, 0]
+    torch.testing.assert_close(mu, f + 0.1, rtol=0, atol=1e-6)
+    assert float(mu.std()) > 0.01 and float((other - mu).abs().max()) > 1e-3   # reads the map and the parameters
+    assert float(prior.spread()) == pytest.approx(0.4, rel=1e-6)
+    assert_samples_the_prior(vdm, cond, mu, 0.4, params=params)
+
+
+def test_the_regressor_fit_recovers_the_residual():
+    prior = regressor_vdm().score.prior
+    g = torch.Generator().manual_seed(5)
+    batches = []
+    for _ in range(3):
+        cond, params = stellar_cond((8, 1, 16, 16), seed=len(batches)), torch.rand(8, 2, generator=g)
+        with torch.no_grad():
+            x = prior.regression(cond, params) + 0.2 + 0.5 * torch.randn(8, 1, 16, 16, generator=g)
+        batches.append((cond, params, x))
+    got = prior.fit(batches)
+    assert got["pixels"] == 3 * 8 * 256
+    assert got["res_mean"] == pytest.approx(0.2, abs=0.01) and got["res_std"] == pytest.approx(0.5, rel=0.02)
+    assert float(prior.spread()) == pytest.approx(got["res_std"], rel=1e-6)
+    with pytest.raises(ValueError, match="at least one"):
+        prior.fit([])
+
+
+def test_the_regressor_stays_frozen_in_eval_mode_and_fp32():
+    """No gradient, no dropout in training mode, fp32 in a bf16 network; the EMA keeps it to the bit."""
+    from hpc_vdm.diffusion.ema import EMA
+
+    vdm = regressor_vdm(dropout=0.5).train()
+    prior = vdm.score.prior
+    assert not prior.net.training and vdm.score.training
+    assert not any(p.requires_grad for p in prior.parameters())
+    cond, params = stellar_cond((2, 1, 16, 16)), torch.rand(2, 2)
+    torch.testing.assert_close(prior.mean(cond, params), prior.mean(cond, params), rtol=0, atol=0)
+    want = {k: v.clone() for k, v in prior.state_dict().items()}
+    ema = EMA(vdm.named_parameters(), 0.999)
+    for _ in range(200):
+        ema.update(vdm.named_parameters())
+    assert all(torch.equal(ema.shadow[f"score.prior.{k}"], v) for k, v in want.items())
+    vdm = vdm.to(torch.bfloat16)
+    assert all(v.dtype == torch.float32 and torch.equal(v, want[k]) for k, v in prior.state_dict().items())
+    assert next(vdm.score.conv_out.parameters()).dtype == torch.bfloat16
+
+
+def test_a_tiled_draw_with_the_regressor_prior_equals_the_whole_field_with_the_recorded_reach():
+    vdm = regressor_vdm(channel_mults=[1])   # U-Net and regressor: reach 15, stride 2
+    with torch.no_grad():
+        for name, p in vdm.score.named_parameters():
+            if not name.startswith("prior."):
+                p.add_(0.02 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+    radius = structural_radius(vdm.score)
+    measured = receptive_radius(score_fn(randomised(vdm.score), gamma=0.0), in_channels=2, stride=2, size=48)
+    assert measured == radius == 15
+    cond, params = stellar_cond((1, 48, 40), seed=2), torch.tensor([[0.5, 0.2]])
+    halo = radius + 1   # 16: a multiple of the stride
+    with torch.no_grad():
+        gammas = vdm.gamma(time_grid(6, "unipc")).detach()
+        z1 = keyed_noise(cond.shape, seed=5, slab=0, sample=0, step=INITIAL)
+        want = sample_loop(lambda z, g: vdm.eps_hat(z[None], g.expand(1), cond[None], params)[0], z1, gammas,
+                           lambda s: keyed_noise(cond.shape, seed=5, slab=0, sample=0, step=s), sampler="unipc")
+        got = sample_tiled(vdm, cond, tile=24, halo=halo, n_steps=6, seed=5, batch_size=4, sampler="unipc",
+                           params=params)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-4)   # fp32 summation order
+
+
+# per-pixel norm (no GroupNorm statistics to freeze at export) and train_tiny's global attention (not tile-safe: no
+# reach to measure at export); locality with a regressor prior is test_a_tiled_draw_with_the_regressor_prior_...
+CHEAP = ("model.norm=pixel",)
+
+
+@pytest.fixture(scope="module")
+def prior_regressor(maps_store, tmp_path_factory):
+    """A tiny regressor of backbone unet on the test store, with train_tiny's U-Net options."""
+    from helpers import train
+
+    run = tmp_path_factory.mktemp("prior_regressor") / "run"
+    train(maps_store, run, "model.kind=regressor", "model.backbone=unet", *CHEAP, "train.steps=3")
+    return run / "export" / "model.pt"
+
+
+REGRESSOR_PRIOR = (*CHEAP, "model.vdm.prior=regressor")
+
+
+def test_a_regressor_prior_is_checked_before_training(prior_regressor, maps_store, tmp_path):
+    """Each unusable prior_model is a config error naming it, before anything is written."""
+    import shutil
+
+    import zarr
+
+    from helpers import train
+    from hpc_vdm.families import make_family
+
+    def check(*sets, store=maps_store):
+        cfg = load_config("configs/train_tiny.yaml", [f"data.store={store}", *REGRESSOR_PRIOR, *sets])
+        return make_family(cfg).check()
+
+    check(f"model.vdm.prior_model={prior_regressor}")
+    with pytest.raises(ConfigError, match="needs model.vdm.prior_model"):
+        check()
+    with pytest.raises(ConfigError, match="prior_model=.*read with model.vdm.prior='regressor' only"):
+        check(f"model.vdm.prior_model={prior_regressor}", "model.vdm.prior=none")
+    with pytest.raises(ConfigError, match=r"its model options differ.*channels 8 \(here 16\)"):
+        check(f"model.vdm.prior_model={prior_regressor}", "model.channels=16")
+    vdm_run = tmp_path / "vdm"
+    train(maps_store, vdm_run, *CHEAP, "train.steps=1", "train.val_every=1")
+    with pytest.raises(ConfigError, match="is a vdm model; the prior needs a regressor"):
+        check(f"model.vdm.prior_model={vdm_run / 'export' / 'model.pt'}")
+    other = tmp_path / "other.zarr"   # the same maps, another normalisation
+    shutil.copytree(maps_store, other)
+    root = zarr.open_group(str(other), mode="r+")
+    stats = dict(root.attrs["stats"])
+    stats["Mcdm"] = {**stats["Mcdm"], "mean": stats["Mcdm"]["mean"] + 0.1}
+    root.attrs["stats"] = stats
+    with pytest.raises(ConfigError, match="another normalisation of 'Mcdm'"):
+        check(f"model.vdm.prior_model={prior_regressor}", store=other)
+    with pytest.raises(FileNotFoundError, match="no exported model"):
+        check(f"model.vdm.prior_model={tmp_path / 'missing.pt'}")
+
+
+def test_a_regressor_prior_model_trains_resumes_as_uninterrupted_and_exports_the_regressor(
+        prior_regressor, maps_store, tmp_path):
+    """The regressor's EMA weights and the residual fit go into the model, frozen through training (to the bit),
+    carried by the checkpoint (a resumed run ends on the uninterrupted run's weights) and by the export, which a
+    bundle loads without the regressor's file."""
+    import shutil
+
+    from helpers import exported, train
+    from hpc_vdm.bundle import load_bundle, read_export
+
+    copy = tmp_path / "regressor.pt"   # removed before the export is used
+    shutil.copy(prior_regressor, copy)
+    sets = (*REGRESSOR_PRIOR, f"model.vdm.prior_model={copy}", "train.steps=2")
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    proc = train(maps_store, straight, *sets)
+    assert "regressor prior (" in proc.stderr and "M trained, the rest frozen" in proc.stderr
+    train(maps_store, resumed, *sets[:-1], "train.steps=1", "train.export=false")
+    assert "resumed from step00000001" in train(maps_store, resumed, *sets).stderr
+    a, b = exported(straight), exported(resumed)
+    assert all(torch.equal(a["ema"][k], b["ema"][k]) for k in a["ema"])
+    reg = read_export(prior_regressor)["ema"]
+    for state in (a["ema"], a["model"]):
+        assert all(torch.equal(state[f"score.prior.net.{k}"], v) for k, v in reg.items())
+    copy.unlink()
+    bundle = load_bundle(straight / "export" / "model.pt")
+    prior = bundle.module.score.prior
+    assert isinstance(prior, RegressorPrior) and float(prior.spread()) > 0 and float(prior.spread()) != 1.0
+    assert not bundle.locality["tile_safe"] and bundle.locality["receptive_radius"] is None   # global attention
+    assert any("attention" in why for why in bundle.locality["not_local"])

@@ -25,10 +25,15 @@ class VDMOptions:
                                    "posterior mean is decided); validation always reports the bound",
                          choices=("elbo", "sigmoid", "edm"))
     weighting_bias: float = param(2.0, "b of the sigmoid weighting [log-SNR units]", range=(-20.0, 20.0))
-    prior: str = param("none", "base of the score network's ε̂: none (model.add_zt's) or linear_transfer (the exact "
+    prior: str = param("none", "base of the score network's ε̂: none (model.add_zt's), linear_transfer (the exact "
                                "denoiser of a Gaussian around A (K_w * condition) + B in log, fitted on the training "
-                               "maps: the untrained posterior mean is the linear transfer estimate; replaces add_zt)",
-                       choices=("none", "linear_transfer"))
+                               "maps: the untrained posterior mean is the linear transfer estimate; replaces add_zt) "
+                               "or regressor (the same around the frozen prediction of the trained regressor "
+                               "model.vdm.prior_model: CorrDiff's regression plus a diffusion residual)",
+                       choices=("none", "linear_transfer", "regressor"))
+    prior_model: str = param("", "prior=regressor: the export (model.pt) of a regressor of backbone unet trained on "
+                                 "the same store, with this model's U-Net options and params; its weights are "
+                                 "copied into the model when training starts (its export does not need the file)")
     prior_smooth_px: float = param(1.0, "w of the linear-transfer prior's periodic Gaussian K_w [pixels] (reach "
                                         "ceil(3 w) pixels; 0: no smoothing)", range=(0.0, 16.0))
 

@@ -10,7 +10,8 @@ from torch import nn
 class EMA:
     """θ_ema <- d θ_ema + (1 − d) θ with d = min(decay, (1 + n)/(10 + n)) after n updates (fast early warm-up).
 
-    ``decay=0`` makes the EMA equal to the latest weights. Holds one fp32 tensor per parameter name.
+    ``decay=0`` makes the EMA equal to the latest weights, and a weight that does not move (a frozen one) keeps its
+    value to the bit. Holds one fp32 tensor per parameter name.
     """
 
     def __init__(self, named_params: Iterable[tuple[str, torch.Tensor]], decay: float = 0.9999):
@@ -26,7 +27,7 @@ class EMA:
     def update(self, named_params: Iterable[tuple[str, torch.Tensor]]) -> None:
         d = self.current_decay()
         for name, p in named_params:
-            self.shadow[name].mul_(d).add_(p.detach().float(), alpha=1.0 - d)
+            self.shadow[name].lerp_(p.detach().float(), 1.0 - d)   # exact where θ = θ_ema (a frozen weight)
         self.updates += 1
 
     @torch.no_grad()

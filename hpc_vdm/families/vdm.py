@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from .. import bundle as bundles
 from ..config import ConfigError
 from ..data import camels
 from ..data.dataset import MapsDataset, held_out_maps, read_attrs, spread
@@ -30,7 +31,9 @@ from ..data.transforms import LogNorm, MapNormalisation
 from ..diffusion import keyed_generator, sample_tiled
 from ..dist import Ranks
 from ..models import calibrate, effective_reach, unet_stride
+from ..models.prior import RegressorPrior
 from ..models.reach import score_fn
+from ..models.regressor import UNET_OPTIONS
 from ..spectra.scores import draw_scores
 from .base import DrawSpec, MapsFamily
 
@@ -53,27 +56,79 @@ class VDMFamily(MapsFamily):
     def check(self) -> dict:
         d, v = self.cfg.data, self.cfg.model.vdm
         if v.prior != "none" and not d.condition:
-            raise ConfigError(f"model.vdm.prior={v.prior!r} is a base around the condition's linear transfer; this "
+            raise ConfigError(f"model.vdm.prior={v.prior!r} is a base around an estimate from the condition map; this "
                               f"model has no map condition (data.condition=''); set model.vdm.prior='none'")
-        return super().check()
+        if v.prior != "regressor" and v.prior_model:
+            raise ConfigError(f"model.vdm.prior_model={v.prior_model!r} is read with model.vdm.prior='regressor' only, "
+                              f"not with prior={v.prior!r}; set one or clear the other")
+        facts = super().check()
+        if v.prior == "regressor":
+            self.prior_regressor()
+        return facts
+
+    def prior_regressor(self) -> dict:
+        """The EMA weights of ``model.vdm.prior_model``, checked to be a regressor this VDM can rebuild (backbone
+        unet, the same U-Net options and params) of the same fields and normalisation (the same store)."""
+        d, m, path = self.cfg.data, self.cfg.model, self.cfg.model.vdm.prior_model
+        if not path:
+            raise ConfigError("model.vdm.prior='regressor' needs model.vdm.prior_model: the export (model.pt) of a "
+                              "regressor trained on this store (e.g. configs/science_regressor.yaml's)")
+        blob = bundles.read_export(path)
+        where = f"model.vdm.prior_model={path!r}"
+        if blob["task"] != "regressor":
+            raise ConfigError(f"{where} is a {blob['task']} model; the prior needs a regressor (model.kind: regressor)")
+        theirs = blob["config"]["model"]
+        options = {"backbone": "unet", **{k: getattr(m, k) for k in UNET_OPTIONS}}
+        differ = {k: (theirs.get(k), v) for k, v in options.items() if theirs.get(k) != v}
+        if differ:
+            raise ConfigError(f"{where} cannot be rebuilt inside this VDM: its model options differ from this model's "
+                              + ", ".join(f"{k} {a!r} (here {b!r})" for k, (a, b) in differ.items()))
+        data = blob["config"]["data"]
+        if (data.get("condition"), data.get("target")) != (d.condition, d.target):
+            raise ConfigError(f"{where} maps {data.get('condition')!r} -> {data.get('target')!r}; this VDM maps "
+                              f"{d.condition!r} -> {d.target!r}")
+        stats = read_attrs(d.store)["stats"]
+        for name in (d.condition, d.target):
+            theirs = blob["store"].get("stats", {}).get(name)
+            if theirs is None or LogNorm.of(theirs) != LogNorm.of(stats[name]):
+                raise ConfigError(f"{where} was trained with another normalisation of {name!r} (another store?): "
+                                  f"{theirs} against this store's {stats[name]}")
+        return blob["ema"]
 
     def build(self) -> torch.nn.Module:
-        """The untrained VDM; with ``model.vdm.prior: linear_transfer`` its prior fitted on the training maps
-        (deterministic: every rank fits the same numbers; a resumed run then loads the checkpoint's)."""
+        """The untrained VDM; with ``model.vdm.prior`` its prior fitted on the training maps (deterministic: every
+        rank fits the same numbers; a resumed run then loads the checkpoint's): the linear transfer's constants,
+        or the regressor's weights (from ``model.vdm.prior_model``) and its residual's mean and spread."""
         module = super().build()
         prior = getattr(module.score, "prior", None)
         if prior is None:
             return module
-        if getattr(self, "prior_constants", None) is None:   # fitted once per run (the loop builds twice)
-            pairs, n_maps, cond_norm, target_norm = self.prior_maps()
-            fitted = prior.fit(pairs, cond_norm, target_norm)
-            self.prior_constants = prior.constants.detach().clone()
-            log.info("linear-transfer prior on %d training maps: A %.4g, B %.4g, log residual %+.3f ± %.3f dex "
-                     "(K_w of %.3g px)", n_maps, fitted["A"], fitted["B"], fitted["res_mean_dex"],
-                     fitted["res_std_dex"], fitted["smooth_px"])
-        with torch.no_grad():
-            prior.constants.copy_(self.prior_constants)
+        if getattr(self, "prior_state", None) is None:   # fitted once per run (the loop builds twice)
+            if isinstance(prior, RegressorPrior):
+                prior.net.load_state_dict(self.prior_regressor())
+                fitted = prior.fit(self.prior_batches())
+                log.info("regressor prior (%s) on %d training pixels: residual %+.4f ± %.4f (normalised)",
+                         self.cfg.model.vdm.prior_model, fitted["pixels"], fitted["res_mean"], fitted["res_std"])
+            else:
+                pairs, n_maps, cond_norm, target_norm = self.prior_maps()
+                fitted = prior.fit(pairs, cond_norm, target_norm)
+                log.info("linear-transfer prior on %d training maps: A %.4g, B %.4g, log residual %+.3f ± %.3f dex "
+                         "(K_w of %.3g px)", n_maps, fitted["A"], fitted["B"], fitted["res_mean_dex"],
+                         fitted["res_std_dex"], fitted["smooth_px"])
+            self.prior_state = {k: v.detach().clone() for k, v in prior.state_dict().items()}
+        prior.load_state_dict(self.prior_state)
         return module
+
+    def prior_batches(self, n_maps: int = 256, per_batch: int = 16):
+        """Batches of normalised (condition, params or None, target) of up to ``n_maps`` training maps spread over
+        the training simulations (whole maps, no augmentation), for :meth:`RegressorPrior.fit`."""
+        d = self.cfg.data
+        ds = MapsDataset(d.store, "train", condition=d.condition, target=d.target)
+        js = spread(len(ds), min(n_maps, len(ds)))
+        for i in range(0, len(js), per_batch):
+            items = [self._item(ds, j, "cpu") for j in js[i:i + per_batch]]
+            yield (torch.cat([it[0] for it in items]), None if items[0][2] is None else torch.cat([it[2] for it in items]),
+                   torch.cat([it[1] for it in items]))
 
     def prior_maps(self, n_maps: int = 256, per_batch: int = 16):
         """([(condition, target) physical map batches], their number of maps, condition (offset, mean, std),

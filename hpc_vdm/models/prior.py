@@ -1,31 +1,35 @@
-"""A conditional Gaussian base for the score network: the exact denoiser of a linear-transfer prior.
+"""Conditional Gaussian bases for the score network: the exact denoiser of a Gaussian prior around an estimate.
 
 The papers' U-Net returns ε̂ = net(z_t, ...) + z_t (``add_zt``): at initialisation, and wherever the network has
-learned nothing, its denoiser is that of a field independent of the condition. This module replaces that
-base with the exact denoiser of the prior
+learned nothing, its denoiser is that of a field independent of the condition. A prior base replaces it with the
+exact denoiser of a per-pixel Gaussian x ~ N(μ(c, θ), s²) in the model's normalised variables (x = (log10(x_phys +
+o_t) − m_t)/σ_t), at z_t = α_t x + σ_t ε:
 
-    log10(x_phys + o_t) ~ N(log10 T(c) + r̄, s_dex²) per pixel,   T(c) = A · (K_w ⊛ S) + B,
-
-where S is the condition in physical units (the stellar map), K_w a periodic Gaussian of ``smooth_px`` pixels
-truncated at 3 w, and A, B, r̄, s_dex are fitted on the training maps (:meth:`LinearTransferPrior.fit`):
-A and B by least squares of the target on K_w ⊛ S (the linear transfer estimate of the target, in mass), r̄
-and s_dex the mean and spread of the log residual. In the model's normalised variables (x = (log10(x_phys +
-o_t) − m_t)/σ_t) that is x ~ N(μ(c), s²) with μ = (log10 T + r̄ − m_t)/σ_t and s = s_dex/σ_t, whose exact
-denoiser at z_t = α_t x + σ_t ε is
-
-    ε̂_G(z_t, γ_t, c) = E[ε | z_t, c] = σ_t (z_t − α_t μ(c)) / (α_t² s² + σ_t²),   α_t² = sigmoid(−γ_t).
+    ε̂_G(z_t, γ_t, c) = E[ε | z_t, c] = σ_t (z_t − α_t μ(c, θ)) / (α_t² s² + σ_t²),   α_t² = sigmoid(−γ_t).
 
 The network adds its correction to ε̂_G: the bound is unchanged (a parameterisation, as EDM's preconditioning),
-but the posterior mean of an untrained model is already the linear transfer estimate of the map, and training
-learns what the condition says beyond it (the regression-plus-residual idea of CorrDiff, Mardani+23, with the
-regression fixed and linear).
+but the posterior mean of an untrained model is already the prior's μ, and training learns what the condition
+says beyond it (the regression-plus-residual idea of CorrDiff, Mardani+23). Two μ's:
 
-Locality: μ at a pixel reads the condition within ``receptive_radius`` = ceil(3 w) pixels (0 without smoothing),
-so a tiled model stays local; :func:`hpc_vdm.models.reach.structural_radius` takes the larger of it and the
-U-Net's. The constants are frozen parameters (no gradient), so checkpoints, the EMA and exports carry them.
+* :class:`LinearTransferPrior` (``model.vdm.prior: linear_transfer``), a fixed linear regression:
+
+      log10(x_phys + o_t) ~ N(log10 T(c) + r̄, s_dex²),   T(c) = A · (K_w ⊛ S) + B,
+
+  S the condition in physical units (the stellar map), K_w a periodic Gaussian of ``smooth_px`` pixels truncated
+  at 3 w; A, B by least squares of the target on K_w ⊛ S on the training maps, r̄ and s_dex the mean and spread of
+  the log residual (:meth:`LinearTransferPrior.fit`); μ = (log10 T + r̄ − m_t)/σ_t, s = s_dex/σ_t.
+* :class:`RegressorPrior` (``model.vdm.prior: regressor``), CorrDiff's: μ = f(c, θ) + r̄ with f a trained,
+  frozen deterministic U-Net (the ``regressor`` family's MSE estimate of the normalised target, the same
+  architecture as the score network), r̄ and s the mean and spread of its residual on the training maps.
+
+Locality: μ at a pixel reads the condition within ``receptive_radius`` pixels (ceil(3 w) for the linear transfer,
+the regressor's structural radius for a regressor), so a tiled model stays local;
+:func:`hpc_vdm.models.reach.structural_radius` takes the larger of it and the U-Net's. The constants and the
+regressor are frozen parameters (no gradient), so checkpoints, the EMA and exports carry them.
 """
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Iterable
 
@@ -46,7 +50,42 @@ def gaussian_kernel(smooth_px: float) -> torch.Tensor:
     return (k / k.sum())[None, None]
 
 
-class LinearTransferPrior(nn.Module):
+class GaussianPrior(nn.Module):
+    """The exact denoiser of a per-pixel Gaussian x ~ N(μ(c, θ), s²) in the model's normalised variables; the
+    subclasses say what μ and s are. Its constants and network (if any) are frozen and stay fp32."""
+
+    receptive_radius: int = 0
+
+    def mean(self, cond: torch.Tensor, params: torch.Tensor | None = None) -> torch.Tensor:
+        """μ(c, θ) (B, 1, H, W): the prior's mean of the normalised target."""
+        raise NotImplementedError
+
+    def spread(self) -> torch.Tensor:
+        """s: the prior's per-pixel std of the normalised target."""
+        raise NotImplementedError
+
+    def eps_hat(self, z_t: torch.Tensor, gamma_t: torch.Tensor, cond: torch.Tensor,
+                params: torch.Tensor | None = None) -> torch.Tensor:
+        """ε̂_G = σ_t (z_t − α_t μ) / (α_t² s² + σ_t²) in fp32; z_t, cond (B, 1, H, W), γ_t (B,), params (B, P)."""
+        g = gamma_t.float().view(-1, 1, 1, 1)
+        alpha, sigma = torch.sigmoid(-g).sqrt(), torch.sigmoid(g).sqrt()
+        s2 = self.spread() ** 2
+        return sigma * (z_t.float() - alpha * self.mean(cond, params)) / (alpha ** 2 * s2 + sigma ** 2)
+
+    def _apply(self, fn, recurse: bool = True):
+        """Moves follow the module; dtype casts do not reach the prior, which stays fp32: in bf16, log10 B ~ 11
+        would round by 0.03 dex, and a regression's mean by 0.4% of σ (a bf16 network still gets ε̂_G in fp32,
+        cast once at the sum)."""
+        tensors = lambda: itertools.chain(self.named_parameters(), self.named_buffers())  # noqa: E731
+        kept = {name: t.detach().float().clone() for name, t in tensors() if t.is_floating_point()}
+        super()._apply(fn, recurse)
+        for name, t in tensors():
+            if name in kept:
+                t.data = kept[name].to(t.device)
+        return self
+
+
+class LinearTransferPrior(GaussianPrior):
     """ε̂_G of the linear-transfer prior (module docstring). ``cond`` is the normalised condition the score network
     sees; ``cond_norm`` / ``target_norm`` are (offset, mean, std) of the two log normalisations."""
 
@@ -61,14 +100,6 @@ class LinearTransferPrior(nn.Module):
         # (10,) the fitted constants, by NAMES: frozen (no gradient), one vector (DeepSpeed broadcasts tensors of
         # at least one dimension); zeros until fit() or a state dict sets them
         self.constants = nn.Parameter(torch.zeros(len(self.NAMES)), requires_grad=False)
-
-    def _apply(self, fn, recurse: bool = True):
-        """Moves follow the module; dtype casts do not reach the constants, which stay fp32: in bf16, log10 B ~ 11
-        would round by 0.03 dex (a bf16 network still gets ε̂_G in fp32, cast once at the sum)."""
-        kept = self.constants.data.float()
-        super()._apply(fn, recurse)
-        self.constants.data = kept.to(self.constants.device)
-        return self
 
     def __getattr__(self, name: str):
         if name in LinearTransferPrior.NAMES:
@@ -87,7 +118,7 @@ class LinearTransferPrior(nn.Module):
         """T = A (K_w ⊛ S) + B of physical condition maps S (B, 1, H, W)."""
         return 10.0 ** self.log10_a.to(stars.dtype) * self.smooth(stars) + 10.0 ** self.log10_b.to(stars.dtype)
 
-    def mean(self, cond: torch.Tensor) -> torch.Tensor:
+    def mean(self, cond: torch.Tensor, params: torch.Tensor | None = None) -> torch.Tensor:
         """μ(c) (B, 1, H, W): the prior's mean of the normalised target, from the normalised condition."""
         c = cond.float()
         stars = (10.0 ** (c * self.cond_log_std.exp() + self.cond_mean) - self.cond_offset).clamp_min(0.0)
@@ -97,13 +128,6 @@ class LinearTransferPrior(nn.Module):
     def spread(self) -> torch.Tensor:
         """s: the prior's per-pixel std of the normalised target."""
         return (self.log_res_std_dex - self.target_log_std).exp()
-
-    def eps_hat(self, z_t: torch.Tensor, gamma_t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        """ε̂_G = σ_t (z_t − α_t μ) / (α_t² s² + σ_t²) in fp32; z_t, cond (B, 1, H, W), γ_t (B,)."""
-        g = gamma_t.float().view(-1, 1, 1, 1)
-        alpha, sigma = torch.sigmoid(-g).sqrt(), torch.sigmoid(g).sqrt()
-        s2 = self.spread() ** 2
-        return sigma * (z_t.float() - alpha * self.mean(cond)) / (alpha ** 2 * s2 + sigma ** 2)
 
     # -- fitting ----------------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -149,3 +173,57 @@ class LinearTransferPrior(nn.Module):
 
     def extra_repr(self) -> str:
         return f"smooth_px={self.smooth_px}, receptive_radius={self.receptive_radius}"
+
+
+class RegressorPrior(GaussianPrior):
+    """ε̂_G of a Gaussian around a frozen regressor's prediction: μ(c, θ) = f(c, θ) + r̄, s (module docstring).
+    ``net`` maps the normalised condition (B, 1, H, W) [and parameters (B, P)] to the normalised target; it is
+    frozen, kept in eval mode (no dropout) and fp32, and its weights travel with the model's."""
+
+    NAMES = ("res_mean", "log_res_std")
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        from .reach import structural_radius
+
+        self.net = net.requires_grad_(False).eval()
+        self.receptive_radius = structural_radius(net)   # None: not local (global attention), nor is the model
+        # (2,) r̄ and log s in normalised units, by NAMES: frozen, zeros until fit() or a state dict sets them
+        self.constants = nn.Parameter(torch.zeros(len(self.NAMES)), requires_grad=False)
+
+    def train(self, mode: bool = True):
+        """The regressor stays in eval mode whatever the model's (its dropout is not part of the prior)."""
+        super().train(mode)
+        self.net.eval()
+        return self
+
+    def regression(self, cond: torch.Tensor, params: torch.Tensor | None = None) -> torch.Tensor:
+        """f(c, θ) (B, 1, H, W) in fp32."""
+        c = cond.float()
+        return (self.net(c) if params is None else self.net(c, params.float())).float()
+
+    def mean(self, cond: torch.Tensor, params: torch.Tensor | None = None) -> torch.Tensor:
+        return self.regression(cond, params) + self.constants[0]
+
+    def spread(self) -> torch.Tensor:
+        return self.constants[1].exp()
+
+    @torch.no_grad()
+    def fit(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]]) -> dict:
+        """r̄ and s: the mean and std of x − f(c, θ) over batches of normalised (cond (B, 1, H, W), params (B, P)
+        or None, target (B, 1, H, W)) training maps (float64 sums). Returns them with the number of pixels."""
+        n, s1, s2 = 0, 0.0, 0.0
+        for cond, params, x in batches:
+            res = x.double() - self.regression(cond, params).double()
+            n, s1, s2 = n + res.numel(), s1 + res.sum().item(), s2 + res.pow(2).sum().item()
+        if n == 0:
+            raise ValueError("the regressor prior needs at least one (condition, target) batch of training maps")
+        res_mean = s1 / n
+        res_std = math.sqrt(max(s2 / n - res_mean ** 2, 0.0))
+        if not res_std > 0:
+            raise ValueError("the regressor reproduces the training targets exactly: no residual to model")
+        self.constants.copy_(torch.tensor([res_mean, math.log(res_std)], dtype=self.constants.dtype))
+        return {"res_mean": res_mean, "res_std": res_std, "pixels": n}
+
+    def extra_repr(self) -> str:
+        return f"receptive_radius={self.receptive_radius}"

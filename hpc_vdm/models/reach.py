@@ -71,9 +71,10 @@ def structural_radius(net: nn.Module) -> int | None:
     if hasattr(net, "levels") and hasattr(net, "attention_kind"):   # a UNet (with its prior base, if any)
         if net.attention_kind == "global":
             return None
-        prior = getattr(net, "prior", None)
-        return max(unet_receptive_radius(net.levels, net.blocks_per_level, net.attention_radius),
-                   prior.receptive_radius if prior is not None else 0)
+        prior_radius = getattr(getattr(net, "prior", None), "receptive_radius", 0)
+        if prior_radius is None:   # a prior that reads the whole map
+            return None
+        return max(unet_receptive_radius(net.levels, net.blocks_per_level, net.attention_radius), prior_radius)
     radius = getattr(net, "receptive_radius", None)
     return radius if isinstance(radius, int) else None
 

@@ -81,6 +81,17 @@ class MapUNet(nn.Module):
         return self.unet(cond, gamma, None, params)                                   # (B, 1, H, W)
 
 
+# the model options that decide a U-Net regressor's architecture (with ``backbone: unet``): a regressor used as a
+# VDM's prior base is rebuilt from the VDM's own options, so they must agree on these
+UNET_OPTIONS = ("channels", "channel_mults", "blocks_per_level", "attention", "attention_heads", "attention_radius",
+                "norm", "norm_groups", "params")
+
+
+def regressor_options(model_cfg):
+    """``model_cfg`` read as a ``backbone: unet`` regressor's options (a VDM's regressor prior)."""
+    return _Overrides(model_cfg, backbone="unet")
+
+
 def build_regressor(model_cfg, n_params: int = 0) -> nn.Module:
     """The regressor of a ``ModelConfig``-like object: ``backbone`` cnn (a :class:`FieldRegressor`,
     ``blocks_per_level`` residual blocks) or unet (a :class:`MapUNet` of the U-Net options, conditioned on

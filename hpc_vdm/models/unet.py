@@ -4,8 +4,8 @@ Input z_t ⊕ condition (2 channels) -> conv -> ``len(channel_mults)`` levels of
 followed by a learned 2x2 stride-2 downsampling -> bottleneck ResBlock(8E->16E), attention, ResBlock ->
 mirrored levels (2x2 transposed-conv upsampling, skip concatenation, ResBlock) -> norm-SiLU-conv -> ε̂.
 With ``add_zt`` the network returns ``net + z_t`` (the papers' base measure); with a ``prior``
-(:class:`~hpc_vdm.models.prior.LinearTransferPrior`) it returns ``net + ε̂_G`` instead, the exact denoiser of a
-Gaussian around the condition's linear transfer estimate. Defaults are the papers'
+(:mod:`hpc_vdm.models.prior`) it returns ``net + ε̂_G`` instead, the exact denoiser of a Gaussian around an
+estimate from the condition (its linear transfer, or a frozen regressor's prediction). Defaults are the papers'
 (E=48, x1/x2/x4/x8, one block per level, GroupNorm 8, dropout 0.1, one attention head): 32.7 M parameters.
 
 Locality: with ``norm="pixel"`` (or ``"none"``) and ``attention="local"`` (or ``"none"``) every output pixel
@@ -138,7 +138,7 @@ class UNet(nn.Module):
                 h = blk(h, emb)
         out = self.conv_out(F.silu(self.norm_out(h)))                    # (B, 1, H, W)
         if self.prior is not None:
-            return out + self.prior.eps_hat(z_t, gamma_t, cond).to(out.dtype)
+            return out + self.prior.eps_hat(z_t, gamma_t, cond, params).to(out.dtype)
         return out + z_t if self.add_zt else out
 
 

@@ -111,7 +111,10 @@ class Trainer:
         self.ema = EMA(module.named_parameters(), t.ema_decay)  # fp32 copy of the initial weights
         self.ema_model = self.family.build().to(self.device)
         if self.env.is_main:
-            log.info("%s: %.2f M parameters", type(module).__name__, sum(p.numel() for p in module.parameters()) / 1e6)
+            n_all = sum(p.numel() for p in module.parameters())
+            n_trained = sum(p.numel() for p in module.parameters() if p.requires_grad)
+            log.info("%s: %.2f M parameters%s", type(module).__name__, n_all / 1e6,
+                     f" ({n_trained / 1e6:.2f} M trained, the rest frozen)" if n_trained < n_all else "")
         if self.device.type == "cuda" and t.channels_last:
             module = module.to(memory_format=torch.channels_last)
         if t.compile:  # the network, not the arithmetic around it (the bound's, for the VDM)
