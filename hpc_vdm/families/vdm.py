@@ -63,12 +63,15 @@ class VDMFamily(MapsFamily):
                               f"not with prior={v.prior!r}; set one or clear the other")
         facts = super().check()
         if v.prior == "regressor":
-            self.prior_regressor()
+            self.prior_regressor()   # read and checked before anything is written
         return facts
 
     def prior_regressor(self) -> dict:
         """The EMA weights of ``model.vdm.prior_model``, checked to be a regressor this VDM can rebuild (backbone
-        unet, the same U-Net options and params) of the same fields and normalisation (the same store)."""
+        unet, the same U-Net options and params) of the same fields and normalisation (the same store); read once
+        per run."""
+        if getattr(self, "prior_weights", None) is not None:
+            return self.prior_weights
         d, m, path = self.cfg.data, self.cfg.model, self.cfg.model.vdm.prior_model
         if not path:
             raise ConfigError("model.vdm.prior='regressor' needs model.vdm.prior_model: the export (model.pt) of a "
@@ -93,7 +96,8 @@ class VDMFamily(MapsFamily):
             if theirs is None or LogNorm.of(theirs) != LogNorm.of(stats[name]):
                 raise ConfigError(f"{where} was trained with another normalisation of {name!r} (another store?): "
                                   f"{theirs} against this store's {stats[name]}")
-        return blob["ema"]
+        self.prior_weights = blob["ema"]
+        return self.prior_weights
 
     def build(self) -> torch.nn.Module:
         """The untrained VDM; with ``model.vdm.prior`` its prior fitted on the training maps (deterministic: every

@@ -29,6 +29,7 @@ regressor are frozen parameters (no gradient), so checkpoints, the EMA and expor
 """
 from __future__ import annotations
 
+import abc
 import itertools
 import math
 from typing import Iterable
@@ -50,19 +51,20 @@ def gaussian_kernel(smooth_px: float) -> torch.Tensor:
     return (k / k.sum())[None, None]
 
 
-class GaussianPrior(nn.Module):
+class GaussianPrior(nn.Module, abc.ABC):
     """The exact denoiser of a per-pixel Gaussian x ~ N(μ(c, θ), s²) in the model's normalised variables; the
-    subclasses say what μ and s are. Its constants and network (if any) are frozen and stay fp32."""
+    subclasses say what μ and s are, and how far μ reads the condition (``receptive_radius`` pixels, None for the
+    whole map). Its constants and network (if any) are frozen and stay fp32."""
 
-    receptive_radius: int = 0
+    receptive_radius: int | None
 
+    @abc.abstractmethod
     def mean(self, cond: torch.Tensor, params: torch.Tensor | None = None) -> torch.Tensor:
         """μ(c, θ) (B, 1, H, W): the prior's mean of the normalised target."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def spread(self) -> torch.Tensor:
         """s: the prior's per-pixel std of the normalised target."""
-        raise NotImplementedError
 
     def eps_hat(self, z_t: torch.Tensor, gamma_t: torch.Tensor, cond: torch.Tensor,
                 params: torch.Tensor | None = None) -> torch.Tensor:
