@@ -102,12 +102,23 @@ def test_overdensity_helper():
 FLOAT32_FFT_RTOL = 1e-6
 
 
+def assert_float32_spectra_close(actual, desired):
+    """Power spectra from different float32 FFT plans agree to rounding. An FFT's rounding is relative to the
+    whole field's norm, not to each mode, so a faint bin (a high-k corner at 1% of the mean power) may differ
+    by more than 1e-6 of itself (seen in CI: 1.05e-6): each map's bins are held to rtol plus rtol × its mean
+    power."""
+    actual, desired = np.atleast_2d(actual), np.atleast_2d(desired)
+    scale = np.abs(desired).mean(axis=-1, keepdims=True)  # (n_maps, 1)
+    np.testing.assert_array_less(np.abs(actual - desired),
+                                 FLOAT32_FFT_RTOL * (np.abs(desired) + scale) + np.finfo(np.float64).tiny)
+
+
 def test_batched_stack_equals_one_at_a_time():
     maps = RNG.lognormal(0, 1, (10, 40, 40)).astype(np.float32)
     ps = power_spectrum_stack(maps, 25.0, chunk_maps=3, overdensity_of_mass=True, mas="CIC")
     for i in range(10):
         one = power_spectrum(overdensity(maps[i]), 25.0, mas="CIC", threads=2)
-        np.testing.assert_allclose(ps.power[i], one.power, rtol=FLOAT32_FFT_RTOL)
+        assert_float32_spectra_close(ps.power[i], one.power)
     np.testing.assert_array_equal(ps.k, one.k)
     xs = cross_spectrum_stack(maps, maps[::-1].copy(), 25.0, chunk_maps=4)
     one = cross_spectrum(maps[2], maps[7], 25.0, threads=2)
@@ -121,9 +132,8 @@ def test_stack_chunks_sized_to_the_workers_give_the_same_spectra():
     maps = RNG.standard_normal((37, 64, 64)).astype(np.float32)
     auto = power_spectrum_stack(maps, 25.0)  # chunk_maps None: sized to the cores
     for chunk in (1, 5, 37):
-        np.testing.assert_allclose(power_spectrum_stack(maps, 25.0, chunk_maps=chunk).power, auto.power,
-                                   rtol=FLOAT32_FFT_RTOL)
-    np.testing.assert_allclose(auto.power[11], power_spectrum(maps[11], 25.0).power, rtol=FLOAT32_FFT_RTOL)
+        assert_float32_spectra_close(power_spectrum_stack(maps, 25.0, chunk_maps=chunk).power, auto.power)
+    assert_float32_spectra_close(auto.power[11], power_spectrum(maps[11], 25.0).power)
     with pytest.raises(ValueError, match="chunk_maps must be a positive number of maps, got 0"):
         power_spectrum_stack(maps, 25.0, chunk_maps=0)
 
@@ -183,8 +193,8 @@ def test_stack_reads_zarr_directly(tmp_path):
     maps = RNG.standard_normal((6, 32, 32)).astype(np.float32)
     z = zarr.create_array(str(tmp_path / "m.zarr"), shape=maps.shape, chunks=(1, 32, 32), dtype="float32")
     z[:] = maps
-    np.testing.assert_allclose(power_spectrum_stack(z, 5.0, chunk_maps=2).power,
-                               power_spectrum_stack(maps, 5.0).power, rtol=FLOAT32_FFT_RTOL)
+    assert_float32_spectra_close(power_spectrum_stack(z, 5.0, chunk_maps=2).power,
+                               power_spectrum_stack(maps, 5.0).power)
 
 
 def test_stack_reads_dask_arrays_in_any_chunking():
@@ -192,8 +202,8 @@ def test_stack_reads_dask_arrays_in_any_chunking():
 
     maps = RNG.standard_normal((9, 32, 32)).astype(np.float32)
     lazy = da.from_array(maps, chunks=(4, 16, 32))  # chunks across the map axes too: rechunked per map
-    np.testing.assert_allclose(power_spectrum_stack(lazy, 5.0, chunk_maps=3).power,
-                               power_spectrum_stack(maps, 5.0, chunk_maps=3).power, rtol=FLOAT32_FFT_RTOL)
+    assert_float32_spectra_close(power_spectrum_stack(lazy, 5.0, chunk_maps=3).power,
+                               power_spectrum_stack(maps, 5.0, chunk_maps=3).power)
     xs = cross_spectrum_stack(lazy, maps, 5.0, chunk_maps=2, overdensity_of_mass=False)
     np.testing.assert_allclose(xs.r, 1.0, rtol=1e-6)
 
@@ -208,7 +218,7 @@ def test_stack_through_a_distributed_cluster_of_two_workers():
             Client(cluster) as client:
         remote = power_spectrum_stack(maps, 25.0, chunk_maps=2, scheduler=client)
         assert len(client.scheduler_info()["workers"]) == 2
-    np.testing.assert_allclose(remote.power, local.power, rtol=FLOAT32_FFT_RTOL)  # other processes, other plans
+    assert_float32_spectra_close(remote.power, local.power)  # other processes, other plans
 
 
 MPI_SCRIPT = """
@@ -329,8 +339,7 @@ def test_cli_auto_cross_and_compare(maps_store, tmp_path):
     res = np.load(out)
     mcdm = zarr.open_group(str(maps_store), mode="r")["Mcdm"][:15]
     # the stack's batched one-thread FFT against a single-map FFT on the default threads: float32 rounding
-    np.testing.assert_allclose(res["power"][4], power_spectrum(overdensity(mcdm[4]), 25.0).power,
-                               rtol=FLOAT32_FFT_RTOL)
+    assert_float32_spectra_close(res["power"][4], power_spectrum(overdensity(mcdm[4]), 25.0).power)
     assert main(["cross", str(maps_store), "--a", "Mstar", "--b", "Mcdm", "--overdensity", "--maps", "0:15",
                  "--out", str(tmp_path / "r.json")]) == 0
     assert main(["compare", "--truth", f"{maps_store}:Mcdm", "--samples", f"{maps_store}:Mcdm", "--maps", "0:15",
