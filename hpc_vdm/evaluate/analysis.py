@@ -2,7 +2,9 @@
 
 * spectra of the overdensity and of the log field, in three k bands up to k_Nyq
   (:mod:`hpc_vdm.spectra.scores`), of the draws, of their mean, of the posterior mean's S → ∞ limit (the
-  mean's power less the draws' own scatter / S) and of the condition itself;
+  mean's power less the draws' own scatter / S) and of the condition itself, with the P ratio the draws
+  would score if the posterior were calibrated (each draw in turn as the truth: a mean of per-map ratios is
+  above 1 even then where few modes or bright pixels carry a band's power);
 * pixel z-scores of the log field beside their finite-sample expectation (:mod:`.calibration`);
 * rank-based coverage (68%, 95%) and calibration curves per pixel and for map-level summaries: the mean
   log level of a map and its overdensity power in each k band;
@@ -14,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..spectra import cross_spectrum, overdensity
-from ..spectra.scores import (BANDS, band_powers, band_scores, chi2_r, in_band, k_nyquist, mean_limit_scores,
-                              mean_of, overdensity_spectra)
+from ..spectra.scores import (BANDS, band_powers, band_scores, calibrated_ratio_scores, chi2_r, in_band, k_nyquist,
+                              mean_limit_scores, mean_of, overdensity_spectra)
 from . import calibration as cal
 from .baselines import condition_scores
 from .posterior import log10_floor
@@ -93,6 +95,8 @@ def analyse(truth: np.ndarray, cond: np.ndarray | None, draws: np.ndarray, box_m
         if s >= 2:
             out["posterior_mean_limit"] = mean_of([mean_limit_scores(truth[i], draws[:, i], box_mpc_h, log_offset)
                                                    for i in range(n)])
+            out["samples_if_calibrated"] = mean_of([calibrated_ratio_scores(draws[:, i], box_mpc_h, log_offset)
+                                                    for i in range(n)])
             metrics, ranks = calibration(truth, draws, box_mpc_h, seed, log_offset)
             out |= metrics
     if cv_truths is not None and len(cv_truths) >= 3:

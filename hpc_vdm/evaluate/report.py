@@ -152,6 +152,7 @@ def _rows(m: dict, draw: str) -> dict[str, dict]:
 
 def _spectra_table(m: dict, draw: str) -> list[str]:
     lines = ["| space | quantity | " + " | ".join(BANDS) + " |", "|---|---|" + "---|" * len(BANDS)]
+    samples_label = dict(ROWS)["samples"].format(draw=draw)
     for space in ("overdensity", "log"):
         for q, key in (("r(k)", "r"), ("P ratio", "pk_ratio")):
             for label, s in _rows(m, draw).items():
@@ -159,6 +160,10 @@ def _spectra_table(m: dict, draw: str) -> list[str]:
                     continue
                 lines.append(f"| {space} | {q} of {label} | " + " | ".join(f"{s[space][b][key]:.3f}" for b in BANDS)
                              + " |")
+                if key == "pk_ratio" and label == samples_label and "samples_if_calibrated" in m:
+                    c = m["samples_if_calibrated"][space]
+                    lines.append(f"| {space} | P ratio a calibrated posterior's {draw}s score (each draw as the "
+                                 "truth) | " + " | ".join(f"{c[b]['pk_ratio']:.3f}" for b in BANDS) + " |")
     return lines
 
 
