@@ -8,7 +8,9 @@ for the map mean level ℓ = ⟨log10 M_cdm⟩ over the pixels:
 * rank coverage (68%, 95%) over all maps and over one map per simulation, with the exact expectation;
 * the error truth − posterior mean split into its between-simulation and within-simulation parts, and the
   samples' spread against each;
-* the correlation of the error with each CAMELS parameter and with the stellar map's own mean level.
+* the correlation of the error with each CAMELS parameter and with the stellar map's own mean level;
+* with ``--baseline``, a deterministic model's error of the level on the same maps (the regressor's estimate of
+  E[ℓ | stars]) and its correlation with the model's.
 
     python docs/results/science/independent/map_level.py --samples out/science_indep/samples/samples.zarr \
         --store out/science_indep/maps.zarr --out docs/results/science/independent/map_level.json
@@ -45,7 +47,16 @@ def coverage(level_t: np.ndarray, level_d: np.ndarray, seed: int = 0) -> list[di
     return [cal.coverage(rank, level_d.shape[0], lv) for lv in cal.LEVELS]
 
 
-def analyse(samples_zarr: str, store: str) -> dict:
+def baseline_errors(baseline_zarr: str, lv: dict) -> np.ndarray:
+    """truth − prediction of the map mean level (n,) of a deterministic model's samples.zarr on the same maps."""
+    base = levels(baseline_zarr)
+    if not np.array_equal(base["maps"], lv["maps"]):
+        raise ValueError(f"{baseline_zarr} holds other maps than the samples: {base['maps'][:4]}… against "
+                         f"{lv['maps'][:4]}…")
+    return lv["level_t"] - base["level_d"].mean(0)
+
+
+def analyse(samples_zarr: str, store: str, baseline_zarr: str | None = None) -> dict:
     lv = levels(samples_zarr)
     root = zarr.open_group(store, mode="r")
     sim = root["sim"][:][lv["maps"]]                                                           # (n,)
@@ -59,7 +70,14 @@ def analyse(samples_zarr: str, store: str) -> dict:
     first = np.array([np.flatnonzero(sim == s)[0] for s in sims])                              # one map per simulation
     corr = {name: float(np.corrcoef(params[:, j], err)[0, 1]) for j, name in enumerate(camels.PARAM_NAMES)}
     corr["stellar map level"] = float(np.corrcoef(lv["level_star"], err)[0, 1])
-    return {
+    base = {}
+    if baseline_zarr:
+        e_b = baseline_errors(baseline_zarr, lv)
+        sim_b = np.array([e_b[sim == s].mean() for s in sims])
+        base = {"baseline": {"samples": str(baseline_zarr), "rms_dex": float(np.sqrt(np.mean(e_b ** 2))),
+                             "rms_between_sims_dex": float(np.sqrt(np.mean(sim_b ** 2))),
+                             "corr_with_model_error": float(np.corrcoef(e_b, err)[0, 1])}}
+    return base | {
         "samples": str(samples_zarr), "store": str(store), "n_maps": int(err.size), "n_sims": int(sims.size),
         "maps_per_sim": sorted(set(per_sim_maps.tolist())), "n_samples": int(lv["level_d"].shape[0]),
         "coverage_all_maps": coverage(lv["level_t"], lv["level_d"]),
@@ -94,9 +112,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", required=True, help="samples.zarr of python -m hpc_vdm.sample")
     ap.add_argument("--store", required=True, help="the maps store the samples were drawn from")
+    ap.add_argument("--baseline", help="samples.zarr of a deterministic model on the same maps (its level error)")
     ap.add_argument("--out", required=True, help="JSON file; a figure beside it (.png)")
     a = ap.parse_args()
-    res = analyse(a.samples, a.store)
+    res = analyse(a.samples, a.store, a.baseline)
     out = Path(a.out)
     out.write_text(json.dumps(res, indent=1))
     figure(res, out.with_suffix(".png"))

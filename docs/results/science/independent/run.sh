@@ -16,7 +16,12 @@ test -f $OUT/maps.zarr/zarr.json || $PY -m hpc_vdm.prepare --config configs/scie
 test -f $OUT/samples/summary.json || OMP_NUM_THREADS=2 $PY -m hpc_vdm.sample --config configs/science.yaml \
     --model out/science/run/export/model.pt --store $OUT/maps.zarr --split test --n-maps 64 --n-samples 16 \
     --out $OUT/samples
-$PY $HERE/map_level.py --samples $OUT/samples/samples.zarr --store $OUT/maps.zarr --out $HERE/map_level.json
+# the same maps through the same-budget regressor (one prediction each): its error of the map mean level
+test -f $OUT/samples_regressor/summary.json || OMP_NUM_THREADS=2 $PY -m hpc_vdm.sample --config configs/science.yaml \
+    --model out/science/regressor/export/model.pt --store $OUT/maps.zarr --split test --n-maps 64 --n-samples 1 \
+    --out $OUT/samples_regressor
+$PY $HERE/map_level.py --samples $OUT/samples/samples.zarr --store $OUT/maps.zarr \
+    --baseline $OUT/samples_regressor/samples.zarr --out $HERE/map_level.json
 # the full report on the same store (its own choice of 64 maps: evaluate draws them from every simulation in turn)
 test -f $OUT/eval/metrics.json || OMP_NUM_THREADS=2 $PY -m hpc_vdm.evaluate --config configs/science.yaml \
     --set evaluate.store=$OUT/maps.zarr --set evaluate.n_maps=64 --set evaluate.out=$OUT/eval
