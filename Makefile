@@ -68,28 +68,39 @@ $(DEMO)/eval/metrics.json: $(DEMO_MODEL) $(DEMO)/maps_cv.zarr/zarr.json $(DEMO)/
 demo: $(DEMO)/eval/metrics.json
 	@echo "demo done: $(DEMO)/eval/report/summary.md (figures beside it), $(DEMO)/tng100.png"
 
-# Proof of learning on CPU (not in CI; about 2 h 17 min on 2 cores by its stages timed alone, docs/results/science):
-# configs/science.yaml end to end — the mock,
+# Proof of learning on CPU (not in CI, but its smoke-size run is: tools/science_smoke.sh; about 2 h 17 min on 2 cores
+# by its stages timed alone, docs/results/science): configs/science.yaml end to end — the mock,
 # the tile-safe VDM and the deterministic U-Net baseline trained with the same budget, evaluate against the
 # condition, a linear transfer function and that baseline, the sampler-cost table and the tiling check — then
 # the report is copied to docs/results/science/ (metrics.json, summary.md, figures, sampler_cost.json).
-SCI := out/science
+SCI ?= out/science
+SCIENCE_DOCS ?= docs/results/science
+TILING_DOCS ?= docs/results/tiling
+# every stage's paths under $(SCI); SCIENCE_SET adds --set overrides to every stage and SCIENCE_COST / SCIENCE_SEAMS
+# arguments to the two tools (a smoke-size check of the chain: tools/science_smoke.sh)
+SCI_PATHS = --set mock.out_dir=$(SCI)/cmd --set data.source_dir=$(SCI)/cmd --set data.store=$(SCI)/maps.zarr
+SCIENCE_SET ?=
+SCIENCE_COST ?=
+SCIENCE_SEAMS ?= --box 75 --tiles 64,96 --halo 48 --samples 2
 science: | venv
-	@test -f $(SCI)/cmd/params_LH_IllustrisTNG.txt || $(PY) -m hpc_vdm.mock --config configs/science.yaml
-	@test -f $(SCI)/maps.zarr/zarr.json || $(PY) -m hpc_vdm.prepare --config configs/science.yaml
-	OMP_NUM_THREADS=1 $(TORCHRUN) -m hpc_vdm.train configs/science.yaml
-	OMP_NUM_THREADS=1 $(TORCHRUN) -m hpc_vdm.train configs/science_regressor.yaml
-	@test -f $(SCI)/eval/metrics.json || $(ONE) $(PY) -m hpc_vdm.evaluate --config configs/science.yaml
+	@test -f $(SCI)/cmd/params_LH_IllustrisTNG.txt || $(PY) -m hpc_vdm.mock --config configs/science.yaml $(SCI_PATHS) $(SCIENCE_SET)
+	@test -f $(SCI)/maps.zarr/zarr.json || $(PY) -m hpc_vdm.prepare --config configs/science.yaml $(SCI_PATHS) $(SCIENCE_SET)
+	OMP_NUM_THREADS=1 $(TORCHRUN) -m hpc_vdm.train configs/science.yaml $(SCI_PATHS) --run-dir $(SCI)/run $(SCIENCE_SET)
+	OMP_NUM_THREADS=1 $(TORCHRUN) -m hpc_vdm.train configs/science_regressor.yaml $(SCI_PATHS) --run-dir $(SCI)/regressor \
+	    $(SCIENCE_SET)
+	@test -f $(SCI)/eval/metrics.json || $(ONE) $(PY) -m hpc_vdm.evaluate --config configs/science.yaml $(SCI_PATHS) \
+	    --model $(SCI)/run/export/model.pt --set 'evaluate.baselines={regressor: $(SCI)/regressor/export/model.pt}' \
+	    --out $(SCI)/eval $(SCIENCE_SET)
 	@test -f $(SCI)/sampler_cost.json || $(ONE) $(PY) tools/sampler_cost.py --model $(SCI)/run/export/model.pt \
-	    --out $(SCI)/sampler_cost.json
+	    --out $(SCI)/sampler_cost.json $(SCIENCE_COST)
 	@test -f $(SCI)/seams/seams_mock75.json || $(ONE) $(PY) tools/seams.py --model $(SCI)/run/export/model.pt \
-	    --box 75 --tiles 64,96 --halo 48 --samples 2 --out $(SCI)/seams
-	mkdir -p docs/results/science docs/results/tiling && cp $(SCI)/eval/metrics.json $(SCI)/eval/report/summary.md \
-	    $(SCI)/eval/report/*.png configs/science*.yaml $(SCI)/sampler_cost.json docs/results/science/
-	cp $(SCI)/run/metrics.csv docs/results/science/train_metrics.csv
-	cp $(SCI)/regressor/metrics.csv docs/results/science/regressor_metrics.csv
-	cp $(SCI)/seams/seams_mock75.json docs/results/tiling/seams_mock75_science_net.json
-	cp $(SCI)/seams/seams_mock75.png docs/results/tiling/seams_mock75_science_net.png
+	    --out $(SCI)/seams $(SCIENCE_SEAMS)
+	mkdir -p $(SCIENCE_DOCS) $(TILING_DOCS) && cp $(SCI)/eval/metrics.json $(SCI)/eval/report/summary.md \
+	    $(SCI)/eval/report/*.png configs/science*.yaml $(SCI)/sampler_cost.json $(SCIENCE_DOCS)/
+	cp $(SCI)/run/metrics.csv $(SCIENCE_DOCS)/train_metrics.csv
+	cp $(SCI)/regressor/metrics.csv $(SCIENCE_DOCS)/regressor_metrics.csv
+	cp $(SCI)/seams/seams_mock75.json $(TILING_DOCS)/seams_mock75_science_net.json
+	cp $(SCI)/seams/seams_mock75.png $(TILING_DOCS)/seams_mock75_science_net.png
 
 # DM -> galaxies (Sether+24, #26) on CPU: the reverse VDM, the two-phase CNN and the HOD compared by evaluate;
 # the report lands in docs/results/dm2galaxy/ (configs/dm2galaxy.yaml; stages are skipped once done; 1 h 26 min on
