@@ -75,6 +75,11 @@ def test_the_report_prints_the_calibrated_ratio_beside_the_samples(tmp_path):
     truth, draws = np.exp(gaussian(rng, 6)), np.exp(gaussian(rng, 4, 6))
     m, _ = analyse(truth, np.exp(0.5 * gaussian(rng, 6)), draws, BOX)
     assert set(m["samples_if_calibrated"]) == {"overdensity", "log"}
+    for space in ("overdensity", "log"):   # from the draws' ratios to the truth = from the draws' own powers
+        alone = scores.mean_of([scores.calibrated_ratio_space_scores(draws[:, i], BOX, space) for i in range(6)])
+        for band in scores.BANDS:
+            assert m["samples_if_calibrated"][space][band]["pk_ratio"] == pytest.approx(alone[band]["pk_ratio"],
+                                                                                      rel=1e-9)
     metrics = {"posterior": m, "model": {"path": "m.pt"}, "split": "test", "store": "s.zarr", "n_sims": 2,
                "steps": 4}
     markdown(metrics, [], tmp_path / "summary.md")

@@ -16,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..spectra import cross_spectrum, overdensity
-from ..spectra.scores import (BANDS, band_powers, band_scores, calibrated_ratio_scores, chi2_r, in_band, k_nyquist,
-                              mean_limit_scores, mean_of, overdensity_spectra)
+from ..spectra.scores import (BANDS, band_powers, band_scores, chi2_r, in_band, k_nyquist,
+                              mean_limit_scores, mean_of, overdensity_spectra, sample_scores)
 from . import calibration as cal
 from .baselines import condition_scores
 from .posterior import log10_floor
@@ -84,8 +84,11 @@ def analyse(truth: np.ndarray, cond: np.ndarray | None, draws: np.ndarray, box_m
     if draws.shape[1:] != truth.shape or (cond is not None and cond.shape != truth.shape):
         raise ValueError(f"shapes disagree: truth {truth.shape}, cond {None if cond is None else cond.shape}, "
                          f"draws {draws.shape}")
-    out = {"deterministic": bool(deterministic), "n_maps": int(n), "n_samples": int(s),
-           "samples": mean_of([band_scores(truth[i], draws[:, i], box_mpc_h, log_offset) for i in range(n)])}
+    out = {"deterministic": bool(deterministic), "n_maps": int(n), "n_samples": int(s)}
+    if deterministic or s < 2:
+        out["samples"] = mean_of([band_scores(truth[i], draws[:, i], box_mpc_h, log_offset) for i in range(n)])
+    else:   # and the P ratio the draws would score were the posterior calibrated
+        out |= mean_of([sample_scores(truth[i], draws[:, i], box_mpc_h, log_offset) for i in range(n)])
     if cond is not None:
         out["condition"] = condition_scores(truth, cond, box_mpc_h, log_offset)
     ranks = {}
@@ -95,8 +98,6 @@ def analyse(truth: np.ndarray, cond: np.ndarray | None, draws: np.ndarray, box_m
         if s >= 2:
             out["posterior_mean_limit"] = mean_of([mean_limit_scores(truth[i], draws[:, i], box_mpc_h, log_offset)
                                                    for i in range(n)])
-            out["samples_if_calibrated"] = mean_of([calibrated_ratio_scores(draws[:, i], box_mpc_h, log_offset)
-                                                    for i in range(n)])
             metrics, ranks = calibration(truth, draws, box_mpc_h, seed, log_offset)
             out |= metrics
     if cv_truths is not None and len(cv_truths) >= 3:

@@ -12,7 +12,7 @@ Validation, ``sample``, ``evaluate``, ``spectra compare`` and the dm2gal compari
   P_×/sqrt(P_draw P_true); ``pk_ratio`` = mean of P_draw/P_true;
 * the **posterior mean's limit** (:func:`mean_limit_scores`): r(k) and P ratio of E[field | condition] estimated
   from S draws without their finite-S noise, which biases the plain S-draw mean's r(k) low;
-* the **calibrated P ratio** (:func:`calibrated_ratio_scores`): what ``pk_ratio`` would be if the truth were one
+* the **calibrated P ratio** (:func:`calibrated_ratio`, scored beside the samples by :func:`sample_scores`): what ``pk_ratio`` would be if the truth were one
   more draw (a mean of ratios exceeds 1 where few modes or bright pixels carry the power), the reference a
   posterior's P ratio is read against.
 """
@@ -105,6 +105,17 @@ def _per_band(k: np.ndarray, ratio: np.ndarray, r: np.ndarray | None, box_mpc_h:
     return out
 
 
+def calibrated_ratio(power: np.ndarray) -> np.ndarray:
+    """(S, nk) P ratios each draw would score as the truth of the other S − 1: mean_{j≠i} P_j / P_i, from the
+    draws' powers (S, nk) or their ratios to any one reference field (the reference cancels)."""
+    power = np.asarray(power, dtype=np.float64)
+    s = power.shape[0]
+    if s < 2:
+        raise ValueError(f"a calibrated posterior's P ratio needs at least 2 draws (one as the truth), got {s}")
+    others = (power.sum(0) - power) / (s - 1)                                    # (S, nk): the other draws' mean
+    return others / np.maximum(power, np.finfo(np.float64).tiny)
+
+
 def calibrated_ratio_space_scores(draws: np.ndarray, box_mpc_h: float, space: str, offset: float = 0.0) -> dict:
     """Per k band of one space: the ``pk_ratio`` (and ``pk_ratio_err``) that draws (S, N, N) of one map would score
     if the posterior were calibrated, i.e. if the truth were one more draw of it.
@@ -113,24 +124,27 @@ def calibrated_ratio_space_scores(draws: np.ndarray, box_mpc_h: float, space: st
     band's power is carried by few modes, or by a few bright pixels (δ of a halo map), a calibrated posterior
     scores above 1. With the truth exchangeable with the draws, the expectation is the mean over ordered pairs
     i ≠ j of P_i / P_j, estimated without bias from the draws alone: each draw in turn is the truth, the other
-    S − 1 its draws."""
+    S − 1 its draws (:func:`calibrated_ratio`). :func:`sample_scores` gives the same from the draws' ratios to
+    the truth without a second pass of FFTs."""
     draws = np.asarray(draws, dtype=np.float64)
-    s = draws.shape[0]
-    if s < 2:
-        raise ValueError(f"a calibrated posterior's P ratio needs at least 2 draws (one as the truth), got {s}")
     f = _space(space, offset)
     spectra_ = [power_spectrum(f(d), box_mpc_h) for d in draws]
-    p = np.stack([x.power for x in spectra_])                                    # (S, nk)
-    others = (p.sum(0) - p) / (s - 1)                                            # (S, nk): the other draws' mean
-    ratio = others / np.maximum(p, np.finfo(np.float64).tiny)
     k = spectra_[0].k
     keep = in_band(k, 0.0, k_nyquist(box_mpc_h, draws.shape[-1]))
-    return _per_band(k[keep], ratio[:, keep], None, box_mpc_h, draws.shape[-1])
+    ratio = calibrated_ratio(np.stack([x.power for x in spectra_])[:, keep])    # (S, nk)
+    return _per_band(k[keep], ratio, None, box_mpc_h, draws.shape[-1])
 
 
-def calibrated_ratio_scores(draws: np.ndarray, box_mpc_h: float, offset: float = 0.0) -> dict:
-    """:func:`calibrated_ratio_space_scores` in overdensity and in log space."""
-    return {space: calibrated_ratio_space_scores(draws, box_mpc_h, space, offset) for space in ("overdensity", "log")}
+def sample_scores(truth: np.ndarray, draws: np.ndarray, box_mpc_h: float, offset: float = 0.0) -> dict:
+    """{"samples": :func:`band_scores`, "samples_if_calibrated": :func:`calibrated_ratio_scores`} of draws
+    (S ≥ 2, N, N) of one map, from one pass of cross spectra per space (P_j / P_i = ratio_j / ratio_i)."""
+    out = {"samples": {}, "samples_if_calibrated": {}}
+    for space in ("overdensity", "log"):
+        k, ratio, r = spectra(truth, draws, box_mpc_h, space, offset)
+        out["samples"][space] = _per_band(k, ratio, r, box_mpc_h, np.shape(truth)[-1])
+        out["samples_if_calibrated"][space] = _per_band(k, calibrated_ratio(ratio), None, box_mpc_h,
+                                                         np.shape(truth)[-1])
+    return out
 
 
 def mean_limit_space_scores(truth: np.ndarray, draws: np.ndarray, box_mpc_h: float, space: str,
