@@ -12,9 +12,9 @@ Validation, ``sample``, ``evaluate``, ``spectra compare`` and the dm2gal compari
   P_×/sqrt(P_draw P_true); ``pk_ratio`` = mean of P_draw/P_true;
 * the **posterior mean's limit** (:func:`mean_limit_scores`): r(k) and P ratio of E[field | condition] estimated
   from S draws without their finite-S noise, which biases the plain S-draw mean's r(k) low;
-* the **calibrated P ratio** (:func:`calibrated_ratio`, scored beside the samples by :func:`sample_scores`): what ``pk_ratio`` would be if the truth were one
-  more draw (a mean of ratios exceeds 1 where few modes or bright pixels carry the power), the reference a
-  posterior's P ratio is read against.
+* the **calibrated P ratio** (:func:`calibrated_ratio`, scored beside the samples by :func:`sample_scores`): what
+  ``pk_ratio`` would be if the truth were one more draw (a mean of ratios exceeds 1 where few modes or bright
+  pixels carry the power), the reference a posterior's P ratio is read against.
 """
 from __future__ import annotations
 
@@ -136,8 +136,9 @@ def calibrated_ratio_space_scores(draws: np.ndarray, box_mpc_h: float, space: st
 
 
 def sample_scores(truth: np.ndarray, draws: np.ndarray, box_mpc_h: float, offset: float = 0.0) -> dict:
-    """{"samples": :func:`band_scores`, "samples_if_calibrated": :func:`calibrated_ratio_scores`} of draws
-    (S ≥ 2, N, N) of one map, from one pass of cross spectra per space (P_j / P_i = ratio_j / ratio_i)."""
+    """{"samples": :func:`band_scores`, "samples_if_calibrated": :func:`calibrated_ratio_space_scores` per
+    space} of draws (S ≥ 2, N, N) of one map, from one pass of cross spectra per space
+    (P_j / P_i = ratio_j / ratio_i)."""
     out = {"samples": {}, "samples_if_calibrated": {}}
     for space in ("overdensity", "log"):
         k, ratio, r = spectra(truth, draws, box_mpc_h, space, offset)
