@@ -68,8 +68,8 @@ $(DEMO)/eval/metrics.json: $(DEMO_MODEL) $(DEMO)/maps_cv.zarr/zarr.json $(DEMO)/
 demo: $(DEMO)/eval/metrics.json
 	@echo "demo done: $(DEMO)/eval/report/summary.md (figures beside it), $(DEMO)/tng100.png"
 
-# Proof of learning on CPU (not in CI, but its smoke-size run is: tools/science_smoke.sh; about 2 h 17 min on 2 cores
-# by its stages timed alone, docs/results/science): configs/science.yaml end to end — the mock,
+# Proof of learning on CPU (not in CI, but its smoke-size run is: tools/science_smoke.sh; 2 h 28 min on 2 cores
+# as one command, docs/results/science/one_go): configs/science.yaml end to end — the mock,
 # the tile-safe VDM and the deterministic U-Net baseline trained with the same budget, evaluate against the
 # condition, a linear transfer function and that baseline, the sampler-cost table and the tiling check — then
 # the report is copied to docs/results/science/ (metrics.json, summary.md, figures, sampler_cost.json).
