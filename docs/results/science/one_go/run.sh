@@ -8,5 +8,5 @@ HERE=docs/results/science/one_go
 t0=$(date +%s)
 make science SCI="$SCI" SCIENCE_DOCS="$HERE" TILING_DOCS="$HERE"
 echo "make science $(( $(date +%s) - t0 )) s" > "$HERE/wall_s.txt"
-python docs/results/science/one_go/compare.py "$HERE/metrics.json" docs/results/science/rerun/metrics.json \
+${HPC_VDM_PYTHON:-python3} docs/results/science/one_go/compare.py "$HERE/metrics.json" docs/results/science/rerun/metrics.json \
     --out "$HERE/compare.json"
