@@ -42,6 +42,15 @@ def flat(m: dict) -> dict:
     return out
 
 
+def cheapest_within(rows: dict, reference: str, tol: float = 0.02) -> str:
+    """The setting of fewest network calls whose samples' P ratio and r(k), both spaces, every band up to k_Nyq/2,
+    are each within ``tol`` (relative) of the ``reference`` setting's: the reference itself when no other is."""
+    ref = rows[reference]["numbers"]
+    spectral = [k for k in ref if k.startswith("samples/") and "kN/2-kN" not in k]
+    ok = [s for s, r in rows.items() if all(abs(r["numbers"][k] / ref[k] - 1) <= tol for k in spectral)]
+    return min(ok, key=lambda s: rows[s]["nfe"])
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True)
@@ -77,9 +86,7 @@ def main(argv=None) -> int:
     ref = rows[a.nfe.split(",")[-1]]["numbers"]
     for r in rows.values():
         r["max_dev_from_reference"] = {k: v - ref[k] for k, v in r["numbers"].items()}
-    spectral = [k for k in ref if k.startswith("samples/") and "kN/2-kN" not in k]
-    ok = [s for s, r in rows.items() if all(abs(r["numbers"][k] / ref[k] - 1) <= 0.02 for k in spectral)]
-    cheapest = min(ok, key=lambda s: rows[s]["nfe"]) if ok else None
+    cheapest = cheapest_within(rows, a.nfe.split(",")[-1])
     doc = {"model": a.model, "maps": maps, "n_samples": a.n_samples, "reference": a.nfe.split(",")[-1],
            "cheapest_within_2pct": cheapest, "compared": "samples' P ratio and r(k), both spaces, bands up to "
                                                          "k_Nyq/2", "settings": rows}
