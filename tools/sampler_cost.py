@@ -83,11 +83,12 @@ def main(argv=None) -> int:
         rows[setting] = {"sampler": sampler, "nfe": int(steps), "clip_log": clip if flags else None, "seconds": secs,
                          "numbers": flat(m)}
         print(setting, f"{secs:.0f} s", json.dumps({k: round(v, 3) for k, v in flat(m).items() if "/r" in k})[:300])
-    ref = rows[a.nfe.split(",")[-1]]["numbers"]
+    reference = a.nfe.split(",")[-1]
+    ref = rows[reference]["numbers"]
     for r in rows.values():
         r["max_dev_from_reference"] = {k: v - ref[k] for k, v in r["numbers"].items()}
-    cheapest = cheapest_within(rows, a.nfe.split(",")[-1])
-    doc = {"model": a.model, "maps": maps, "n_samples": a.n_samples, "reference": a.nfe.split(",")[-1],
+    cheapest = cheapest_within(rows, reference)
+    doc = {"model": a.model, "maps": maps, "n_samples": a.n_samples, "reference": reference,
            "cheapest_within_2pct": cheapest, "compared": "samples' P ratio and r(k), both spaces, bands up to "
                                                          "k_Nyq/2", "settings": rows}
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)

@@ -30,6 +30,10 @@ def headline(path: str) -> dict:
     return out
 
 
+def fmt(values) -> str:
+    return " / ".join(f"{x:.3f}" for x in values) if values is not None else "–"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("a")
@@ -39,7 +43,6 @@ def main():
     a, b = headline(args.a), headline(args.b)
     print(f"| | {args.a} | {args.b} |\n| --- | --- | --- |")
     for key in a | b:
-        fmt = lambda v: " / ".join(f"{x:.3f}" for x in v) if v is not None else "–"
         print(f"| {key} | {fmt(a.get(key))} | {fmt(b.get(key))} |")
     if args.out:
         json.dump({"a": {"path": args.a, **a}, "b": {"path": args.b, **b}}, open(args.out, "w"), indent=1)
