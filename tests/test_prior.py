@@ -11,7 +11,8 @@ from hpc_vdm.config import ConfigError, load_config
 from hpc_vdm.diffusion import build_vdm, sample_loop, time_grid
 from hpc_vdm.diffusion.tiled import INITIAL, keyed_noise, sample_tiled
 from hpc_vdm.models import locality, receptive_radius
-from hpc_vdm.models.prior import LinearTransferPrior, RegressorPrior, gaussian_kernel
+from hpc_vdm.models.prior import (CorrelatedTransferPrior, LinearTransferPrior, RegressorPrior, gaussian_kernel,
+                                  grid_k)
 from hpc_vdm.models.regressor import build_regressor, regressor_options
 from hpc_vdm.models.reach import randomised, score_fn, structural_radius
 
@@ -218,6 +219,162 @@ def test_the_constants_stay_fp32_in_a_bf16_network():
     assert next(vdm.score.conv_out.parameters()).dtype == torch.bfloat16
     got = vdm.eps_hat(z, g, cond)   # the zero-initialised network adds nothing
     torch.testing.assert_close(got, base32, rtol=0.05, atol=0.05)
+
+
+# -- the correlated-transfer prior (a level in θ, a fitted residual spectrum) ------------------------------------
+def red_power(k, s=0.4, boost=30.0, k0=0.08):
+    """An isotropic spectrum [normalised units² per mode] ~ boost times redder than white at k → 0 (a correlation
+    length of ~1 / (2π k0) = 2 px), as the science maps' linear-transfer residual (P(0) / s² 53)."""
+    return s ** 2 * (0.3 + boost * np.exp(-0.5 * (k / k0) ** 2))
+
+
+def correlated_prior(reach_px=24, n_params=2, level=(0.1, 0.3, -0.2), power=red_power, smooth_px=1.0):
+    """A correlated-transfer prior whose constants are set as a fit would set them (no data needed)."""
+    prior = CorrelatedTransferPrior(smooth_px, reach_px, n_params=n_params)
+    prior.constants.data.copy_(fitted_prior(smooth_px).constants)
+    with torch.no_grad():
+        prior.level.copy_(torch.tensor(level[:1 + n_params]))
+        prior.log_power.copy_(torch.from_numpy(np.log(power(np.linspace(0, math.sqrt(0.5), prior.log_power.numel())))))
+    return prior
+
+
+def gaussian_field(power, n, size, seed=0):
+    """(n, size, size) periodic Gaussian fields of isotropic spectrum ``power(|k|)`` (white s² -> P = s²)."""
+    g = torch.Generator().manual_seed(seed)
+    amp = torch.from_numpy(np.sqrt(power(grid_k(size, size)))).float()
+    return torch.fft.ifft2(torch.fft.fft2(torch.randn(n, size, size, generator=g)) * amp).real
+
+
+def fourier_denoiser(z, mu, gamma, power_k):
+    """The exact E[ε | z_t] of x ~ N(μ, C), C stationary of spectrum power_k on the map's own grid: per Fourier mode
+    σ (z̃ − α μ̃) / (α² P + σ²); an independent oracle of the kernel the prior truncates."""
+    a2, s2 = torch.sigmoid(-gamma).view(-1, 1, 1), torch.sigmoid(gamma).view(-1, 1, 1)
+    return s2.sqrt() * torch.fft.ifft2(torch.fft.fft2(z - a2.sqrt() * mu) / (a2 * power_k + s2)).real
+
+
+def test_the_correlated_base_is_the_fourier_denoiser_of_its_field_to_its_truncation():
+    """On fields of its own spectrum, the truncated kernel (24 px) is the exact per-mode denoiser to < 1% rms at
+    every noise level; with a white spectrum it is the linear-transfer prior's (a delta kernel) to float rounding;
+    μ adds the level b₀ + β·θ to the linear transfer's."""
+    prior, size, n = correlated_prior(), 96, 6
+    cond = stellar_cond((n, 1, size, size))
+    theta = torch.randn(n, 2, generator=torch.Generator().manual_seed(3))
+    mu = prior.mean(cond, theta)[:, 0]
+    lt_mu = LinearTransferPrior.mean(prior, cond)[:, 0]
+    torch.testing.assert_close(mu - lt_mu, (0.1 + theta @ torch.tensor([0.3, -0.2])).view(-1, 1, 1).expand_as(mu))
+    x = mu + gaussian_field(red_power, n, size)
+    power_k = prior.power(torch.from_numpy(grid_k(size, size)).float())
+    for gamma in (-8.0, -3.0, 0.0, 3.0, 8.0):
+        g = torch.full((n,), gamma)
+        z = torch.sigmoid(-g).sqrt().view(-1, 1, 1) * x + torch.sigmoid(g).sqrt().view(-1, 1, 1) * torch.randn_like(x)
+        want = fourier_denoiser(z, mu, g, power_k)
+        got = prior.eps_hat(z[:, None], g, cond, theta)[:, 0]
+        assert float((got - want).pow(2).mean().sqrt() / want.pow(2).mean().sqrt()) < 0.01, gamma
+
+    white = correlated_prior(reach_px=5, n_params=0, level=(0.0,), power=lambda k: np.full_like(k, 0.6 ** 2))
+    plain = fitted_prior(res_std=0.6 * TARGET_NORM[2])
+    z, g = torch.randn(3, 1, 32, 32), torch.tensor([-4.0, 0.0, 5.0])
+    cond = stellar_cond((3, 1, 32, 32), seed=1)
+    torch.testing.assert_close(white.eps_hat(z, g, cond), plain.eps_hat(z, g, cond), rtol=1e-5, atol=1e-5)
+    assert float(white.spread()) == pytest.approx(0.6, rel=1e-6)
+
+
+def test_an_untrained_correlated_model_samples_the_fields_spectrum():
+    """A network that adds nothing samples N(μ, C): the draws' band powers are the prior's spectrum (a 12 px kernel
+    on 48² windows; 64 draws: 1-3% noise per band) and their map levels scatter as P(0) says, not as white noise."""
+    prior = correlated_prior(reach_px=12, n_params=0, level=(0.0,))
+    vdm = build_vdm(model_cfg(), vdm_cfg(prior="correlated_transfer", prior_reach_px=12))
+    vdm.score.prior.load_state_dict(prior.state_dict())
+    draws, size = 64, 48
+    cond = stellar_cond((1, 1, size, size), seed=4).expand(draws, -1, -1, -1)
+    gammas = vdm.gamma(time_grid(24, "unipc")).detach()
+    g = torch.Generator().manual_seed(2)
+    with torch.no_grad():
+        x = sample_loop(lambda z, gm: vdm.eps_hat(z, gm.expand(draws), cond), torch.randn(draws, 1, size, size,
+                        generator=g), gammas, lambda k: torch.randn(draws, 1, size, size, generator=g), sampler="unipc")
+        r = (x - prior.mean(cond))[:, 0]                                             # (draws, H, W)
+    k = torch.from_numpy(grid_k(size, size)).float()
+    pk = torch.fft.fft2(r).abs().pow(2).mean(0) / size ** 2                         # (H, W)
+    want = torch.from_numpy(red_power(k.numpy())).float()
+    for lo, hi in [(0.01, 0.08), (0.08, 0.2), (0.2, 0.5)]:
+        band = (k > lo) & (k <= hi)
+        assert float(pk[band].mean() / want[band].mean()) == pytest.approx(1.0, abs=0.05), (lo, hi)
+    level_var = float(r.mean((1, 2)).var() * size ** 2)                               # = P(0) for N(μ, C)
+    assert level_var == pytest.approx(float(want[0, 0]), rel=0.35)                   # 64 draws: χ² of 63 dof
+    assert level_var > 10 * float(want.mean())                                        # a white base: 1
+
+
+def test_the_correlated_fit_recovers_the_level_and_the_spectrum():
+    """Targets = μ_LT + b₀ + β·θ + a field of known spectrum: least squares of the map levels on [1, θ] gives b₀, β,
+    and the periodogram about them gives P(|k|) at the nodes (a band average: within 10%) and the right spread."""
+    prior = correlated_prior(reach_px=8, n_params=2)
+    fresh = CorrelatedTransferPrior(1.0, 8, n_params=2)
+    fresh.constants.data.copy_(prior.constants)
+    n, size = 96, 32
+    g = torch.Generator().manual_seed(7)
+    cond = stellar_cond((n, 1, size, size), seed=5)
+    theta = torch.randn(n, 2, generator=g)
+    x = prior.mean(cond, theta) + gaussian_field(red_power, n, size, seed=8)[:, None]
+    got = fresh.fit_field([(cond[i:i + 32], theta[i:i + 32], x[i:i + 32]) for i in range(0, n, 32)])
+    # a map's level carries the field's P(0) / N_pix: σ ≈ 0.22 per map, so β is known to ~0.02
+    torch.testing.assert_close(fresh.level, prior.level, rtol=0, atol=0.08)
+    assert got["maps"] == n and got["level_std_after"] < got["level_std"]
+    nodes = np.linspace(0, math.sqrt(0.5), fresh.log_power.numel())
+    inner = (nodes > 0.05) & (nodes < 0.45)
+    np.testing.assert_allclose(fresh.log_power.numpy()[inner], np.log(red_power(nodes[inner])), atol=0.1)
+    assert float(fresh.spread()) == pytest.approx(float(prior.spread()), rel=0.05)
+    with pytest.raises(ValueError, match="reads 2 parameters; the maps carry 0"):
+        fresh.fit_field([(cond, None, x)])
+    with pytest.raises(ValueError, match="reads 2 parameters, got None"):
+        fresh.mean(cond)
+    with pytest.raises(ValueError, match="reach_px"):
+        CorrelatedTransferPrior(1.0, -1)
+
+
+def test_the_correlated_reach_is_recorded_measured_and_tiles_exactly():
+    """The prior reads reach_px + ceil(3 w) pixels: a 17 px kernel and K_w of w = 1 give 20, past a one-level
+    U-Net's 15; measured = recorded, and a tiled draw equals the whole field with that halo."""
+    vdm = build_vdm(model_cfg(channel_mults=[1]), vdm_cfg(prior="correlated_transfer", prior_reach_px=17),
+                    n_params=2)
+    vdm.score.prior.load_state_dict(correlated_prior(reach_px=17).state_dict())
+    net = randomised(vdm.score)
+    with torch.no_grad():
+        for name in ("constants", "level", "log_power"):
+            getattr(net.prior, name).copy_(getattr(vdm.score.prior, name).double())
+    theta = torch.tensor([[0.2, -0.4]], dtype=torch.float64)
+    measured = receptive_radius(score_fn(net, gamma=0.0, params=theta), in_channels=2, stride=2, size=64)
+    assert measured == structural_radius(vdm.score) == 20
+
+    cond = stellar_cond((1, 56, 48), seed=2)
+    halo = structural_radius(vdm.score)   # 20: a multiple of the stride
+    with torch.no_grad():
+        gammas = vdm.gamma(time_grid(6, "unipc")).detach()
+        z1 = keyed_noise(cond.shape, seed=5, slab=0, sample=0, step=INITIAL)
+        want = sample_loop(lambda z, g: vdm.eps_hat(z[None], g.expand(1), cond[None], theta.float())[0], z1, gammas,
+                           lambda s: keyed_noise(cond.shape, seed=5, slab=0, sample=0, step=s), sampler="unipc")
+        got = sample_tiled(vdm, cond, tile=24, halo=halo, n_steps=6, seed=5, batch_size=4, sampler="unipc",
+                           params=theta.float()[0])
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-4)
+
+
+def test_the_family_fits_the_correlated_prior_once_from_the_training_maps(maps_store):
+    """``model.vdm.prior=correlated_transfer``: the family fits the transfer, the level and the residual's spectrum
+    on the training maps, the same numbers on every build (every rank fits alone), and a bundle's model rebuilt
+    from the same options takes that state."""
+    from hpc_vdm.families import make_family
+
+    sets = [f"data.store={maps_store}", "model.vdm.prior=correlated_transfer", "model.vdm.prior_reach_px=6"]
+    cfg = load_config("configs/train_tiny.yaml", sets)
+    first, second = (make_family(cfg).build().score.prior for _ in range(2))
+    assert isinstance(first, CorrelatedTransferPrior) and first.receptive_radius == 9
+    for name, t in first.state_dict().items():
+        assert torch.equal(t, second.state_dict()[name]), name
+    assert float(first.log_power.std()) > 0.1 and float(first.log_power[0]) > float(first.log_power[-1])   # red
+    rebuilt = build_vdm(cfg.model, cfg.model.vdm).score.prior
+    rebuilt.load_state_dict(first.state_dict())
+    z, g = torch.randn(2, 1, 32, 32), torch.tensor([-2.0, 3.0])
+    cond = stellar_cond((2, 1, 32, 32))
+    torch.testing.assert_close(rebuilt.eps_hat(z, g, cond), first.eps_hat(z, g, cond), rtol=0, atol=0)
 
 
 # -- the regressor prior (CorrDiff's regression + residual) ------------------------------------------------------

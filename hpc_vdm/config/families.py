@@ -29,13 +29,19 @@ class VDMOptions:
                                "denoiser of a Gaussian around A (K_w * condition) + B in log, fitted on the training "
                                "maps: the untrained posterior mean is the linear transfer estimate; replaces add_zt) "
                                "or regressor (the same around the frozen prediction of the trained regressor "
-                               "model.vdm.prior_model: CorrDiff's regression plus a diffusion residual)",
-                       choices=("none", "linear_transfer", "regressor"))
+                               "model.vdm.prior_model: CorrDiff's regression plus a diffusion residual) or "
+                               "correlated_transfer (linear_transfer with a level linear in the parameters and "
+                               "the residual's fitted power spectrum in place of white noise, its kernel truncated "
+                               "at prior_reach_px)",
+                       choices=("none", "linear_transfer", "regressor", "correlated_transfer"))
     prior_model: str = param("", "prior=regressor: the export (model.pt) of a regressor of backbone unet trained on "
                                  "the same store, with this model's U-Net options and params; its weights are "
                                  "copied into the model when training starts (its export does not need the file)")
     prior_smooth_px: float = param(1.0, "w of the linear-transfer prior's periodic Gaussian K_w [pixels] (reach "
                                         "ceil(3 w) pixels; 0: no smoothing)", range=(0.0, 16.0))
+    prior_reach_px: int = param(24, "prior=correlated_transfer: the radius [pixels] at which the kernel of its "
+                                    "denoiser is truncated (the prior reads prior_reach_px + ceil(3 w) pixels; keep "
+                                    "it within the U-Net's reach, or the tiling halo grows)", range=(0, 256))
 
 
 @dataclass

@@ -147,12 +147,14 @@ def build_vdm(model_cfg, vdm_cfg, *, n_params: int = 0, cond_channels: int = 1, 
     conditioned on ``cond_channels`` maps (0: none) and ``n_params`` scalars (through an MLP with ``param_mlp``),
     with the prior base ``vdm_cfg.prior`` names (unfitted, a regressor's untrained: the family fits it)."""
     from ..models import build_unet
-    from ..models.prior import LinearTransferPrior, RegressorPrior
+    from ..models.prior import CorrelatedTransferPrior, LinearTransferPrior, RegressorPrior
     from ..models.regressor import build_regressor, regressor_options
 
     gamma_range = (vdm_cfg.gamma_min, vdm_cfg.gamma_max)
     kind = getattr(vdm_cfg, "prior", "none")
     prior = (LinearTransferPrior(vdm_cfg.prior_smooth_px) if kind == "linear_transfer" else
+             CorrelatedTransferPrior(vdm_cfg.prior_smooth_px, vdm_cfg.prior_reach_px, n_params=n_params)
+             if kind == "correlated_transfer" else
              RegressorPrior(build_regressor(regressor_options(model_cfg), n_params=n_params)) if kind == "regressor"
              else None)
     return VDM(build_unet(model_cfg, gamma_range=gamma_range, n_params=n_params, cond_channels=cond_channels,

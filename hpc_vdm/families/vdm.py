@@ -31,7 +31,7 @@ from ..data.transforms import LogNorm, MapNormalisation
 from ..diffusion import keyed_generator, sample_tiled
 from ..dist import Ranks
 from ..models import calibrate, effective_reach, unet_stride
-from ..models.prior import RegressorPrior
+from ..models.prior import CorrelatedTransferPrior, RegressorPrior
 from ..models.reach import score_fn
 from ..models.regressor import UNET_OPTIONS
 from ..spectra.scores import draw_scores
@@ -119,6 +119,12 @@ class VDMFamily(MapsFamily):
                 log.info("linear-transfer prior on %d training maps: A %.4g, B %.4g, log residual %+.3f ± %.3f dex "
                          "(K_w of %.3g px)", n_maps, fitted["A"], fitted["B"], fitted["res_mean_dex"],
                          fitted["res_std_dex"], fitted["smooth_px"])
+                if isinstance(prior, CorrelatedTransferPrior):
+                    field = prior.fit_field(self.prior_batches())
+                    log.info("its residual on %d training maps: level's std %.4f, %.4f about its fit in the %d "
+                             "parameters (normalised); P(0) / s² %.1f (white: 1); kernel truncated at %d px",
+                             field["maps"], field["level_std"], field["level_std_after"], prior.n_params,
+                             field["p0_over_s2"], prior.reach_px)
             self.prior_state = {k: v.detach().clone() for k, v in prior.state_dict().items()}
         prior.load_state_dict(self.prior_state)
         return module
