@@ -305,8 +305,9 @@ def test_an_untrained_correlated_model_samples_the_fields_spectrum():
 
 
 def test_the_correlated_fit_recovers_the_level_and_the_spectrum():
-    """Targets = μ_LT + b₀ + β·θ + a field of known spectrum: least squares of the map levels on [1, θ] gives b₀, β,
-    and the periodogram about them gives P(|k|) at the nodes (a band average: within 10%) and the right spread."""
+    """Targets = μ_LT + b₀ + β·θ + a field of known spectrum: least squares of the map levels on [1, θ] gives
+    b₀, β, and the periodogram about them gives P(|k|) at the nodes (a band average: within 10%) and the right
+    spread."""
     prior = correlated_prior(reach_px=8, n_params=2)
     fresh = CorrelatedTransferPrior(1.0, 8, n_params=2)
     fresh.constants.data.copy_(prior.constants)

@@ -27,8 +27,8 @@ says beyond it (the regression-plus-residual idea of CorrDiff, Mardani+23). Two 
 
 Locality: ε̂_G at a pixel reads the condition within ``receptive_radius`` pixels (ceil(3 w) for the linear
 transfer, reach_px more for the correlated one, the regressor's structural radius for a regressor), so a tiled
-model stays local; :func:`hpc_vdm.models.reach.structural_radius` takes the larger of it and the U-Net's. The constants and the
-regressor are frozen parameters (no gradient), so checkpoints, the EMA and exports carry them.
+model stays local; :func:`hpc_vdm.models.reach.structural_radius` takes the larger of it and the U-Net's. The
+constants and the regressor are frozen parameters (no gradient), so checkpoints, the EMA and exports carry them.
 """
 from __future__ import annotations
 
@@ -314,7 +314,8 @@ class CorrelatedTransferPrior(LinearTransferPrior):
 
     def eps_hat(self, z_t: torch.Tensor, gamma_t: torch.Tensor, cond: torch.Tensor,
                 params: torch.Tensor | None = None) -> torch.Tensor:
-        """ε̂_G = σ_t (h_γ ⊛ (z_t − α_t μ)), ⊛ periodic over the window, in fp32; z_t, cond (B, 1, H, W), γ_t (B,)."""
+        """ε̂_G = σ_t (h_γ ⊛ (z_t − α_t μ)), ⊛ periodic over the window, in fp32; z_t, cond (B, 1, H, W),
+        γ_t (B,)."""
         b, _, hgt, wid = z_t.shape
         g = gamma_t.float().view(-1, 1, 1, 1)
         d = z_t.float() - torch.sigmoid(-g).sqrt() * self.mean(cond, params)              # (B, 1, H, W)
