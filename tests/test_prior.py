@@ -11,8 +11,8 @@ from hpc_vdm.config import ConfigError, load_config
 from hpc_vdm.diffusion import build_vdm, sample_loop, time_grid
 from hpc_vdm.diffusion.tiled import INITIAL, keyed_noise, sample_tiled
 from hpc_vdm.models import locality, receptive_radius
-from hpc_vdm.models.prior import (CorrelatedTransferPrior, LinearTransferPrior, RegressorPrior, gaussian_kernel,
-                                  grid_k)
+from hpc_vdm.models.prior import CorrelatedTransferPrior, LinearTransferPrior, RegressorPrior, gaussian_kernel
+from hpc_vdm.models.wiener import wavenumber
 from hpc_vdm.models.regressor import build_regressor, regressor_options
 from hpc_vdm.models.reach import randomised, score_fn, structural_radius
 
@@ -241,7 +241,7 @@ def correlated_prior(reach_px=24, n_params=2, level=(0.1, 0.3, -0.2), power=red_
 def gaussian_field(power, n, size, seed=0):
     """(n, size, size) periodic Gaussian fields of isotropic spectrum ``power(|k|)`` (white s² -> P = s²)."""
     g = torch.Generator().manual_seed(seed)
-    amp = torch.from_numpy(np.sqrt(power(grid_k(size, size)))).float()
+    amp = torch.from_numpy(np.sqrt(power(wavenumber((size, size)).numpy()))).float()
     return torch.fft.ifft2(torch.fft.fft2(torch.randn(n, size, size, generator=g)) * amp).real
 
 
@@ -263,7 +263,7 @@ def test_the_correlated_base_is_the_fourier_denoiser_of_its_field_to_its_truncat
     lt_mu = LinearTransferPrior.mean(prior, cond)[:, 0]
     torch.testing.assert_close(mu - lt_mu, (0.1 + theta @ torch.tensor([0.3, -0.2])).view(-1, 1, 1).expand_as(mu))
     x = mu + gaussian_field(red_power, n, size)
-    power_k = prior.power(torch.from_numpy(grid_k(size, size)).float())
+    power_k = prior.power(wavenumber((size, size)).float())
     for gamma in (-8.0, -3.0, 0.0, 3.0, 8.0):
         g = torch.full((n,), gamma)
         z = torch.sigmoid(-g).sqrt().view(-1, 1, 1) * x + torch.sigmoid(g).sqrt().view(-1, 1, 1) * torch.randn_like(x)
@@ -293,7 +293,7 @@ def test_an_untrained_correlated_model_samples_the_fields_spectrum():
         x = sample_loop(lambda z, gm: vdm.eps_hat(z, gm.expand(draws), cond), torch.randn(draws, 1, size, size,
                         generator=g), gammas, lambda k: torch.randn(draws, 1, size, size, generator=g), sampler="unipc")
         r = (x - prior.mean(cond))[:, 0]                                             # (draws, H, W)
-    k = torch.from_numpy(grid_k(size, size)).float()
+    k = wavenumber((size, size)).float()
     pk = torch.fft.fft2(r).abs().pow(2).mean(0) / size ** 2                         # (H, W)
     want = torch.from_numpy(red_power(k.numpy())).float()
     for lo, hi in [(0.01, 0.08), (0.08, 0.2), (0.2, 0.5)]:

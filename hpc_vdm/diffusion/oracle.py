@@ -21,18 +21,12 @@ from typing import Callable
 import torch
 from torch import nn
 
+from ..models.wiener import periodic_conv, truncated_kernel, wavenumber
 from .schedule import LinearSchedule, alpha_sigma
 
 EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 NoiseFn = Callable[[int], torch.Tensor]
 BANDS = ((0.0, 0.125), (0.125, 0.25), (0.25, 0.5))  # |k| in cycles per pixel: <k_N/4, k_N/4–k_N/2, k_N/2–k_N
-
-
-def wavenumber(shape: tuple[int, int]) -> torch.Tensor:
-    """(H, W) |k| in cycles per pixel on the full FFT grid (the Nyquist frequency k_N is 0.5)."""
-    ky = torch.fft.fftfreq(shape[0], dtype=torch.float64)
-    kx = torch.fft.fftfreq(shape[1], dtype=torch.float64)
-    return torch.sqrt(ky[:, None] ** 2 + kx[None, :] ** 2)
 
 
 def normalised(power: torch.Tensor) -> torch.Tensor:
@@ -109,16 +103,12 @@ class GaussianFieldOracle(nn.Module):
 
     def kernel(self, gamma_t: torch.Tensor) -> torch.Tensor:
         """(B, 1, 2 reach + 1, 2 reach + 1) the denoiser's real-space kernel at γ_t, truncated to ``reach``."""
-        r = self.reach
-        full = torch.fft.irfft2(self.wiener(gamma_t), s=self.shape)  # (B, 1, H, W), centred at pixel (0, 0)
-        return torch.roll(full, (r, r), (-2, -1))[..., : 2 * r + 1, : 2 * r + 1]
+        return truncated_kernel(self.wiener(gamma_t), self.shape, self.reach)
 
     def _local_eps_hat(self, z_t: torch.Tensor, gamma_t: torch.Tensor) -> torch.Tensor:
-        b, r = z_t.shape[0], self.reach
+        b = z_t.shape[0]
         k = self.kernel(gamma_t.expand(b) if gamma_t.ndim == 0 else gamma_t)      # (B, 1, k, k)
-        z = nn.functional.pad(z_t.double().reshape(1, b, *z_t.shape[-2:]), (r,) * 4, mode="circular")
-        # correlation with the symmetric kernel is the convolution: ε̂(x) = Σ_d k(d) z(x + d)
-        return nn.functional.conv2d(z, k, groups=b).reshape(z_t.shape).to(z_t.dtype)
+        return periodic_conv(z_t.double(), k).to(z_t.dtype)
 
 
 def band_masks(shape: tuple[int, int]) -> torch.Tensor:

@@ -42,6 +42,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .wiener import periodic_conv, truncated_kernel, wavenumber
+
 
 def gaussian_kernel(smooth_px: float) -> torch.Tensor:
     """(1, 1, 2R+1, 2R+1) normalised Gaussian of std ``smooth_px`` pixels truncated at R = ceil(3 w); [[1]] for 0."""
@@ -239,11 +241,6 @@ def radial_nodes(n_nodes: int) -> np.ndarray:
     return np.linspace(0.0, math.sqrt(0.5), n_nodes)
 
 
-def grid_k(h: int, w: int) -> np.ndarray:
-    """(h, w) |k| [cycles / pixel] of an h × w periodic grid's FFT modes."""
-    return np.hypot(np.fft.fftfreq(h)[:, None], np.fft.fftfreq(w)[None, :])
-
-
 class CorrelatedTransferPrior(LinearTransferPrior):
     """ε̂_G of the linear-transfer prior with a level linear in the parameters and a **stationary, correlated**
     residual (``model.vdm.prior: correlated_transfer``): in the model's normalised variables
@@ -278,7 +275,7 @@ class CorrelatedTransferPrior(LinearTransferPrior):
         self.level = nn.Parameter(torch.zeros(1 + self.n_params), requires_grad=False)
         self.log_power = nn.Parameter(torch.zeros(n_nodes), requires_grad=False)
         g = self.kernel_grid
-        self.register_buffer("grid_k", torch.from_numpy(grid_k(g, g)).float(), persistent=False)  # (G, G)
+        self.register_buffer("grid_k", wavenumber((g, g)).float(), persistent=False)  # (G, G) |k|, full FFT grid
 
     # -- the prior ---------------------------------------------------------------------------------------------
     def mean(self, cond: torch.Tensor, params: torch.Tensor | None = None) -> torch.Tensor:
@@ -305,29 +302,20 @@ class CorrelatedTransferPrior(LinearTransferPrior):
         return self.power(self.grid_k).mean().sqrt()
 
     def kernels(self, gamma_t: torch.Tensor) -> torch.Tensor:
-        """(B, 2R+1, 2R+1): F⁻¹[1 / (α_t² P + σ_t²)] on the kernel grid, truncated at R = reach_px; γ_t (B,)."""
-        g = gamma_t.float().view(-1, 1, 1)
-        h_k = 1.0 / (torch.sigmoid(-g) * self.power(self.grid_k) + torch.sigmoid(g))        # (B, G, G)
-        h = torch.fft.fft2(h_k).real / h_k[0].numel()   # real and even: F⁻¹ = F / n
-        lo, hi = self.kernel_grid // 2 - self.reach_px, self.kernel_grid // 2 + self.reach_px + 1
-        return torch.fft.fftshift(h, dim=(-2, -1))[:, lo:hi, lo:hi]
+        """(B, 1, 2R+1, 2R+1): F⁻¹[1 / (α_t² P + σ_t²)] on the kernel grid, truncated at R = reach_px; γ_t (B,)."""
+        g, n = gamma_t.float().view(-1, 1, 1, 1), self.kernel_grid
+        power = self.power(self.grid_k[:, : n // 2 + 1])                                    # (G, G//2 + 1)
+        return truncated_kernel(1.0 / (torch.sigmoid(-g) * power + torch.sigmoid(g)), (n, n), self.reach_px)
 
     def eps_hat(self, z_t: torch.Tensor, gamma_t: torch.Tensor, cond: torch.Tensor,
                 params: torch.Tensor | None = None) -> torch.Tensor:
         """ε̂_G = σ_t (h_γ ⊛ (z_t − α_t μ)), ⊛ periodic over the window, in fp32; z_t, cond (B, 1, H, W),
         γ_t (B,)."""
-        b, _, hgt, wid = z_t.shape
+        b = z_t.shape[0]
         g = gamma_t.float().view(-1, 1, 1, 1)
         d = z_t.float() - torch.sigmoid(-g).sqrt() * self.mean(cond, params)              # (B, 1, H, W)
-        h = self.kernels(gamma_t.float().reshape(-1).expand(b))                              # (B, K, K)
-        # a direct convolution (not an FFT over the window, whose rounding would reach every pixel), each map with
-        # its own γ's kernel, over the window made periodic by indexing (any window size, even one below the kernel)
-        r = self.reach_px
-        iy = torch.arange(-r, hgt + r, device=z_t.device) % hgt
-        ix = torch.arange(-r, wid + r, device=z_t.device) % wid
-        padded = d[:, :, iy][:, :, :, ix]                                                   # (B, 1, H+2R, W+2R)
-        conv = F.conv2d(padded.transpose(0, 1), h[:, None], groups=b).transpose(0, 1)       # (B, 1, H, W)
-        return torch.sigmoid(g).sqrt() * conv
+        h = self.kernels(gamma_t.float().reshape(-1).expand(b))                              # (B, 1, K, K)
+        return torch.sigmoid(g).sqrt() * periodic_conv(d, h)
 
     # -- fitting ----------------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -357,7 +345,7 @@ class CorrelatedTransferPrior(LinearTransferPrior):
         n, hgt, wid = r.shape
         periodogram = (np.abs(np.fft.fft2(r)) ** 2).mean(0) / (hgt * wid)          # (H, W): white s² -> s²
         nodes = radial_nodes(self.log_power.numel())
-        x = np.minimum(grid_k(hgt, wid) / nodes[1], len(nodes) - 1.0).ravel()
+        x = np.minimum(wavenumber((hgt, wid)).numpy() / nodes[1], len(nodes) - 1.0).ravel()
         i = np.minimum(np.floor(x).astype(int), len(nodes) - 2)
         f = x - i
         weight = np.bincount(i, 1 - f, len(nodes)) + np.bincount(i + 1, f, len(nodes))
