@@ -228,7 +228,9 @@ def volume_normalisation(cfg: RunConfig, store: dict) -> dict[str, LogNorm]:
 
 
 def _vdm(cfg: RunConfig) -> torch.nn.Module:
-    return build_vdm(cfg.model, cfg.model.vdm, n_params=len(cfg.model.params), cond_channels=int(bool(cfg.data.condition)))
+    level_log = camels.cdm_level_regressor(cfg.model.params) if cfg.model.vdm.prior_level == "log_cdm" else None
+    return build_vdm(cfg.model, cfg.model.vdm, n_params=len(cfg.model.params),
+                     cond_channels=int(bool(cfg.data.condition)), level_log=level_log)
 
 
 def _emulator(cfg: RunConfig) -> torch.nn.Module:

@@ -228,12 +228,13 @@ def red_power(k, s=0.4, boost=30.0, k0=0.08):
     return s ** 2 * (0.3 + boost * np.exp(-0.5 * (k / k0) ** 2))
 
 
-def correlated_prior(reach_px=24, n_params=2, level=(0.1, 0.3, -0.2), power=red_power, smooth_px=1.0):
+def correlated_prior(reach_px=24, n_params=2, level=(0.1, 0.3, -0.2), power=red_power, smooth_px=1.0,
+                     level_log=None):
     """A correlated-transfer prior whose constants are set as a fit would set them (no data needed)."""
-    prior = CorrelatedTransferPrior(smooth_px, reach_px, n_params=n_params)
+    prior = CorrelatedTransferPrior(smooth_px, reach_px, n_params=n_params, level_log=level_log)
     prior.constants.data.copy_(fitted_prior(smooth_px).constants)
     with torch.no_grad():
-        prior.level.copy_(torch.tensor(level[:1 + n_params]))
+        prior.level.copy_(torch.tensor(level[:prior.level.numel()]))
         prior.log_power.copy_(torch.from_numpy(np.log(power(np.linspace(0, math.sqrt(0.5), prior.log_power.numel())))))
     return prior
 
@@ -332,6 +333,55 @@ def test_the_correlated_fit_recovers_the_level_and_the_spectrum():
         CorrelatedTransferPrior(1.0, -1)
 
 
+def test_the_log_cdm_level_is_the_formula_and_its_fit_recovers_it():
+    """``level_log``: μ = μ_LT + b₀ + β·θ + β_φ log10(shift + scale θ_i) (the formula, written out here), a fit
+    recovers the level of such targets where a level linear in θ misses it, and a
+    non-positive argument or a bad index is refused with the value named."""
+    spec = (0, 0.4, 0.051)                                                   # Omega_m - Omega_b on the LH range
+    level = (0.1, 0.3, -0.2, 2.0)
+    prior = correlated_prior(reach_px=8, n_params=2, level=level, level_log=spec)
+    n, size = 96, 32
+    cond = stellar_cond((n, 1, size, size), seed=5)
+    theta = torch.rand(n, 2, generator=torch.Generator().manual_seed(7))
+    want = (LinearTransferPrior.mean(prior, cond) + 0.1 + (theta @ torch.tensor([0.3, -0.2])).view(-1, 1, 1, 1)
+            + 2.0 * torch.log10(0.051 + 0.4 * theta[:, :1]).view(-1, 1, 1, 1))
+    torch.testing.assert_close(prior.mean(cond, theta), want, rtol=0, atol=1e-6)
+    x = want + gaussian_field(red_power, n, size, seed=8)[:, None]
+    batches = [(cond[i:i + 32], theta[i:i + 32], x[i:i + 32]) for i in range(0, n, 32)]
+    fits = {}
+    for name, log in (("log", spec), ("linear", None)):
+        fresh = CorrelatedTransferPrior(1.0, 8, n_params=2, level_log=log)
+        fresh.constants.data.copy_(prior.constants)
+        fits[name] = fresh.fit_field(batches), fresh
+    # the level as a function of θ (the intercept and β_φ trade off: log10(Ω_m − Ω_b) has mean −0.6 here)
+    levels = {name: fresh.regressors(theta, n) @ fresh.level for name, (_, fresh) in fits.items()}
+    truth = prior.regressors(theta, n) @ prior.level
+    rms = {name: float((level - truth).pow(2).mean().sqrt()) for name, level in levels.items()}
+    assert rms["log"] < 0.03 and rms["linear"] > 5 * rms["log"]                        # measured 0.009, 0.110
+    assert fits["log"][1].level[-1].item() == pytest.approx(2.0, abs=0.15)
+    low = theta.clone()
+    low[0, 0] = -0.2                                                           # Omega_m = 0.02 < Omega_b
+    with pytest.raises(ValueError, match=r"positive argument; a training map has -0\.029"):
+        fits["log"][1].fit_field([(cond[:32], low[:32], x[:32])])
+    with pytest.raises(ValueError, match="an index in"):
+        CorrelatedTransferPrior(1.0, 8, n_params=2, level_log=(2, 0.4, 0.051))
+
+
+def test_the_cdm_level_regressor_is_omega_m_minus_omega_b():
+    """camels.cdm_level_regressor: shift + scale θ_i = Ω_m − Ω_b for θ normalised by normalise_params (an
+    independent path), and a model without Omega_m is told so."""
+    from hpc_vdm.data import camels
+
+    names = ["sigma_8", "Omega_m", "A_SN1"]
+    i, scale, shift = camels.cdm_level_regressor(names)
+    rows = np.tile(camels.fiducial_params(), (3, 1))
+    rows[:, 0] = [0.1, 0.3, 0.5]
+    theta = camels.normalise_params(rows, names)
+    np.testing.assert_allclose(shift + scale * theta[:, i], rows[:, 0] - 0.049, rtol=1e-6)
+    with pytest.raises(ValueError, match=r"not given \(model.params = \['sigma_8'\]\)"):
+        camels.cdm_level_regressor(["sigma_8"])
+
+
 def test_the_correlated_reach_is_recorded_measured_and_tiles_exactly():
     """The prior reads reach_px + ceil(3 w) pixels: a 17 px kernel and K_w of w = 1 give 20, past a one-level
     U-Net's 15; measured = recorded, and a tiled draw equals the whole field with that halo."""
@@ -376,6 +426,29 @@ def test_the_family_fits_the_correlated_prior_once_from_the_training_maps(maps_s
     z, g = torch.randn(2, 1, 32, 32), torch.tensor([-2.0, 3.0])
     cond = stellar_cond((2, 1, 32, 32))
     torch.testing.assert_close(rebuilt.eps_hat(z, g, cond), first.eps_hat(z, g, cond), rtol=0, atol=0)
+
+
+def test_the_family_fits_the_log_cdm_level_and_refuses_what_it_cannot_read(maps_store):
+    """``model.vdm.prior_level=log_cdm``: the family fits 1 + P + 1 level coefficients, a model rebuilt from the
+    config alone (as an export's is) takes the state and gives the same ε̂; a config it cannot read (no Omega_m,
+    or another prior) is refused before anything is built."""
+    from hpc_vdm.bundle import build_module
+    from hpc_vdm.families import make_family
+
+    sets = [f"data.store={maps_store}", "model.vdm.prior=correlated_transfer", "model.vdm.prior_reach_px=6",
+            "model.params=[Omega_m,sigma_8]", "model.vdm.prior_level=log_cdm"]
+    cfg = load_config("configs/train_tiny.yaml", sets)
+    fitted = make_family(cfg).build().score.prior
+    assert fitted.level.numel() == 4 and fitted.level_log == (0, 0.4, 0.1 - 0.049)
+    rebuilt = build_module(cfg).score.prior
+    rebuilt.load_state_dict(fitted.state_dict())
+    z, g = torch.randn(2, 1, 32, 32), torch.tensor([-2.0, 3.0])
+    cond, theta = stellar_cond((2, 1, 32, 32)), torch.tensor([[0.1, 0.5], [0.9, 0.2]])
+    torch.testing.assert_close(rebuilt.eps_hat(z, g, cond, theta), fitted.eps_hat(z, g, cond, theta), rtol=0, atol=0)
+    for bad, match in ((["model.params=[sigma_8]"], "has no Omega_m"),
+                       (["model.vdm.prior=linear_transfer"], "with model.vdm.prior='correlated_transfer' only")):
+        with pytest.raises(ConfigError, match=match):
+            make_family(load_config("configs/train_tiny.yaml", sets + bad)).check()
 
 
 # -- the regressor prior (CorrDiff's regression + residual) ------------------------------------------------------

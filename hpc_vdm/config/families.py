@@ -42,6 +42,10 @@ class VDMOptions:
     prior_reach_px: int = param(24, "prior=correlated_transfer: the radius [pixels] at which the kernel of its "
                                     "denoiser is truncated (the prior reads prior_reach_px + ceil(3 w) pixels; keep "
                                     "it within the U-Net's reach, or the tiling halo grows)", range=(0, 256))
+    prior_level: str = param("linear", "prior=correlated_transfer: the level's regressors: linear (b₀ + β·θ in the "
+                                       "normalised model.params) or log_cdm (also log10(Ω_m − Ω_b), the log of the "
+                                       "slab's mean CDM density, which the log map's level follows; needs Omega_m "
+                                       "in model.params)", choices=("linear", "log_cdm"))
 
 
 @dataclass

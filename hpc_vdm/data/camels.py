@@ -83,6 +83,18 @@ def mean_surface_density(omega_m: float, slab_mpc_h: float = BOX_MPC_H / N_SLABS
     return (omega_m - OMEGA_B) * RHO_CRIT * slab_mpc_h
 
 
+def cdm_level_regressor(names) -> tuple[int, float, float]:
+    """(i, scale, shift) with shift + scale θ_i = Omega_m − Omega_b for θ the parameters ``names`` normalised by
+    :func:`normalise_params`: the regressor log10(Omega_m − Omega_b) of a log map's level (the slab's mean CDM
+    surface density, :func:`mean_surface_density`), for ``model.vdm.prior_level: log_cdm``."""
+    names = list(names)
+    if "Omega_m" not in names:
+        raise ValueError(f"the log10(Omega_m - Omega_b) level regressor reads Omega_m, which the model is not given "
+                         f"(model.params = {names})")
+    lo, hi = PARAM_RANGES["Omega_m"]
+    return names.index("Omega_m"), hi - lo, lo - OMEGA_B
+
+
 def open_maps(root: str | Path, field: str, suite: str, set_: str) -> np.ndarray:
     """Memory-map one CMD maps file (never read whole into RAM)."""
     path = maps_path(root, field, suite, set_)

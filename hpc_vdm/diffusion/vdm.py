@@ -142,18 +142,29 @@ class VDM(nn.Module):
         return VDMOutput(loss_diff, loss_klz, loss_recon, g_0.detach(), g_1.detach())
 
 
-def build_vdm(model_cfg, vdm_cfg, *, n_params: int = 0, cond_channels: int = 1, param_mlp: bool = False) -> VDM:
+def build_vdm(model_cfg, vdm_cfg, *, n_params: int = 0, cond_channels: int = 1, param_mlp: bool = False,
+              level_log: tuple[int, float, float] | None = None) -> VDM:
     """A :class:`VDM` from ``ModelConfig``/``VDMOptions``-like objects (read by attribute): a score U-Net
     conditioned on ``cond_channels`` maps (0: none) and ``n_params`` scalars (through an MLP with ``param_mlp``),
-    with the prior base ``vdm_cfg.prior`` names (unfitted, a regressor's untrained: the family fits it)."""
+    with the prior base ``vdm_cfg.prior`` names (unfitted, a regressor's untrained: the family fits it).
+    ``level_log``: the correlated prior's log regressor (``vdm_cfg.prior_level: log_cdm`` needs it; the caller,
+    who knows the parameters' names, gives :func:`hpc_vdm.data.camels.cdm_level_regressor`'s)."""
     from ..models import build_unet
     from ..models.prior import CorrelatedTransferPrior, LinearTransferPrior, RegressorPrior
     from ..models.regressor import build_regressor, regressor_options
 
     gamma_range = (vdm_cfg.gamma_min, vdm_cfg.gamma_max)
     kind = getattr(vdm_cfg, "prior", "none")
+    level = getattr(vdm_cfg, "prior_level", "linear")
+    if level != "linear" and kind != "correlated_transfer":
+        raise ValueError(f"model.vdm.prior_level={level!r} is read with model.vdm.prior='correlated_transfer' only, "
+                         f"not with prior={kind!r}")
+    if (level == "log_cdm") != (level_log is not None):
+        raise ValueError(f"model.vdm.prior_level={level!r} and level_log={level_log!r} disagree: log_cdm, and only "
+                         f"it, takes the regressor (hpc_vdm.data.camels.cdm_level_regressor)")
     prior = (LinearTransferPrior(vdm_cfg.prior_smooth_px) if kind == "linear_transfer" else
-             CorrelatedTransferPrior(vdm_cfg.prior_smooth_px, vdm_cfg.prior_reach_px, n_params=n_params)
+             CorrelatedTransferPrior(vdm_cfg.prior_smooth_px, vdm_cfg.prior_reach_px, n_params=n_params,
+                                     level_log=level_log)
              if kind == "correlated_transfer" else
              RegressorPrior(build_regressor(regressor_options(model_cfg), n_params=n_params)) if kind == "regressor"
              else None)

@@ -61,6 +61,12 @@ class VDMFamily(MapsFamily):
         if v.prior != "regressor" and v.prior_model:
             raise ConfigError(f"model.vdm.prior_model={v.prior_model!r} is read with model.vdm.prior='regressor' only, "
                               f"not with prior={v.prior!r}; set one or clear the other")
+        if v.prior_level != "linear" and v.prior != "correlated_transfer":
+            raise ConfigError(f"model.vdm.prior_level={v.prior_level!r} is read with model.vdm.prior="
+                              f"'correlated_transfer' only, not with prior={v.prior!r}")
+        if v.prior_level == "log_cdm" and "Omega_m" not in self.cfg.model.params:
+            raise ConfigError(f"model.vdm.prior_level='log_cdm' regresses the level on log10(Omega_m - Omega_b); "
+                              f"model.params = {list(self.cfg.model.params)} has no Omega_m")
         facts = super().check()
         if v.prior == "regressor":
             self.prior_regressor()   # read and checked before anything is written
@@ -122,9 +128,10 @@ class VDMFamily(MapsFamily):
                 if isinstance(prior, CorrelatedTransferPrior):
                     field = prior.fit_field(self.prior_batches())
                     log.info("its residual on %d training maps: level's std %.4f, %.4f about its fit in the %d "
-                             "parameters (normalised); P(0) / s² %.1f (white: 1); kernel truncated at %d px",
+                             "parameters%s (normalised); P(0) / s² %.1f (white: 1); kernel truncated at %d px",
                              field["maps"], field["level_std"], field["level_std_after"], prior.n_params,
-                             field["p0_over_s2"], prior.reach_px)
+                             "" if prior.level_log is None else " and log10(Ω_m − Ω_b)", field["p0_over_s2"],
+                             prior.reach_px)
             self.prior_state = {k: v.detach().clone() for k, v in prior.state_dict().items()}
         prior.load_state_dict(self.prior_state)
         return module

@@ -22,7 +22,8 @@ says beyond it (the regression-plus-residual idea of CorrDiff, Mardani+23). Two 
   frozen deterministic U-Net (the ``regressor`` family's MSE estimate of the normalised target, the same
   architecture as the score network), r̄ and s the mean and spread of its residual on the training maps.
 * :class:`CorrelatedTransferPrior` (``model.vdm.prior: correlated_transfer``): the linear transfer's μ plus a
-  level linear in the parameters, and a stationary residual of fitted power spectrum in place of the white s²;
+  level linear in the parameters (and, with ``level_log``, in the log of one of them: the slab's mean CDM
+  density ∝ Ω_m − Ω_b), and a stationary residual of fitted power spectrum in place of the white s²;
   its exact denoiser is a convolution, truncated at ``reach_px`` pixels so that the model stays local.
 
 Locality: ε̂_G at a pixel reads the condition within ``receptive_radius`` pixels (ceil(3 w) for the linear
@@ -262,31 +263,54 @@ class CorrelatedTransferPrior(LinearTransferPrior):
     stays exact for any base.
 
     The spectrum is tabulated at ``n_nodes`` |k| nodes (:func:`radial_nodes`), interpolated linearly in log P; the
-    kernel is built on a ``kernel_grid`` × ``kernel_grid`` periodic grid (≥ 2 reach + 1) per call, for each γ_t."""
+    kernel is built on a ``kernel_grid`` × ``kernel_grid`` periodic grid (≥ 2 reach + 1) per call, for each γ_t.
 
-    def __init__(self, smooth_px: float = 1.0, reach_px: int = 24, n_params: int = 0, n_nodes: int = 33):
+    ``level_log`` = (i, scale, shift) adds a regressor φ(θ) = log10(shift + scale θ_i) to the level, b₀ + β·θ +
+    β_φ φ(θ): with θ_i the normalised Ω_m, shift + scale θ_i = Ω_m − Ω_b, the log of the slab's mean CDM surface
+    density, which the log map's level follows and which is far from linear over the LH range (0.05 to 0.45,
+    0.95 dex; :func:`hpc_vdm.data.camels.cdm_level_regressor`)."""
+
+    def __init__(self, smooth_px: float = 1.0, reach_px: int = 24, n_params: int = 0, n_nodes: int = 33,
+                 level_log: tuple[int, float, float] | None = None):
         super().__init__(smooth_px)
         if not (isinstance(reach_px, int) and 0 <= reach_px <= 256):
             raise ValueError(f"reach_px must be an integer in [0, 256], got {reach_px!r}")
+        if level_log is not None and not (0 <= int(level_log[0]) < int(n_params) and float(level_log[1]) != 0.0):
+            raise ValueError(f"level_log = (parameter index, scale, shift) needs an index in [0, {n_params}) and a "
+                             f"non-zero scale, got {level_log!r}")
         self.reach_px, self.n_params = reach_px, int(n_params)
+        self.level_log = None if level_log is None else (int(level_log[0]), float(level_log[1]), float(level_log[2]))
         self.receptive_radius = reach_px + self.receptive_radius
         self.kernel_grid = max(64, 4 * reach_px)
-        # (1 + P,) b₀, β of the level; (n_nodes,) log P at radial_nodes: frozen, zeros (a white s = 1) until fit()
-        self.level = nn.Parameter(torch.zeros(1 + self.n_params), requires_grad=False)
+        # (1 + P [+ 1],) b₀, β [, β_φ] of the level; (n_nodes,) log P at radial_nodes: frozen, zeros (a white
+        # s = 1) until fit()
+        self.level = nn.Parameter(torch.zeros(1 + self.n_params + (level_log is not None)), requires_grad=False)
         self.log_power = nn.Parameter(torch.zeros(n_nodes), requires_grad=False)
         g = self.kernel_grid
         self.register_buffer("grid_k", wavenumber((g, g)).float(), persistent=False)  # (G, G) |k|, full FFT grid
 
     # -- the prior ---------------------------------------------------------------------------------------------
+    def regressors(self, params: torch.Tensor | None, batch: int) -> torch.Tensor:
+        """(B, 1 + P [+ 1]) the level's regressors [1, θ (, φ(θ))] of normalised parameters ``params`` (B, P)."""
+        if not self.n_params:
+            return torch.ones(batch, 1, dtype=self.level.dtype, device=self.level.device)
+        if params is None or params.shape[-1] != self.n_params:
+            raise ValueError(f"the correlated-transfer prior's level reads {self.n_params} parameters, got "
+                             f"{None if params is None else tuple(params.shape)}")
+        theta = params.to(self.level.dtype)
+        cols = [torch.ones_like(theta[:, :1]), theta]
+        if self.level_log is not None:
+            i, scale, shift = self.level_log
+            arg = shift + scale * theta[:, i : i + 1]
+            torch._assert_async((arg > 0).all(), "the level's log regressor needs shift + scale * theta > 0 "
+                                                 "(Omega_m > Omega_b)")
+            cols.append(torch.log10(arg))
+        return torch.cat(cols, 1)
+
     def mean(self, cond: torch.Tensor, params: torch.Tensor | None = None) -> torch.Tensor:
-        """μ(c, θ) (B, 1, H, W) = μ_LT(c) + b₀ + β·θ."""
-        mu = super().mean(cond) + self.level[0]
-        if self.n_params:
-            if params is None or params.shape[-1] != self.n_params:
-                raise ValueError(f"the correlated-transfer prior's level reads {self.n_params} parameters, got "
-                                 f"{None if params is None else tuple(params.shape)}")
-            mu = mu + (params.float() @ self.level[1:]).view(-1, 1, 1, 1)
-        return mu
+        """μ(c, θ) (B, 1, H, W) = μ_LT(c) + b₀ + β·θ (+ β_φ φ(θ))."""
+        level = self.regressors(params, cond.shape[0]) @ self.level                           # (B,)
+        return super().mean(cond) + level.view(-1, 1, 1, 1)
 
     def power(self, k: torch.Tensor) -> torch.Tensor:
         """P(|k|) at ``k`` [cycles / pixel]: linear interpolation of the table in log P (flat beyond the nodes)."""
@@ -320,25 +344,32 @@ class CorrelatedTransferPrior(LinearTransferPrior):
     # -- fitting ----------------------------------------------------------------------------------------------
     @torch.no_grad()
     def fit_field(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]]) -> dict:
-        """After :meth:`fit` (the transfer): b₀, β by least squares of each map's mean residual x − μ_LT(c) on
-        [1, θ], then P(|k|) of the residual about that level, the maps' periodogram averaged at the nodes with
-        linear (cloud-in-cell) weights in |k|. ``batches``: normalised (cond (B, 1, H, W), params (B, P) or None,
-        target (B, 1, H, W)) training maps. Returns b₀, β, the residual level's std before and after, P(0) / s²."""
-        res, thetas = [], []
+        """After :meth:`fit` (the transfer): b₀, β (, β_φ) by least squares of each map's mean residual x − μ_LT(c)
+        on :meth:`regressors` [1, θ (, φ(θ))], then P(|k|) of the residual about that level, the maps' periodogram
+        averaged at the nodes with linear (cloud-in-cell) weights in |k|. ``batches``: normalised (cond (B, 1, H,
+        W), params (B, P) or None, target (B, 1, H, W)) training maps. Returns the level's coefficients, the
+        residual level's std before and after, P(0) / s²."""
+        res, designs = [], []
         for cond, params, x in batches:
+            n_params = 0 if params is None else params.shape[-1]
+            if n_params != self.n_params:
+                raise ValueError(f"the correlated-transfer prior reads {self.n_params} parameters; the maps carry "
+                                 f"{n_params}")
+            if self.level_log is not None:
+                i, scale, shift = self.level_log
+                arg = shift + scale * params[:, i].double()
+                if not bool((arg > 0).all()):
+                    raise ValueError(f"the level's log regressor log10({shift:g} + {scale:g} theta_{i}) needs a "
+                                     f"positive argument; a training map has {float(arg.min()):.4g}")
             res.append((x.double() - LinearTransferPrior.mean(self, cond).double())[:, 0])
-            thetas.append(np.zeros((x.shape[0], 0)) if params is None else params.double().numpy())
+            designs.append(self.regressors(params, x.shape[0]).double().numpy())
         if not res:
             raise ValueError("the correlated-transfer prior needs at least one batch of training maps")
         r = torch.cat(res).numpy()                                                  # (n, H, W)
-        theta = np.concatenate(thetas)
-        if theta.shape[1] != self.n_params:
-            raise ValueError(f"the correlated-transfer prior reads {self.n_params} parameters; the maps carry "
-                             f"{theta.shape[1]}")
+        design = np.concatenate(designs)                                            # (n, 1 + P [+ 1])
         levels = r.mean((1, 2))
-        design = np.c_[np.ones(len(levels)), theta]                                 # (n, 1 + P)
         if len(levels) < design.shape[1]:
-            raise ValueError(f"the level's fit in 1 + {self.n_params} parameters needs at least {design.shape[1]} "
+            raise ValueError(f"the level's fit in {design.shape[1]} regressors needs at least {design.shape[1]} "
                              f"training maps, got {len(levels)}")
         coef = np.linalg.lstsq(design, levels, rcond=None)[0]
         r = r - (design @ coef)[:, None, None]
@@ -366,4 +397,4 @@ class CorrelatedTransferPrior(LinearTransferPrior):
 
     def extra_repr(self) -> str:
         return (f"smooth_px={self.smooth_px}, reach_px={self.reach_px}, n_params={self.n_params}, "
-                f"receptive_radius={self.receptive_radius}")
+                f"level_log={self.level_log}, receptive_radius={self.receptive_radius}")
