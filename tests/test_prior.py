@@ -335,8 +335,8 @@ def test_the_correlated_fit_recovers_the_level_and_the_spectrum():
 
 def test_the_log_cdm_level_is_the_formula_and_its_fit_recovers_it():
     """``level_log``: μ = μ_LT + b₀ + β·θ + β_φ log10(shift + scale θ_i) (the formula, written out here), a fit
-    recovers the level of such targets where a level linear in θ misses it, and a
-    non-positive argument or a bad index is refused with the value named."""
+    recovers the level of such targets where a level linear in θ misses it, and a non-positive argument or a bad
+    index is refused with the value named."""
     spec = (0, 0.4, 0.051)                                                   # Omega_m - Omega_b on the LH range
     level = (0.1, 0.3, -0.2, 2.0)
     prior = correlated_prior(reach_px=8, n_params=2, level=level, level_log=spec)
