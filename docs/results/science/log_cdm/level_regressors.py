@@ -26,7 +26,7 @@ from hpc_vdm.config import load_config
 from hpc_vdm.data import camels
 from hpc_vdm.data.dataset import MapsDataset
 from hpc_vdm.families import make_family
-from hpc_vdm.models.prior import LinearTransferPrior
+from hpc_vdm.models.prior import CorrelatedTransferPrior, LinearTransferPrior
 
 
 def residual_levels(family, prior, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -44,14 +44,17 @@ def residual_levels(family, prior, split: str) -> tuple[np.ndarray, np.ndarray, 
 
 
 def designs(names) -> dict:
-    """name -> θ (n, P) -> (n, columns) regressors."""
-    i, scale, shift = camels.cdm_level_regressor(names)
-    log_cdm = lambda t: np.log10(shift + scale * t[:, i])                                 # noqa: E731
+    """name -> θ (n, P) -> (n, columns) regressors; the two the prior offers are its own
+    (:meth:`~hpc_vdm.models.prior.CorrelatedTransferPrior.regressors`)."""
+    i = camels.cdm_level_regressor(names)[0]
+    linear, log_cdm = (CorrelatedTransferPrior(n_params=len(names), level_log=spec)
+                       for spec in (None, camels.cdm_level_regressor(names)))
+    prior = lambda p: lambda t: p.regressors(torch.from_numpy(t), len(t)).double().numpy()  # noqa: E731
     return {
         "constant": lambda t: np.ones((len(t), 1)),
-        "linear (prior_level=linear)": lambda t: np.c_[np.ones(len(t)), t],
+        "linear (prior_level=linear)": prior(linear),
         "linear + Omega_m^2": lambda t: np.c_[np.ones(len(t)), t, t[:, i] ** 2],
-        "linear + log10(Omega_m - Omega_b) (prior_level=log_cdm)": lambda t: np.c_[np.ones(len(t)), t, log_cdm(t)],
+        "linear + log10(Omega_m - Omega_b) (prior_level=log_cdm)": prior(log_cdm),
         "linear + every square and product": lambda t: np.c_[
             np.ones(len(t)), t, *[t[:, a] * t[:, b] for a in range(t.shape[1]) for b in range(a, t.shape[1])]],
     }
