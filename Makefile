@@ -130,6 +130,7 @@ bench: venv
 	$(PY) tools/bench_train.py
 	$(PY) tools/bench_tile.py
 	$(PY) tools/bench_export.py
+	$(PY) tools/bench_prior.py
 
 # A single-node SLURM on localhost (root or sudo; Debian packages): then `export` the line it prints.
 slurm-up:
