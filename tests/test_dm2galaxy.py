@@ -121,6 +121,22 @@ def test_posterior_mean_mse_removes_the_draws_own_sampling_variance():
     assert "posterior_mean" not in mse_log(10 ** lt - 1, draws[:1], 1.0)
 
 
+def test_the_mse_of_a_log_with_a_pixel_at_log10_0_is_undefined_not_infinite():
+    """A thresholded row scored with offset 0 (dark matter): a draw's empty pixel has log10(0 + 0) = −∞, so its MSE
+    is reported undefined (None, with the count), never ∞ or NaN; the order of the paper is then undecided."""
+    from hpc_vdm.evaluate.compare import mse_log, order_note
+
+    truth = np.full((2, 8, 8), 1e10)
+    draws = np.full((3, 2, 8, 8), 2e10)
+    assert mse_log(truth, draws, 0.0)["draws"] == pytest.approx(np.log10(2.0) ** 2)
+    draws[1, 0, 3, 4] = -5.0                                     # clipped to 0: log10(0) = −∞
+    got = mse_log(truth, draws, 0.0)
+    assert got["draws"] is None and "posterior_mean" not in got and got["undefined"].startswith("1 pixels")
+    assert mse_log(truth, draws, 1.0)["draws"] > 0               # log10(1 + 0) is finite
+    rows = {n: {"mse_log": m, "bands": {}} for n, m in (("v", got), ("c", {"draws": 0.1}), ("h", {"draws": 0.2}))}
+    assert order_note(rows, {"vdm": "v", "cnn": "c", "hod": "h"})["mse_order_holds"] is None
+
+
 def test_evaluate_compares_vdm_cnn_and_hod_on_one_scoring_path(models, tmp_path):
     vdm, cnn = models
     out = tmp_path / "eval"

@@ -217,7 +217,8 @@ def comparison(main_row, extra, truth, box: float, offset: float, floor: float) 
             "cost": {r.name: r.cost for r in all_rows}, "diagnostics": {r.name: r.diagnostics for r in all_rows
                                                                         if r.diagnostics},
             "kinds": {r.name: r.kind for r in all_rows}, "order": compare.order_note(scored, names),
-            "k_nyquist": k_nyquist(box, truth.shape[-1]), "pixels": int(truth.shape[-1]), "box_mpc_h": float(box)}
+            "k_nyquist": k_nyquist(box, truth.shape[-1]), "pixels": int(truth.shape[-1]), "box_mpc_h": float(box),
+            "log_offset": float(offset)}
 
 
 def write_figures(folder: Path, cond, truth, draws, box: float, ranks: dict, labels: report.Labels) -> list[str]:

@@ -73,9 +73,15 @@ def mse_log(truth: np.ndarray, draws: np.ndarray, offset: float) -> dict:
     E[log x | condition] that m estimates (``posterior_mean``, unbiased: the S-draw mean's MSE less its own sampling
     variance, ``log_mean − (draws − log_mean)/(S − 1)``, since Σ_s‖l_s − t‖²/S = ‖m − t‖² + Σ_s‖l_s − m‖²/S). The
     last is what a deterministic MSE-trained network estimates: the like-for-like comparison with it. A draw's own
-    MSE is the posterior mean's plus the posterior variance, about twice it for a calibrated sampler."""
-    lt = np.log10(offset + np.asarray(truth, dtype=np.float64))
-    ld = np.log10(offset + np.maximum(np.asarray(draws, dtype=np.float64), 0.0))
+    MSE is the posterior mean's plus the posterior variance, about twice it for a calibrated sampler.
+
+    Where a pixel of the truth or of a draw (clipped at 0) has offset + x ≤ 0, its log is not finite and neither
+    is the MSE: the values are None and ``undefined`` says how many pixels (a thresholded row with offset 0)."""
+    truth, draws = np.asarray(truth, dtype=np.float64), np.maximum(np.asarray(draws, dtype=np.float64), 0.0)
+    bad = int(np.sum(offset + truth <= 0) + np.sum(offset + draws <= 0))
+    if bad:
+        return {"draws": None, "undefined": f"{bad} pixels with log10({offset:g} + x) not finite"}
+    lt, ld = np.log10(offset + truth), np.log10(offset + draws)
     out = {"draws": float(np.mean((ld - lt) ** 2))}
     n = draws.shape[0]
     if n > 1:
@@ -155,5 +161,6 @@ def order_note(rows: dict[str, dict], names: dict[str, str]) -> dict:
     mse = {r: posterior_mse(rows[names[r]]["mse_log"]) for r in ("vdm", "cnn", "hod")}
     band = next((b for b in ("k~20", "k>10", "5<k<10", "k<5") if rows[names["vdm"]]["bands"].get(b)), None)
     pk = {r: (rows[names[r]]["bands"].get(band) or {}).get("pk_err", math.inf) for r in ("vdm", "cnn", "hod")}
-    return {"mse": mse, "mse_order_holds": mse["vdm"] < mse["cnn"] < mse["hod"], "pk_band": band, "pk_err": pk,
+    holds = None if None in mse.values() else mse["vdm"] < mse["cnn"] < mse["hod"]     # None: an MSE not finite
+    return {"mse": mse, "mse_order_holds": holds, "pk_band": band, "pk_err": pk,
             "vdm_best_pk": pk["vdm"] < min(pk["cnn"], pk["hod"]), "k20_resolved": band == "k~20"}

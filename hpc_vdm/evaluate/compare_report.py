@@ -106,10 +106,12 @@ def table(comparison: dict) -> list[str]:
         lines.append("| " + " | ".join([name] + [_fmt(mse.get(m)) for m in ("draws", "log_mean", "posterior_mean")]
                                        + [_fmt(b[x].get("pk_err")) for x in bands] + [_fmt(b[x].get("r")) for x in bands]
                                        + [_fmt(cost.get("train_s"), ".0f"), _fmt(cost.get("draws_per_s"), ".3g")]) + " |")
+    off = comparison.get("log_offset", 1.0)
     lines += ["", f"k bands in h/Mpc over bins k ≤ k_Nyq = {comparison['k_nyquist']:.2f} h/Mpc "
-              f"({comparison['pixels']}² maps of {comparison['box_mpc_h']:g} Mpc/h; bands cut there); n/a: not resolved. "
-              "P err: mean over the band of |median P_draw/P_true − 1|; MSE of log10(1 + x) over all pixels (of each "
-              "draw; of the mean of the draws' log10(1 + x); of the posterior mean that the mean of the draws estimates, "
+              f"({comparison['pixels']}² maps of {comparison['box_mpc_h']:g} Mpc/h; bands cut there); n/a: not resolved (a band), not finite (an MSE with pixels at log10(0)). "
+              "P err: mean over the band of |median P_draw/P_true − 1|; "
+              f"MSE of {'log10(x)' if off == 0 else f'log10({off:g} + x)'} over all pixels (of each "
+              "draw; of the mean of the draws' logs; of the posterior mean that the mean of the draws estimates, "
               "its own sampling variance removed, as a deterministic network's MSE is; the paper's order is judged "
               "on it); draws are clipped at 0 (below the empty pixel's "
               f"value); 'thresholded': draws below the smallest positive training pixel ({comparison['threshold']:.3g}) "
@@ -135,8 +137,9 @@ def _classifier_lines(comparison: dict) -> list[str]:
 def _order_lines(o: dict) -> list[str]:
     if not o:
         return []
-    mse = ", ".join(f"{k} {v:.3f}" for k, v in o["mse"].items())
+    mse = ", ".join(f"{k} {_fmt(v)}" for k, v in o["mse"].items())
     pk = ", ".join(f"{k} {_fmt(v)}" for k, v in o["pk_err"].items())
     where = "k ≈ 20 h/Mpc" if o["k20_resolved"] else f"the band {o['pk_band']} (k ≈ 20 h/Mpc is beyond these maps' k_Nyq)"
-    return ["", f"The paper's order: MSE VDM < CNN < HOD {'holds' if o['mse_order_holds'] else 'does not hold'} ({mse}); "
+    holds = {True: "holds", False: "does not hold", None: "is undecided (an MSE is not finite)"}[o["mse_order_holds"]]
+    return ["", f"The paper's order: MSE VDM < CNN < HOD {holds} ({mse}); "
             f"the VDM {'is' if o['vdm_best_pk'] else 'is not'} best in P(k) at {where} ({pk})."]
