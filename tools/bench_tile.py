@@ -39,7 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 from hpc_vdm import dist  # noqa: E402
 from hpc_vdm.config import load_config  # noqa: E402
-from hpc_vdm.diffusion import build_vdm  # noqa: E402
+from hpc_vdm.bundle import build_module  # noqa: E402
 from hpc_vdm.diffusion import sampler as sampler_module  # noqa: E402
 from hpc_vdm.diffusion.tiled import check_window, sample_tiled  # noqa: E402
 from tiling import TileGrid  # noqa: E402
@@ -58,9 +58,12 @@ FEW_STEP_NFE = getattr(sampler_module, "DEFAULT_STEPS", None)
 
 
 def make_vdm(network: str, device):
+    """The untrained network of ``network``'s config as ``make science`` builds it (its prior and parameters)
+    and a (1, P) parameter vector for it, or None where it takes none."""
     cfg = load_config(NETWORKS[network]["config"])
     torch.manual_seed(0)
-    return build_vdm(cfg.model, cfg.model.vdm).to(device).eval()
+    n = len(cfg.model.params)
+    return build_module(cfg).to(device).eval(), (torch.full((1, n), 0.5, device=device) if n else None)
 
 
 def peak_rss_bytes() -> int:
@@ -95,32 +98,33 @@ def vdm_device(vdm):
     return next(vdm.parameters()).device
 
 
-def tiled_runner(vdm, name, a, net, cond, sync):
+def tiled_runner(vdm, params, name, a, net, cond, sync):
     """A call of ``measure_nfe`` tiled evaluations with sampler ``name`` (warmed up once: allocator, cuDNN
     autotune; a sampler that refuses the name fails here)."""
     kwargs = {} if name == "ancestral" else {"sampler": name}
 
     def run(nfe=a.measure_nfe):
         sample_tiled(vdm, cond, tile=net["tile"], halo=net["halo"], n_steps=nfe, seed=0, samples=range(a.samples),
-                     batch_size=a.batch_size, device=vdm_device(vdm), **kwargs)
+                     batch_size=a.batch_size, device=vdm_device(vdm), params=params, **kwargs)
         sync()
 
     run(1)
     return run
 
 
-def untiled_runner(vdm, a, net, windows: int, sync):
+def untiled_runner(vdm, params, a, net, windows: int, sync):
     """The same number of network evaluations as one tiled run, on random windows, nothing else."""
     device, window = vdm_device(vdm), net["tile"] + 2 * net["halo"]
     z = torch.randn(a.batch_size * a.samples, 1, window, window, device=device)
     c, g = torch.randn_like(z), torch.zeros(z.shape[0], device=device)
+    p = None if params is None else params.expand(z.shape[0], -1)                     # (B·S, P)
     calls = windows * a.measure_nfe
 
     @torch.no_grad()
     def run():
         for start in range(0, calls, a.batch_size):
             b = min(a.batch_size, calls - start) * a.samples
-            vdm.eps_hat(z[:b], g[:b], c[:b])
+            vdm.eps_hat(z[:b], g[:b], c[:b], None if p is None else p[:b])
         sync()
 
     run()
@@ -132,7 +136,7 @@ def bench_network(name: str, a, device, sync) -> dict:
     reset_peak_rss()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    vdm = make_vdm(name, device)
+    vdm, params = make_vdm(name, device)
     check_window(vdm, net["tile"], net["halo"])
     k = math.ceil(math.sqrt(a.batch_size))  # >= batch_size windows, so that network calls are full batches
     field = a.field or (k - 1) * net["tile"] + net["tile"] // 2
@@ -144,11 +148,11 @@ def bench_network(name: str, a, device, sync) -> dict:
     runners = {}
     for s in a.sampler:
         try:
-            runners[s] = tiled_runner(vdm, s, a, net, cond, sync)
+            runners[s] = tiled_runner(vdm, params, s, a, net, cond, sync)
         except Exception as e:  # a sampler that is not there (yet) is reported, the others still run
             out["samplers"][s] = {"error": f"{type(e).__name__}: {e}"}
     if a.untiled:
-        runners["untiled"] = untiled_runner(vdm, a, net, windows, sync)
+        runners["untiled"] = untiled_runner(vdm, params, a, net, windows, sync)
     best = interleaved_best(runners, a.min_rounds, a.repeat, a.min_time_s)
     out["rounds"] = best.pop("rounds")
     scales = {"tng300_2099": 1} | ({f"tng300_native_{math.ceil(TNG300['pixels'] / net['pool'])}": net["pool"]}

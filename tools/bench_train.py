@@ -38,6 +38,8 @@ PAPER_A100_S_PER_STEP = 0.2
 def make_vdm(tiny: bool, device, dtype=torch.float32, channels_last=False, compile_=False, config: str | None = None):
     cfg = load_config(config) if config else RunConfig()
     cfg.model.params = []
+    if cfg.model.vdm.prior_level == "log_cdm":  # its regressor reads Omega_m, left out with the parameters
+        cfg.model.vdm.prior_level = "linear"
     if tiny:
         cfg.model.channels, cfg.model.channel_mults, cfg.model.norm_groups = 8, [1, 2, 2, 2], 4
     torch.manual_seed(0)
