@@ -15,7 +15,7 @@ import pytest
 import torch
 import zarr
 
-from helpers import REPO, alive, clean_env, exported, files, kill_when, train, train_cmd
+from helpers import REPO, alive, clean_env, exported, files, kill_when, metrics, train, train_cmd
 from rows_common import cube, save_npy
 
 pytestmark = pytest.mark.slow
@@ -72,14 +72,19 @@ def test_killed_prepare_volume_reruns_to_the_uninterrupted_store(tmp_path):
 
 
 def test_killed_train_reruns_to_the_uninterrupted_weights(maps_store, tmp_path):
+    """The weights, and the logged losses: rows every 2 steps, so the checkpoint at step 3 cuts the window of
+    steps 3-4, whose row must still be the mean over both (the window is checkpointed)."""
+    window = "train.log_every=2"
     straight = tmp_path / "straight"
-    train(maps_store, straight)
+    train(maps_store, straight, window)
     run_dir = tmp_path / "run"
     latest = run_dir / "checkpoints" / "latest"
-    kill_when(train_cmd(maps_store, run_dir, "train.steps=6"), lambda: latest.is_file()
+    kill_when(train_cmd(maps_store, run_dir, "train.steps=6", window), lambda: latest.is_file()
               and latest.read_text().strip() == "step00000003")
     assert not (run_dir / "export").exists()
-    proc = train(maps_store, run_dir)
+    proc = train(maps_store, run_dir, window)
     assert "resumed from step00000003" in proc.stderr
     a, b = exported(straight), exported(run_dir)
     assert all(torch.equal(a[w][k], b[w][k]) for w in ("model", "ema") for k in a[w])
+    rows = [[(r["step"], r["loss"]) for r in metrics(d)] for d in (straight, run_dir)]
+    assert [s for s, _ in rows[0]] == ["2", "4", "6"] and rows[0] == rows[1]

@@ -84,6 +84,7 @@ class Trainer:
                      self.family.kind, env.world, env.launcher, self.device, self.ds_config["train_batch_size"],
                      self.cfg.data.batch_size, t.grad_accum, env.world, t.zero_stage, t.precision)
         self._build()
+        self.log_window = None
         self.state = {"step": 0, "epoch": 0, "position": 0, "samples": 0, "world": env.world, "best_val": math.inf,
                       "best_on": self.select_on}
         if resume_tag:
@@ -128,6 +129,7 @@ class Trainer:
         self.ema.load_state_dict(torch.load(self.ckpts.root / tag / "ema.pt", map_location="cpu", weights_only=True))
         state = self.state
         state.update(client["train_state"])
+        self.log_window = client.get("log_window")                  # the logging window the checkpoint cut
         if state["world"] != self.env.world:  # same global sample count, spread over the new world
             state["position"] = state["position"] * state["world"] // self.env.world
             state["world"] = self.env.world
@@ -193,7 +195,8 @@ class Trainer:
 
     def _save(self) -> str:
         s, t = self.state, self.t
-        client = {"train_state": dict(s), "config": to_dict(self.cfg), "task": self.family.kind,
+        window = {"sums": dist.all_reduce(self.sums, self.device, op="sum"), "seconds": time.time() - self.t_log}
+        client = {"train_state": dict(s), "log_window": window, "config": to_dict(self.cfg), "task": self.family.kind,
                   "rng": {"seed": t.seed, "scheme": "torch.manual_seed(step_seed(seed, rank, step, micro))"},
                   "ema": {"file": "ema.pt", "updates": self.ema.updates, "decay": self.ema.decay},
                   "universal_checkpoint_info": {"universal_checkpoint_version": 0.4}}
@@ -221,6 +224,8 @@ class Trainer:
         self.bar = tqdm(total=t.steps, initial=s["step"], desc="train", unit="step", dynamic_ncols=True,
                         disable=not (env.is_main and t.progress), mininterval=1.0 if os.isatty(2) else 30.0)
         self.sums, self.t_log, last_ckpt_time = np.zeros(len(self.family.loss_terms) + 2), time.time(), time.time()
+        if self.log_window and env.is_main:  # a resume mid-window logs the row an uninterrupted run logs
+            self.sums, self.t_log = np.asarray(self.log_window["sums"]), time.time() - self.log_window["seconds"]
         exit_code = 0
         self.engine.train()
         try:
