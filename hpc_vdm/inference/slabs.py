@@ -166,10 +166,11 @@ def figure_slab(root, i: int, png: Path) -> None:
     """Stellar map, one draw, mean and std of slab ``i`` (log10 surface densities)."""
     plt = figures.pyplot()
     axis, slab = (int(v) for v in root["slabs"][i])
-    panels = [("stellar (condition)", np.log10(root["cond"][i] + 1.0), "magma"),
-              ("one draw", np.log10(root["samples"][0, i]), "viridis"),
-              ("mean of the draws", np.log10(root["mean"][i]), "viridis"),
-              ("std / mean of the draws", root["std"][i] / root["mean"][i], "cividis")]
+    with np.errstate(divide="ignore", invalid="ignore"):   # empty pixels (a stellar target) -> ±inf/NaN, masked
+        panels = [("stellar (condition)", np.log10(root["cond"][i] + 1.0), "magma"),
+                  ("one draw", np.log10(root["samples"][0, i]), "viridis"),
+                  ("mean of the draws", np.log10(root["mean"][i]), "viridis"),
+                  ("std / mean of the draws", root["std"][i] / root["mean"][i], "cividis")]
     fig, axes = plt.subplots(1, 4, figsize=(17, 4.4), constrained_layout=True)
     for ax, (title, img, cmap) in zip(axes, panels):
         figures.map_panel(fig, ax, img, title=title, cmap=cmap)
