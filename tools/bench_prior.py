@@ -24,9 +24,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _timing import interleaved_best  # noqa: E402
 
+from hpc_vdm.bundle import build_module  # noqa: E402
 from hpc_vdm.config import load_config  # noqa: E402
-from hpc_vdm.data import camels  # noqa: E402
-from hpc_vdm.diffusion import build_vdm  # noqa: E402
 
 VARIANTS = {"linear_transfer": ("linear_transfer", "linear"), "correlated_transfer": ("correlated_transfer", "linear"),
             "correlated_transfer+log_cdm": ("correlated_transfer", "log_cdm")}
@@ -36,8 +35,7 @@ def runners(config: str, prior: str, level: str, batch: int, pixels: int) -> dic
     cfg = load_config(config, [f"model.vdm.prior={prior}", f"model.vdm.prior_level={level}"])
     names = cfg.model.params
     torch.manual_seed(0)
-    vdm = build_vdm(cfg.model, cfg.model.vdm, n_params=len(names),
-                    level_log=camels.cdm_level_regressor(names) if level == "log_cdm" else None)
+    vdm = build_module(cfg)                                                             # as make science builds it
     g = torch.Generator().manual_seed(1)
     x, cond = (torch.randn(batch, 1, pixels, pixels, generator=g) for _ in range(2))   # normalised maps
     params = torch.rand(batch, len(names), generator=g)                                 # (B, P) in [0, 1]

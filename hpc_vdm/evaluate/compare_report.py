@@ -108,7 +108,8 @@ def table(comparison: dict) -> list[str]:
                                        + [_fmt(cost.get("train_s"), ".0f"), _fmt(cost.get("draws_per_s"), ".3g")]) + " |")
     off = comparison.get("log_offset", 1.0)
     lines += ["", f"k bands in h/Mpc over bins k ≤ k_Nyq = {comparison['k_nyquist']:.2f} h/Mpc "
-              f"({comparison['pixels']}² maps of {comparison['box_mpc_h']:g} Mpc/h; bands cut there); n/a: not resolved (a band), not finite (an MSE with pixels at log10(0)). "
+              f"({comparison['pixels']}² maps of {comparison['box_mpc_h']:g} Mpc/h; bands cut there); "
+              "n/a: not resolved (a band), not finite (an MSE with pixels at log10(0)). "
               "P err: mean over the band of |median P_draw/P_true − 1|; "
               f"MSE of {'log10(x)' if off == 0 else f'log10({off:g} + x)'} over all pixels (of each "
               "draw; of the mean of the draws' logs; of the posterior mean that the mean of the draws estimates, "
@@ -140,6 +141,7 @@ def _order_lines(o: dict) -> list[str]:
     mse = ", ".join(f"{k} {_fmt(v)}" for k, v in o["mse"].items())
     pk = ", ".join(f"{k} {_fmt(v)}" for k, v in o["pk_err"].items())
     where = "k ≈ 20 h/Mpc" if o["k20_resolved"] else f"the band {o['pk_band']} (k ≈ 20 h/Mpc is beyond these maps' k_Nyq)"
-    holds = {True: "holds", False: "does not hold", None: "is undecided (an MSE is not finite)"}[o["mse_order_holds"]]
+    holds = {True: "holds", False: "does not hold",
+             None: "is undecided (an MSE is not finite)"}[o["mse_order_holds"]]
     return ["", f"The paper's order: MSE VDM < CNN < HOD {holds} ({mse}); "
             f"the VDM {'is' if o['vdm_best_pk'] else 'is not'} best in P(k) at {where} ({pk})."]
