@@ -12,7 +12,7 @@ PY=${PY:-.venv/bin/python}
 RUN=${RUN:-out/science_corr}
 INDEP=${INDEP:-out/science_indep}       # ../independent/run.sh makes it (its mock and store)
 HERE=${HERE:-docs/results/science/correlated}
-PRIOR=${PRIOR:---set model.vdm.prior=correlated_transfer}
+PRIOR=${PRIOR:---set model.vdm.prior=correlated_transfer --set model.vdm.prior_level=linear}
 BASE=${BASE:-docs/results/science/one_go}
 BASE_INDEP=${BASE_INDEP:-docs/results/science/independent}
 export DS_ACCELERATOR=cpu DS_BUILD_OPS=0

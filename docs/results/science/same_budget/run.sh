@@ -7,7 +7,9 @@ export OMP_NUM_THREADS=1 DS_ACCELERATOR=cpu DS_BUILD_OPS=0
 PY=${PY:-.venv/bin/python}; TR="$PY -m torch.distributed.run --standalone --nproc_per_node=2"
 D=out/cmp; STEPS=${STEPS:-1200}
 COMMON="--set data.source_dir=$D/cmd --set data.store=$D/maps.zarr --set data.split_fractions=[0.75,0.125,0.125]"
-TRAIN="--set train.steps=$STEPS --set train.restart_steps=$STEPS --set train.val_every=600 --set train.ckpt_every=600"
+# model.vdm.prior=none: the recipe of #23's comparison, before the prior (configs/science.yaml has one since)
+TRAIN="--set train.steps=$STEPS --set train.restart_steps=$STEPS --set train.val_every=600 --set train.ckpt_every=600 \
+--set model.vdm.prior=none"
 test -f $D/cmd/params_LH_IllustrisTNG.txt || $PY -m hpc_vdm.mock --config configs/science.yaml --set mock.n_sims=16 --set mock.out_dir=$D/cmd
 test -f $D/maps.zarr/zarr.json || $PY -m hpc_vdm.prepare --config configs/science.yaml $COMMON --out $D/maps.zarr
 for name in local groupnorm; do
