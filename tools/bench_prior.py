@@ -63,6 +63,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--pixels", type=int, default=64)
     ap.add_argument("--rounds", type=int, default=15)
     args = ap.parse_args(argv)
+    for name in ("batch", "pixels", "rounds"):
+        if getattr(args, name) < 1:
+            ap.error(f"--{name} must be at least 1, got {getattr(args, name)}")
     calls = {name: runners(args.config, *spec, args.batch, args.pixels) for name, spec in VARIANTS.items()}
     for fns in calls.values():                                                          # warm-up
         for fn in fns.values():

@@ -143,7 +143,7 @@ class VDMFamily(MapsFamily):
         ds = MapsDataset(d.store, "train", condition=d.condition, target=d.target)
         js = spread(len(ds), min(n_maps, len(ds)))
         for i in range(0, len(js), per_batch):
-            items = [self._item(ds, j, "cpu") for j in js[i:i + per_batch]]
+            items = [self.model_inputs(ds, j, "cpu") for j in js[i:i + per_batch]]
             yield (torch.cat([it[0] for it in items]), None if items[0][2] is None else torch.cat([it[2] for it in items]),
                    torch.cat([it[1] for it in items]))
 
@@ -179,7 +179,9 @@ class VDMFamily(MapsFamily):
         return terms, {"gamma_0": float(out.gamma_0), "gamma_1": float(out.gamma_1)}
 
     # -- validation -------------------------------------------------------------------------------------
-    def _item(self, dataset, j: int, device):
+    def model_inputs(self, dataset, j: int, device):
+        """Map ``j`` of ``dataset`` as the model takes it: (cond (1, 1, H, W) or None, x (1, 1, H, W), params (1, P)
+        normalised or None, the map's store index)."""
         item = dataset[j]
         x = item["target"][None].to(device)                                                   # (1, 1, H, W)
         cond = item["condition"][None].to(device) if "condition" in item else None
@@ -203,7 +205,7 @@ class VDMFamily(MapsFamily):
         n_times = t.val_times
         sums = np.zeros(5)
         for j in ranks.share(spread(len(dataset), t.val_maps)):
-            cond, x, params, _ = self._item(dataset, j, device)
+            cond, x, params, _ = self.model_inputs(dataset, j, device)
             gen = keyed_generator(BOUND_SEED, t.seed, j)
             times = (torch.arange(n_times, dtype=torch.float32) + 0.5) / n_times          # (K,)
             eps = torch.randn((n_times, *x.shape[1:]), generator=gen)                      # (K, 1, H, W)
@@ -225,7 +227,7 @@ class VDMFamily(MapsFamily):
         spec = DrawSpec.of(self.cfg.sampler, steps=t.val_sample_steps, seed=t.seed, device=ranks.device)
         sums = np.zeros(3)
         for j in ranks.share(spread(len(dataset), t.val_sample_maps)):
-            cond, x, params, index = self._item(dataset, j, ranks.device)
+            cond, x, params, index = self.model_inputs(dataset, j, ranks.device)
             z = self.draw_normalised(vdm, None if cond is None else cond[0].cpu(), index, [0], spec,
                                      None if params is None else params.cpu(), self.norm)      # (1, H, W)
             drawn = self.norm.target_out(z[0].numpy())                                         # (H, W) physical
@@ -248,7 +250,7 @@ class VDMFamily(MapsFamily):
         d = self.cfg.data
         split = "val" if read_attrs(d.store)["splits"].get("val") else "train"
         ds = MapsDataset(d.store, split, condition=d.condition, target=d.target)
-        items = [self._item(ds, j, "cpu") for j in spread(len(ds), n)]
+        items = [self.model_inputs(ds, j, "cpu") for j in spread(len(ds), n)]
         cat = lambda k: None if items[0][k] is None else torch.cat([it[k] for it in items])  # noqa: E731
         return cat(1), cat(0), cat(2)
 

@@ -36,7 +36,7 @@ def residual_levels(family, prior, split: str) -> tuple[np.ndarray, np.ndarray, 
     level, theta, sim = [], [], []
     with torch.no_grad():
         for j in range(len(ds)):
-            cond, x, params, index = family._item(ds, j, "cpu")
+            cond, x, params, index = family.model_inputs(ds, j, "cpu")
             level.append(float((x.double() - LinearTransferPrior.mean(prior, cond).double()).mean()))
             theta.append(params[0].double().numpy())
             sim.append(index // ds.maps_per_sim)
