@@ -1,5 +1,7 @@
 """Tiling a trained network without tiles showing (#23): the guards of ``tile``, the frozen-GroupNorm stop-gap,
 a local network whose tiled slab equals the whole field, and tile grids of any size on the stride grid."""
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -88,13 +90,31 @@ def test_tile_refuses_a_network_it_cannot_tile_exactly(setup, tmp_path, capsys, 
     root, local, group = setup
     out = tmp_path / "o" / "x.zarr"
     assert tile.main(args(root, local if model == "local" else group, out, *extra)) == 2
-    import re
     assert re.search(match, capsys.readouterr().err)
     assert not (tmp_path / "o").exists()
     assert tile.main(args(root, local if model == "local" else group, out, *extra, "--set", "tile.force=true")) == 0
 
 
-def test_frozen_groupnorm_statistics_make_an_exported_groupnorm_network_tileable(setup, maps_store, tmp_path):
+@pytest.fixture(scope="module")
+def frozen(setup, maps_store, tmp_path_factory):
+    """The GroupNorm export with its per-γ statistics recorded (untrained: its draws overflow float32)."""
+    root, _, group = setup
+    blob = torch.load(group, weights_only=True)
+    cfg = blob["config"] | {"data": {**blob["config"]["data"], "store": str(maps_store)}}
+    extra = facts(cfg, blob["store"], blob["ema"])
+    assert "frozen_norm" in extra and extra["locality"]["norm"] == "group"
+    path = tmp_path_factory.mktemp("frozen") / "frozen.pt"
+    torch.save(blob | extra, path)
+    return path
+
+
+def clip_log(model) -> str:
+    """``--set sampler.clip_log`` at the target's training mean ± 5 standard deviations of its log10."""
+    s = load_bundle(model).store["stats"]["Mcdm"]
+    return f"sampler.clip_log=[{s['mean'] - 5 * s['std']:.3f}, {s['mean'] + 5 * s['std']:.3f}]"
+
+
+def test_frozen_groupnorm_statistics_make_an_exported_groupnorm_network_tileable(setup, frozen, tmp_path):
     """The stop-gap: statistics recorded at export per γ; tile freezes them, so every window sees the same
     numbers and the tiled field equals the whole one."""
     from types import SimpleNamespace
@@ -102,24 +122,37 @@ def test_frozen_groupnorm_statistics_make_an_exported_groupnorm_network_tileable
     from hpc_vdm.families import for_bundle
     from hpc_vdm.inference.slabs import local_bundle
 
-    root, _, group = setup
-    blob = torch.load(group, weights_only=True)
-    cfg = blob["config"] | {"data": {**blob["config"]["data"], "store": str(maps_store)}}
-    extra = facts(cfg, blob["store"], blob["ema"])
-    assert "frozen_norm" in extra and extra["locality"]["norm"] == "group"
-    torch.save(blob | extra, tmp_path / "frozen.pt")
-    assert tile.main(args(root, tmp_path / "frozen.pt", tmp_path / "f.zarr")) == 0
+    root = setup[0]
+    assert tile.main(args(root, frozen, tmp_path / "f.zarr", "--set", clip_log(frozen))) == 0
+    assert np.isfinite(zarr.open_group(str(tmp_path / "f.zarr"), mode="r")["samples"][:]).all()
 
-    b = load_bundle(tmp_path / "frozen.pt")
-    frozen = local_bundle(b, for_bundle(b), SimpleNamespace(tile=50, halo=16, force=False)).module
-    assert locality(frozen.score)["tile_safe"] and locality(frozen.score)["norm"] == "frozen_group"
+    b = load_bundle(frozen)
+    tileable = local_bundle(b, for_bundle(b), SimpleNamespace(tile=50, halo=16, force=False)).module
+    assert locality(tileable.score)["tile_safe"] and locality(tileable.score)["norm"] == "frozen_group"
     cond = torch.randn(1, 100, 100)
     kw = dict(n_steps=2, seed=3, samples=[0], sampler="ancestral")
-    tiled = sample_tiled(frozen, cond, tile=50, halo=16, **kw)
-    whole = sample_tiled(frozen, cond, tile=100, halo=0, **kw)
+    tiled = sample_tiled(tileable, cond, tile=50, halo=16, **kw)
+    whole = sample_tiled(tileable, cond, tile=100, halo=0, **kw)
     np.testing.assert_allclose(tiled, whole, rtol=1e-4, atol=1e-4)
     unfrozen = sample_tiled(b.module, cond, tile=50, halo=16, **kw)
     assert float((unfrozen - sample_tiled(b.module, cond, tile=100, halo=0, **kw)).abs().max()) > 1e-3
+
+
+def test_a_draw_that_overflows_float32_is_refused_not_stored_as_inf(setup, frozen, tmp_path, capsys):
+    out = tmp_path / "f.zarr"
+    assert tile.main(args(setup[0], frozen, out)) == 2
+    assert re.search(r"map 0 \(key \d+\), samples \[0\]: \d+ of 10000 values of the model's draws are NaN or "
+                     r"beyond float32's .*sampler.clip_log", capsys.readouterr().err)
+    got = zarr.open_group(str(out), mode="r")    # the job's own store, resumable; no draw recorded or written
+    assert not got["done"][:].any() and np.isnan(got["samples"][:]).all()
+
+
+def test_finite_draws_counts_nan_and_float32_overflow_in_numpy_and_torch():
+    big = float(np.finfo(np.float32).max) * 2
+    for x in (np.array([1.0, big, np.nan, -big, 3e38]), torch.tensor([1.0, big, np.nan, -big, 3e38], dtype=torch.float64)):
+        with pytest.raises(ValueError, match=r"^slab 3: 3 of 5 values"):
+            transforms.finite_draws(x, "slab 3")
+        assert transforms.finite_draws(x[[0, 4]], "ok") is not None
 
 
 def test_tile_grids_of_any_size_start_every_window_on_the_stride_grid():

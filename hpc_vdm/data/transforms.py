@@ -16,6 +16,7 @@ import numpy as np
 
 
 N_DIHEDRAL = 8
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,20 @@ class LogNorm:
         """Standardised log field -> physical field (float64)."""
         y64 = y.double() if type(y).__module__ == "torch" else np.asarray(y, dtype=np.float64)
         return 10.0 ** (y64 * self.std + self.mean) - self.offset
+
+
+def finite_draws(x, what: str):
+    """``x`` (numpy or torch), refused with a ValueError naming ``what`` unless every value is finite in
+    float32, the dtype every output store holds: a model's draws that overflow are an error, never inf."""
+    if type(x).__module__ == "torch":
+        bad, size = int((~(x.abs() <= FLOAT32_MAX)).sum()), x.numel()
+    else:
+        bad, size = int(np.count_nonzero(~(np.abs(x) <= FLOAT32_MAX))), np.size(x)
+    if bad:
+        raise ValueError(f"{what}: {bad} of {size} values of the model's draws are NaN or beyond float32's "
+                         f"±{FLOAT32_MAX:.1e}; is the export trained? (a VDM's sampler.clip_log=[lo, hi] bounds "
+                         f"its draws' log10)")
+    return x
 
 
 def normalise(x: np.ndarray, stats: Mapping) -> np.ndarray:
@@ -104,6 +119,10 @@ class MapNormalisation:
     def target_out(self, y: np.ndarray) -> np.ndarray:
         """The model's output space -> physical target map(s)."""
         return denormalise(y, self.stats[self.target])
+
+    def draws_out(self, y: np.ndarray, what: str) -> np.ndarray:
+        """:meth:`target_out` of a model's draws for use (not validation): refused unless finite in float32."""
+        return finite_draws(self.target_out(y), what)
 
     def target_log_in(self, v):
         """Values of log10(target + offset) -> the model's output space."""

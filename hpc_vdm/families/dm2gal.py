@@ -24,6 +24,7 @@ from tiling import gather, tile_apply
 from ..config import ConfigError
 from ..data import patches, volume as vol
 from ..data.dataset import spread
+from ..data.transforms import finite_draws
 from ..dist import Ranks
 from ..models import DenseDM2Gal, build_dm2gal
 from ..spectra.scores import draw_scores
@@ -155,6 +156,10 @@ class Dm2galFamily(Family):
         net = bundle.module
         if region is not None:
             return self.paint_region(net, bundle.norm, root, region[0], region[1], mask, spec.device)
-        fn = self.window_fn(net, bundle.norm, mask, spec.halo, spec.device)
+        paint = self.window_fn(net, bundle.norm, mask, spec.halo, spec.device)
+
+        def fn(w: torch.Tensor) -> torch.Tensor:
+            return finite_draws(paint(w), f"a painted block of {spec.tile}^3 voxels")
+
         return tile_apply(fn, vol.Channels(root, mask_fields(mask)), spec.tile, spec.halo, mode="valid", batch_size=1,
                           device=spec.device, out=out, tiles=tiles, done=done)

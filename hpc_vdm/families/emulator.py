@@ -121,5 +121,5 @@ class EmulatorFamily(VDMFamily):
         for k in tqdm(range(len(rows)), desc=spec.desc, unit="point", disable=not spec.progress or len(rows) == 1):
             z = self.draw_normalised(vdm, None, keys[k], samples, spec, bundle.params(rows[k]), norm,
                                      shape)                                                     # (S, H, W)
-            out[:, k] = norm.target_out(z.numpy())
+            out[:, k] = norm.draws_out(z.numpy(), f"parameter row {k} (key {keys[k]}), samples {list(samples)}")
         return out

@@ -80,7 +80,7 @@ class RegressorFamily(MapsFamily):
             tile, halo = spec.tile or h, spec.halo if spec.tile else 0
             y = tile_apply(fn, c, tile, halo, blend=spec.blend, batch_size=spec.batch_size, device=spec.device,
                            align=window_align(net, tile, halo))                                 # (1, H, W)
-            x = norm.target_out(y.float().cpu().numpy())
+            x = norm.draws_out(y.float().cpu().numpy(), f"map {k} (key {keys[k]})")
             if out is None:
                 out = np.empty((1, n, *x.shape[-2:]))
             out[0, k] = x[0]

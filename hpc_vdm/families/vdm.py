@@ -306,7 +306,7 @@ class VDMFamily(MapsFamily):
             c = None if cond is None else torch.from_numpy(norm.condition_in(np.asarray(cond[k], np.float64)))[None]
             p = bundle.params(None if params is None else params[k])
             z = self.draw_normalised(vdm, c, keys[k], samples, spec, p, norm, shape)           # (S, H, W)
-            x = norm.target_out(z.numpy())
+            x = norm.draws_out(z.numpy(), f"map {k} (key {keys[k]}), samples {list(samples)}")
             if out is None:
                 out = np.empty((len(samples), n, *x.shape[-2:]))
             out[:, k] = x
