@@ -4,9 +4,9 @@
     python tools/bench_train.py [--device cpu|cuda] [--steps 3] [--batch 12] [--pixels 256]
                                 [--variants fp32,bf16,channels_last,compile] [--tiny | --config CONFIG]
 
-``--config`` benchmarks the score network of a run's config instead (e.g. the CPU science network of
-configs/science.yaml at ``--pixels 64 --batch 8``); its ``model.params`` embedding is left out (a 6-vector
-per map, no pixel work), so the step is the same bound on the same U-Net.
+``--config`` benchmarks the module of a run's config instead, built as training builds it (e.g. the CPU
+science network of configs/science.yaml at ``--pixels 64 --batch 8``, with its prior and its parameter
+embedding, fed random normalised parameter rows).
 
 Every variant runs one full optimizer step (forward, backward, clip, AdamW) of the VDM bound on random maps.
 The baseline, measured in the same run, is the plain-PyTorch fp32 step (torch.optim.AdamW, no DeepSpeed);
@@ -29,21 +29,18 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _timing import best_of  # noqa: E402
 
+from hpc_vdm.bundle import build_module  # noqa: E402
 from hpc_vdm.config import RunConfig, load_config  # noqa: E402
-from hpc_vdm.diffusion import build_vdm  # noqa: E402
 
 PAPER_A100_S_PER_STEP = 0.2
 
 
 def make_vdm(tiny: bool, device, dtype=torch.float32, channels_last=False, compile_=False, config: str | None = None):
     cfg = load_config(config) if config else RunConfig()
-    cfg.model.params = []
-    if cfg.model.vdm.prior_level == "log_cdm":  # its regressor reads Omega_m, left out with the parameters
-        cfg.model.vdm.prior_level = "linear"
     if tiny:
         cfg.model.channels, cfg.model.channel_mults, cfg.model.norm_groups = 8, [1, 2, 2, 2], 4
     torch.manual_seed(0)
-    vdm = build_vdm(cfg.model, cfg.model.vdm).to(device)
+    vdm = build_module(cfg).to(device)                                  # as training builds it
     vdm.score.to(dtype)
     if channels_last:
         vdm = vdm.to(memory_format=torch.channels_last)
@@ -52,10 +49,16 @@ def make_vdm(tiny: bool, device, dtype=torch.float32, channels_last=False, compi
     return vdm, cfg
 
 
-def plain_step(vdm, opt, x, c):
+def param_rows(cfg, batch: int, device) -> torch.Tensor | None:
+    """(B, P) random normalised rows of the config's ``model.params`` (in [0, 1]), or None without any."""
+    n = len(cfg.model.params)
+    return torch.rand(batch, n, generator=torch.Generator().manual_seed(2)).to(device) if n else None
+
+
+def plain_step(vdm, opt, x, c, p=None):
     def step():
         opt.zero_grad(set_to_none=True)
-        vdm(x, c).loss.mean().backward()
+        vdm(x, c, p).loss.mean().backward()
         torch.nn.utils.clip_grad_norm_(vdm.parameters(), 0.5)
         opt.step()
         if x.is_cuda:
@@ -63,7 +66,7 @@ def plain_step(vdm, opt, x, c):
     return step
 
 
-def deepspeed_step(vdm, cfg, x, c, bf16: bool):
+def deepspeed_step(vdm, cfg, x, c, bf16: bool, p=None):
     os.environ.setdefault("DS_ACCELERATOR", "cpu" if not x.is_cuda else "cuda")
     from hpc_vdm import dist
     from hpc_vdm.training.engine import ds_config
@@ -79,7 +82,7 @@ def deepspeed_step(vdm, cfg, x, c, bf16: bool):
                                       config=ds_config(cfg, 1))
 
     def step():
-        out = engine(x, c)
+        out = engine(x, c, p)
         engine.backward(out.loss.mean())
         engine.step()
         if x.is_cuda:
@@ -113,10 +116,11 @@ def main() -> None:
         vdm, cfg = make_vdm(args.tiny, device, channels_last=name == "channels_last", compile_=name == "compile",
                             config=args.config)
         n_params = sum(p.numel() for p in vdm.score.parameters())
+        rows = param_rows(cfg, args.batch, device)
         if name.startswith("deepspeed"):
-            step = deepspeed_step(vdm, cfg, x, c, bf16=name.endswith("bf16"))
+            step = deepspeed_step(vdm, cfg, x, c, bf16=name.endswith("bf16"), p=rows)
         else:
-            step = plain_step(vdm, torch.optim.AdamW(vdm.parameters(), lr=1e-4, weight_decay=1e-5), x, c)
+            step = plain_step(vdm, torch.optim.AdamW(vdm.parameters(), lr=1e-4, weight_decay=1e-5), x, c, rows)
         t0 = time.perf_counter()
         step()  # warm-up (and compilation)
         warm = time.perf_counter() - t0
