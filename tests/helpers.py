@@ -188,3 +188,12 @@ def export_tiny(path, store_attrs: dict, *, seed: int = 0, jitter: float = 0.0, 
                 p.add_(jitter * torch.randn_like(p))
     state = {k: v.float() for k, v in net.state_dict().items()}
     return write_export(path, raw=state, ema=state, config=to_dict(cfg), store_attrs=store_attrs, step=0, tag="test")
+
+
+def overflowing(b):
+    """The bundle ``b`` with its target's log10 spread scaled up 10^4×, so that its draws overflow float32."""
+    import dataclasses
+
+    st = b.norm.stats[b.norm.target]
+    stats = {**b.norm.stats, b.norm.target: {**st, "std": 1e4 * st["std"]}}
+    return dataclasses.replace(b, norm=dataclasses.replace(b.norm, stats=stats))

@@ -10,7 +10,7 @@ import pytest
 import torch
 import zarr
 
-from helpers import export_tiny, metrics, train, write_cmd
+from helpers import export_tiny, metrics, overflowing, train, write_cmd
 from hpc_vdm import bundle as bundles
 from hpc_vdm.bundle import load_bundle
 from hpc_vdm.config import MODEL_KINDS, load_config
@@ -102,6 +102,12 @@ def test_predict_draws_fields_from_parameter_rows_keyed_by_noise(emu_model):
     assert not np.allclose(out[:, 0], out[:, 1])                                     # other parameters, other fields
     with pytest.raises(ValueError, match="parameter rows"):
         fam.predict(b, rows[:, :2], keys=[0, 1], samples=[0], spec=FAST)
+
+
+def test_generated_fields_that_overflow_float32_are_refused(emu_model):
+    b = overflowing(load_bundle(emu_model))
+    with pytest.raises(ValueError, match=r"^parameter row 0 \(key 5\), samples \[0\]: \d+ of 1024 values"):
+        for_bundle(b).predict(b, camels.fiducial_params()[None], keys=[5], samples=[0], spec=FAST)
 
 
 def test_the_emulator_refuses_a_map_condition_or_no_parameters(emu_store):

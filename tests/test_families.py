@@ -8,6 +8,7 @@ import pytest
 import torch
 import zarr
 
+from helpers import overflowing
 from test_training_seam import straight_regressor  # noqa: F401 (fixture: a regressor trained 6 steps)
 from hpc_vdm import bundle as bundles, sample, tile
 from hpc_vdm.bundle import load_bundle
@@ -37,6 +38,13 @@ def test_regressor_predicts_one_draw_the_tiled_field_equals_the_whole(straight_r
     np.testing.assert_allclose(tiled, whole, rtol=1e-5)  # float32 network: windows round alike to ~1e-6
     with pytest.raises(ValueError, match="deterministic: it draws sample 0 only"):
         fam.predict(b, cond, keys=[0, 1], samples=[0, 1], spec=DrawSpec())
+
+
+def test_a_regressors_prediction_that_overflows_float32_is_refused(straight_regressor):
+    b = overflowing(load_bundle(Path(straight_regressor) / "export" / "model.pt"))
+    cond = np.random.default_rng(0).lognormal(8, 2, (2, 64, 64))
+    with pytest.raises(ValueError, match=r"^map 0 \(key 7\): \d+ of 4096 values of the model's draws are NaN"):
+        for_bundle(b).predict(b, cond, keys=[7, 8], samples=[0], spec=DrawSpec())
 
 
 def test_regressor_is_tiled_over_a_slab_and_evaluated_by_the_vdm_commands(straight_regressor, maps_store, tmp_path):

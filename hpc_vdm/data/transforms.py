@@ -122,7 +122,9 @@ class MapNormalisation:
 
     def draws_out(self, y: np.ndarray, what: str) -> np.ndarray:
         """:meth:`target_out` of a model's draws for use (not validation): refused unless finite in float32."""
-        return finite_draws(self.target_out(y), what)
+        with np.errstate(over="ignore"):                  # an overflow is refused below, naming the draw
+            x = self.target_out(y)
+        return finite_draws(x, what)
 
     def target_log_in(self, v):
         """Values of log10(target + offset) -> the model's output space."""
