@@ -190,3 +190,20 @@ def test_sigkilled_paint_reruns_to_the_uninterrupted_store(setup, tmp_path):
     subprocess.run(cmd(out), env=env, check=True, capture_output=True, timeout=600)
     np.testing.assert_array_equal(read(out)["stellar"], read(whole)["stellar"])
     assert read(out)["complete"]
+
+
+def test_painted_mass_that_overflows_float32_is_refused(setup):
+    import dataclasses
+
+    from hpc_vdm.bundle import load_bundle
+    from hpc_vdm.data.transforms import LogNorm
+    from hpc_vdm.families import DrawSpec, for_bundle
+
+    store, model, _ = setup
+    b = load_bundle(model)
+    st = b.norm["stellar"]
+    b = dataclasses.replace(b, norm={**b.norm, "stellar": LogNorm(st.offset, st.mean, 1e4 * st.std)})
+    root = vol.open_volume(store, need=vol.FIELDS)
+    spec = DrawSpec(tile=16, halo=b.module.receptive_radius)
+    with pytest.raises(ValueError, match=r"^a painted block of 16\^3 voxels: \d+ of 4096 values of the model's draws"):
+        for_bundle(b).predict(b, root, mask="subhalo", spec=spec, out=np.zeros((1, 32, 32, 32), np.float32))
