@@ -37,13 +37,14 @@ def maps_store(mock_cfg, mock_files):
 def lh128():
     """The slow mock checks' LH set: 20 simulations at 128^3 with 20 PM steps and CMD's painting kernel (the demo's
     fidelity), seed 7 (not the seed the model was calibrated on). Each simulation is evolved once for both the
-    CMD pixel statistics (test_mock_calibration) and the shuffle test with the HOD beside it (test_mock_assembly)."""
+    CMD pixel statistics (test_mock_calibration) and the shuffle test with the HOD beside it (test_mock_assembly),
+    two simulations side by side."""
     from hpc_vdm.baselines import hod
     from hpc_vdm.config import load_config
     from hpc_vdm.mock import calibration, shuffle, simulate, stars
 
     cfg = load_config(None, ["mock.particles=128", "mock.pm_steps=20", "mock.upsample=1", "mock.n_sims=20",
-                             "mock.seed=7"]).mock
+                             "mock.seed=7", "mock.workers=2"]).mock
     pixels, shuffles = simulate.over_simulations(
         cfg, cfg.n_sims, calibration.pixel_values(cfg, list(calibration.CMD)),
         shuffle.shuffle_measure(cfg, list(stars.SUITES), models={"hod": hod.draw_on_catalogue}))

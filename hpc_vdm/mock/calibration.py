@@ -7,6 +7,8 @@ pooled over every pixel of every map of an LH set. The tests and ``tools/bench_m
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ..config import MockConfig
@@ -31,14 +33,16 @@ def cmd_n_ngb(particles: int, upsample: int = 1) -> float:
 def pixel_values(cfg: MockConfig, suites):
     """A measure for :func:`simulate.over_simulations`: per suite, log10(Mcdm) and log10(1 + Mstar) of every
     pixel of one simulation's maps (each suite observes the same gravity run, as in CAMELS)."""
-    def measure(sim, row, seed, parts, groups) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        out = {}
-        for suite in suites:
-            maps = simulate.observe(parts, groups, row, cfg, stars.SUITES[suite], seed)
-            out[suite] = (np.log10(maps["Mcdm"].astype(np.float64)).ravel(),
-                          np.log10(1.0 + maps["Mstar"].astype(np.float64)).ravel())
-        return out
-    return measure
+    return functools.partial(_pixel_values, cfg, tuple(suites))
+
+
+def _pixel_values(cfg: MockConfig, suites, sim, row, seed, parts, groups) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    out = {}
+    for suite in suites:
+        maps = simulate.observe(parts, groups, row, cfg, stars.SUITES[suite], seed)
+        out[suite] = (np.log10(maps["Mcdm"].astype(np.float64)).ravel(),
+                      np.log10(1.0 + maps["Mstar"].astype(np.float64)).ravel())
+    return out
 
 
 def pixel_summary(per_sim: list[dict]) -> dict[str, tuple[np.ndarray, float]]:

@@ -14,18 +14,12 @@ Existing outputs are kept unless ``--overwrite``. ``--workers N`` runs N simulat
 """
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import hashlib
 import json
 import logging
-import multiprocessing
-import os
 import shutil
-import signal
-import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +30,7 @@ from ..config import RunConfig
 from ..data import camels
 from ..io import FIGURE, acquire_lock, check_output, check_recorded, save_figure, write_record, writing
 from ..io.inputs import input_dir, need_disk, need_memory
-from . import catalogue, fof, grids, kernels, mesh, simulate, stars
+from . import catalogue, fof, grids, kernels, simulate, stars, workers
 
 log = logging.getLogger("hpc_vdm.mock")
 FIELDS = ("Mstar", "Mcdm")
@@ -143,14 +137,6 @@ def _arrays(cfg: RunConfig, stage: Path, paths: dict, n_sims: int) -> dict[str, 
     return out
 
 
-def _one(job):
-    """Worker: one simulation (kernels chosen, threads shared out) -> its outputs."""
-    sim, row, m, threads = job
-    mesh.set_threads(threads)
-    with kernels.use(m.kernels):
-        return sim, simulate.simulate(row, m, stars.SUITES[m.suite], simulate.sim_seed(m, sim))
-
-
 def _store(cfg, sim, result, arrays, stage, params) -> None:
     """Write one simulation's outputs into the staged arrays and catalogue, then mark it done."""
     m = cfg.mock
@@ -170,28 +156,12 @@ def _store(cfg, sim, result, arrays, stage, params) -> None:
     (stage / f"done_{sim:05d}").touch()
 
 
-def _die_with_parent(parent: int) -> None:
-    """Worker initializer: end with the parent, which a SIGKILL stops without a word to its workers (they would
-    sleep on forever). Linux's PR_SET_PDEATHSIG; a parent already gone before it is set ends the worker here."""
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
-    if os.getppid() != parent:
-        os._exit(1)
-
-
 def _results(cfg: RunConfig, todo: list[int], params: np.ndarray):
     """Yield (sim, outputs) for the simulations ``todo``, in this process or in spawned workers."""
     m = cfg.mock
-    threads = max(1, (os.cpu_count() or 1) // m.workers)
-    if m.workers == 1:
-        with kernels.use(m.kernels):
-            for sim in todo:
-                yield sim, simulate.simulate(params[sim], m, stars.SUITES[m.suite], simulate.sim_seed(m, sim))
-        return
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=m.workers, mp_context=ctx, initializer=_die_with_parent,
-                             initargs=(os.getpid(),)) as pool:
-        yield from pool.map(_one, [(sim, params[sim], m, threads) for sim in todo])
+    yield from zip(todo, workers.run_all(simulate.simulate, [(params[sim], m, stars.SUITES[m.suite],
+                                                              simulate.sim_seed(m, sim)) for sim in todo],
+                                         workers=m.workers, kernel_backend=m.kernels))
 
 
 def generate(cfg: RunConfig, *, overwrite: bool = False, progress: bool = True, force: bool = False) -> dict[str, Path]:

@@ -20,6 +20,7 @@ Beside it, on the same catalogues:
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Callable
 
 import numpy as np
@@ -123,18 +124,20 @@ def shuffle_measure(cfg: MockConfig, suites, *, n_shuffles: int = 4, models: dic
     """A measure for :func:`simulate.over_simulations`: per suite and switch ('on': the suite's assembly bias,
     'off': its mass-only twin), :func:`measure` of one simulation's catalogue (a model draws with the
     simulation's index as its seed)."""
-    def one(sim, row, seed, parts, groups) -> dict:
-        out = {}
-        for suite in suites:
-            out[suite] = {}
-            for switch in ("on", "off"):
-                model = dataclasses.replace(stars.SUITES[suite], secondary=switch == "on")
-                rng = np.random.default_rng(simulate._seeds(seed)[1])   # the simulation's galaxy seed
-                cat, _ = stars.galaxies_of(parts, row, model, rng, groups)
-                out[suite][switch] = measure(cat, cfg.box_mpc_h, np.random.default_rng([cfg.seed, sim, 7]), n_shuffles,
-                                             model.star_particle_mass, models, model_seed=sim)
-        return out
-    return one
+    return functools.partial(_shuffle_one, cfg, tuple(suites), n_shuffles, models)
+
+
+def _shuffle_one(cfg: MockConfig, suites, n_shuffles: int, models, sim, row, seed, parts, groups) -> dict:
+    out = {}
+    for suite in suites:
+        out[suite] = {}
+        for switch in ("on", "off"):
+            model = dataclasses.replace(stars.SUITES[suite], secondary=switch == "on")
+            rng = np.random.default_rng(simulate._seeds(seed)[1])   # the simulation's galaxy seed
+            cat, _ = stars.galaxies_of(parts, row, model, rng, groups)
+            out[suite][switch] = measure(cat, cfg.box_mpc_h, np.random.default_rng([cfg.seed, sim, 7]), n_shuffles,
+                                         model.star_particle_mass, models, model_seed=sim)
+    return out
 
 
 def stack(per_sim: list[dict]) -> dict:

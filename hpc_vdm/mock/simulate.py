@@ -7,7 +7,7 @@ from scipy.stats import qmc
 
 from ..config import MockConfig
 from ..data import camels
-from . import grids, kernels, paint, stars
+from . import grids, kernels, paint, stars, workers
 from .cosmology import Cosmology
 from .pm import Particles, run_pm
 from . import mesh
@@ -113,16 +113,21 @@ def evolve(params: np.ndarray, cfg: MockConfig, seed: np.random.SeedSequence) ->
 
 
 def over_simulations(cfg: MockConfig, n_sims: int, *measures) -> list[list]:
-    """Each of ``measures`` — ``measure(sim, params, seed, parts, groups) -> value`` — on the first ``n_sims``
-    simulations of ``cfg``'s set, with one gravity run (:func:`evolve`) per simulation shared by all of them
-    -> one list of ``n_sims`` values per measure."""
-    out = [[] for _ in measures]
-    for sim, row in enumerate(parameter_table(cfg)[:n_sims]):
-        seed = sim_seed(cfg, sim)
-        parts, groups = evolve(row, cfg, seed)
-        for values, measure in zip(out, measures):
-            values.append(measure(sim, row, seed, parts, groups))
-    return out
+    """Each of ``measures`` — ``measure(sim, params, seed, parts, groups) -> value``, picklable (a module-level
+    function or a ``functools.partial`` of one) — on the first ``n_sims`` simulations of ``cfg``'s set, with
+    one gravity run (:func:`evolve`) per simulation shared by all of them, ``cfg.workers`` simulations side by
+    side -> one list of ``n_sims`` values per measure."""
+    jobs = [(cfg, sim, row, measures) for sim, row in enumerate(parameter_table(cfg)[:n_sims])]
+    per_sim = list(workers.run_all(_measured, jobs, workers=max(1, min(cfg.workers, len(jobs))),
+                                   kernel_backend=cfg.kernels))
+    return [[values[i] for values in per_sim] for i in range(len(measures))]
+
+
+def _measured(cfg: MockConfig, sim: int, row: np.ndarray, measures) -> list:
+    """The values of ``measures`` on simulation ``sim`` (one gravity run)."""
+    seed = sim_seed(cfg, sim)
+    parts, groups = evolve(row, cfg, seed)
+    return [measure(sim, row, seed, parts, groups) for measure in measures]
 
 
 def observe(parts: Particles, groups: tuple, params: np.ndarray, cfg: MockConfig, model: stars.StellarModel,
