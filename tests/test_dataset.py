@@ -153,3 +153,28 @@ def test_crop_positions_come_from_the_seeded_sampler_and_resume_exactly(paired_s
     cfg = load_config(None, [f"data.store={paired_store}", "data.crop=8"])
     val, _, _ = build_loader(cfg.data, "val", train=False)
     assert val.crop == 0 and val[0]["condition"].shape == (1, 24, 24)
+
+
+def test_the_map_cache_serves_the_same_items_reads_each_map_once_and_keeps_to_its_budget(paired_store, monkeypatch):
+    from hpc_vdm.data import dataset
+
+    plans = [(i, k, dy, dx) for i, (k, dy, dx) in enumerate([(0, 0, 0), (3, 5, 2), (6, 0, 7)] * 5)]
+    plain = MapsDataset(paired_store, "train")
+    one_map = plain[0]["target"].numel() * 4 * 2                          # bytes of one map's two fields
+    cached = MapsDataset(paired_store, "train", cache_mb=3.5 * one_map / 2**20)
+    reads, read_checked = [], dataset.read_checked
+    monkeypatch.setattr(dataset, "read_checked",
+                        lambda arr, index, **kw: reads.append(index) or read_checked(arr, index, **kw))
+    for _ in range(3):                                                     # three epochs of the same plans
+        for plan in plans:
+            want, got = plain[plan], cached[plan]
+            assert all(torch.equal(want[f], got[f]) for f in ("target", "condition", "params"))
+            got["target"].add_(1.0)                                        # a caller's edit stays its own
+    assert len(cached._cache) == 3 and cached._cached_bytes == 3 * one_map
+    maps = [n for n in reads if isinstance(n, int)]
+    per_map = {n: maps.count(n) for n in set(maps)}
+    assert set(per_map) == {int(plain.maps[i]) for i, *_ in plans}
+    for n, count in per_map.items():   # plain: 2 fields x 3 epochs; cached: its first epoch's 2 fields only
+        assert count == (3 * 2 + 2 if n in cached._cache else 3 * 2 * 2), (n, count)
+    with pytest.raises(ValueError, match="cache_mb must be a size in MB >= 0, got -1"):
+        MapsDataset(paired_store, "train", cache_mb=-1)

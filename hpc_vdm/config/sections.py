@@ -85,6 +85,9 @@ class DataConfig:
                          "position from the seeded sampler); 0 = whole maps", range=(0, None))
     batch_size: int = param(12, "micro-batch per rank", range=(1, None))
     num_workers: int = param(0, "DataLoader workers (spawned, never forked)", range=(0, 256))
+    cache_mb: float = param(0.0, "keep the training maps each process (rank, DataLoader worker) reads, normalised, "
+                                 "up to this many MB, so later epochs skip the store (same numbers); 0 = off",
+                            range=(0.0, None))
     seed: int = param(7, "seed of the sample order and augmentations", range=(0, 2**31 - 1))
 
 

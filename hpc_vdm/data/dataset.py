@@ -36,7 +36,7 @@ class MapsDataset(Dataset):
     """(condition, target, params) of the maps of one split; items are ints or (map, dihedral, dy, dx) plans."""
 
     def __init__(self, store: str | Path, split: str = "train", *, condition: str = "Mstar", target: str = "Mcdm",
-                 crop: int = 0):
+                 crop: int = 0, cache_mb: float = 0.0):
         self.store = str(store)
         attrs = read_attrs(store)
         for name in [f for f in (condition, target) if f]:  # condition "": maps alone (an emulator)
@@ -55,8 +55,12 @@ class MapsDataset(Dataset):
             raise ValueError(f"crop must be 0 (whole maps) or a side in [1, {self.map_pixels}] pixels (the maps' "
                              f"side), got {crop!r}")
         self.crop = int(crop)
+        if not (isinstance(cache_mb, (int, float)) and 0 <= cache_mb < float("inf")):
+            raise ValueError(f"cache_mb must be a size in MB >= 0, got {cache_mb!r}")
+        self.cache_bytes = int(cache_mb * 2**20)
         self._arrays = None
         self._pid = None
+        self._cache, self._cached_bytes = {}, 0   # map -> its normalised fields, read (and checked) once
 
     def __len__(self) -> int:
         return int(self.maps.size)
@@ -71,18 +75,31 @@ class MapsDataset(Dataset):
             self._pid = os.getpid()
         return self._arrays
 
-    def __getstate__(self):  # never ship open zarr handles to another process
-        return {**self.__dict__, "_arrays": None, "_pid": None}
+    def __getstate__(self):  # never ship open zarr handles (or a cache) to another process
+        return {**self.__dict__, "_arrays": None, "_pid": None, "_cache": {}, "_cached_bytes": 0}
 
-    def __getitem__(self, item) -> dict:
-        i, k, dy, dx = (int(item), 0, 0, 0) if np.isscalar(item) else (int(v) for v in item)
-        cond_arr, tgt_arr, params = self._open()
-        n = int(self.maps[i])
+    def _normalised(self, n: int) -> list[np.ndarray]:
+        """[target, condition] (1, H, W) float32 of store map ``n``, normalised: kept while the first
+        ``cache_bytes`` last (a training split is read again every epoch), copied out of the cache."""
+        hit = self._cache.get(n)
+        if hit is not None:
+            return [m.copy() for m in hit]
+        cond_arr, tgt_arr, _ = self._open()
         tgt = read_checked(tgt_arr, n, store=self.store, name=self.target, what=f"map {n}")
         pair = [transforms.normalise(tgt, self.stats[self.target])[None]]                 # (1, H, W)
         if self.condition:
             cond = read_checked(cond_arr, n, store=self.store, name=self.condition, what=f"map {n}")
             pair.append(transforms.normalise(cond, self.stats[self.condition])[None])     # (1, H, W)
+        size = sum(m.nbytes for m in pair)
+        if self._cached_bytes + size <= self.cache_bytes:
+            self._cache[n], self._cached_bytes = [m.copy() for m in pair], self._cached_bytes + size
+        return pair
+
+    def __getitem__(self, item) -> dict:
+        i, k, dy, dx = (int(item), 0, 0, 0) if np.isscalar(item) else (int(v) for v in item)
+        params = self._open()[2]
+        n = int(self.maps[i])
+        pair = self._normalised(n)
         if k or dy or dx:
             pair = [transforms.augment(m, k, (dy, dx)) for m in pair]
         if self.crop:  # the periodic crop whose corner the roll brought to (0, 0)
@@ -145,7 +162,8 @@ def make_loader(dataset: MapsDataset, sampler: EpochSampler, batch_size: int, nu
 def build_loader(data_cfg, split: str, *, rank: int = 0, world: int = 1, train: bool = True):
     """Dataset, sampler and loader of one split from a :class:`~hpc_vdm.config.DataConfig`."""
     crop = int(getattr(data_cfg, "crop", 0)) if train else 0  # crops train; held-out maps stay whole
-    ds = MapsDataset(data_cfg.store, split, condition=data_cfg.condition, target=data_cfg.target, crop=crop)
+    ds = MapsDataset(data_cfg.store, split, condition=data_cfg.condition, target=data_cfg.target, crop=crop,
+                     cache_mb=data_cfg.cache_mb if train else 0.0)
     sampler = EpochSampler(len(ds), seed=data_cfg.seed, rank=rank, world=world, shuffle=train,
                            dihedral=train and data_cfg.augment_dihedral,  # a crop's position is the roll's draw
                            roll_pixels=ds.map_pixels if train and (data_cfg.augment_roll or crop) else 0)
