@@ -7,7 +7,7 @@ DEMO   ?= out/demo
 export OMP_NUM_THREADS ?= 1
 # threads of the single-process stages (tile, spectra, evaluate, the science tools); the 2-process training runs
 # and the mock's simulation workers keep one thread each
-THREADS ?= $(shell nproc 2>/dev/null || echo 2)
+export THREADS ?= $(shell nproc 2>/dev/null || echo 2)
 ONE     := OMP_NUM_THREADS=$(THREADS)
 export DS_ACCELERATOR ?= cpu
 export DS_BUILD_OPS := 0
