@@ -25,11 +25,24 @@ def test_report_writes_metrics_figures_and_summary(model, maps_store, tmp_path):
         assert set(p["samples"][space]) == {"k<kN/4", "kN/4-kN/2", "kN/2-kN"}
     assert p["zscore_log_pixel"]["expected_std"] == pytest.approx(np.sqrt(5.0))  # (S + 1)/(S - 3), S = 4
     assert [c["expected"] for c in p["calibration"]["pixel"]["coverage"]] == [0.6, 1.0]  # 3 and 5 of 5 ranks
+    assert all("observed_se" in c for q in p["calibration"].values() for c in q["coverage"])   # over simulations
     assert p["chi2_r"]["truths_floor"] > 0
     for name in ("fig1.png", "fig2.png", "calibration.png", "summary.md"):
         assert (tmp_path / "ev" / "report" / name).stat().st_size > 1000, name
     attrs = read_attrs(maps_store)
     assert m["maps"] == stratified_maps(attrs, "test", 3, 0)
+    # the highest r(k) per band, led over the best other estimator by the mean of the per-map differences
+    leads, rows = p["r_leads"], report.score_rows(p, "sample")
+    assert leads["n_maps"] == 3 and leads["n_sims"] == m["n_sims"]
+    for space in ("overdensity", "log"):
+        for band, b in leads[space].items():
+            assert rows[b["best"]][space][band]["r"] == max(r[space][band]["r"] for r in rows.values())
+            src = report.row_sources("sample")
+            assert src.get(b["next"], b["next"]) != src.get(b["best"], b["best"])   # another estimator's row
+            d = np.subtract(rows[b["best"]][space][band]["r_maps"], rows[b["next"]][space][band]["r_maps"])
+            assert b["lead"] == pytest.approx(d.mean()) and len(d) == 3
+    assert "Highest r(k), with its lead over the best other estimator" in (tmp_path / "ev" / "report" /
+                                                                          "summary.md").read_text()
     panels = {"one_p": {"Omega_m low (0.1)": {"pk_ratio_median": 0.5, "r_mean": 0.25, "maps": [0, 1]}},
               "cross_suite": {"Astrid": {"pk_ratio_median": 1.5, "r_mean": 0.75, "split": "test", "maps": [3]}},
               "tiled": {"volume": "tng100", "samples": 2, "slab_pixels": 768, "pk_ratio_to_whole_truths_median": 1.25,

@@ -21,6 +21,7 @@ from ..spectra.scores import (BANDS, band_powers, band_scores, chi2_r, in_band, 
 from . import calibration as cal
 from .baselines import condition_scores
 from .posterior import log10_floor
+from .significance import PER_MAP
 
 
 def curves(truth: np.ndarray, cond: np.ndarray | None, draws: np.ndarray, box_mpc_h: float) -> dict:
@@ -54,17 +55,17 @@ def chi2_loo(power_test: np.ndarray, power_cv: np.ndarray) -> float:
 
 
 def calibration(truth: np.ndarray, draws: np.ndarray, box_mpc_h: float, seed: int,
-                log_offset: float = 0.0) -> tuple[dict, dict]:
+                log_offset: float = 0.0, groups: np.ndarray | None = None) -> tuple[dict, dict]:
     """(metrics, ranks) of the posterior's calibration: pixel z-scores of the log field (log10(x + log_offset)),
-    rank coverage per pixel, per map mean level and per P(k) band, and the map-level offsets; ranks for the
-    figure."""
+    rank coverage per pixel, per map mean level and per P(k) band (with standard errors over ``groups``, each
+    map's simulation, when given), and the map-level offsets; ranks for the figure."""
     log_t, log_d = log10_floor(truth, log_offset), log10_floor(draws, log_offset)
     level_t, level_d = log_t.mean(axis=(-2, -1)), log_d.mean(axis=(-2, -1))               # (n,), (S, n)
     bp_t, bp_d = band_powers(truth, box_mpc_h), band_powers(draws, box_mpc_h)              # (n, 3), (S, n, 3)
     pairs = {"pixel": (log_t, log_d), "map_mean_level": (level_t, level_d),
              **{f"pk_{b}": (bp_t[:, j], bp_d[:, :, j]) for j, b in enumerate(BANDS)}}
     metrics = {"zscore_log_pixel": cal.zscores(log_t, log_d),
-               "calibration": {name: cal.calibration(t, d, seed) for name, (t, d) in pairs.items()},
+               "calibration": {name: cal.calibration(t, d, seed, groups) for name, (t, d) in pairs.items()},
                "map_level_offsets_dex": {
                    "truth_minus_mean": float(np.mean(level_t - level_d.mean(0))),
                    "rms_truth_minus_mean": float(np.sqrt(np.mean((level_t - level_d.mean(0)) ** 2))),
@@ -73,11 +74,13 @@ def calibration(truth: np.ndarray, draws: np.ndarray, box_mpc_h: float, seed: in
 
 
 def analyse(truth: np.ndarray, cond: np.ndarray | None, draws: np.ndarray, box_mpc_h: float, *, seed: int = 0,
-            deterministic: bool = False, cv_truths: np.ndarray | None = None, log_offset: float = 0.0) -> tuple[dict, dict]:
+            deterministic: bool = False, cv_truths: np.ndarray | None = None, log_offset: float = 0.0,
+            groups: np.ndarray | None = None) -> tuple[dict, dict]:
     """(metrics.json's posterior section, calibration ranks) of truth and cond (n, N, N) — cond None for a
     model without a map condition — and draws (S, n, N, N), physical units. A deterministic model's one
     draw is scored as the prediction: no posterior mean, no calibration. The log space is log10(x +
-    ``log_offset``) (the target's offset: 1 for stellar maps)."""
+    ``log_offset``) (the target's offset: 1 for stellar maps); ``groups`` (n,), each map's simulation, gives the
+    coverages' standard errors."""
     n, s = truth.shape[0], draws.shape[0]
     if n == 0 or s == 0:
         raise ValueError(f"nothing to evaluate: {n} maps with {s} draws each")
@@ -86,19 +89,21 @@ def analyse(truth: np.ndarray, cond: np.ndarray | None, draws: np.ndarray, box_m
                          f"draws {draws.shape}")
     out = {"deterministic": bool(deterministic), "n_maps": int(n), "n_samples": int(s)}
     if deterministic or s < 2:
-        out["samples"] = mean_of([band_scores(truth[i], draws[:, i], box_mpc_h, log_offset) for i in range(n)])
+        out["samples"] = mean_of([band_scores(truth[i], draws[:, i], box_mpc_h, log_offset) for i in range(n)],
+                                 PER_MAP)
     else:   # and the P ratio the draws would score were the posterior calibrated
-        out |= mean_of([sample_scores(truth[i], draws[:, i], box_mpc_h, log_offset) for i in range(n)])
+        out |= mean_of([sample_scores(truth[i], draws[:, i], box_mpc_h, log_offset) for i in range(n)], PER_MAP)
     if cond is not None:
         out["condition"] = condition_scores(truth, cond, box_mpc_h, log_offset)
     ranks = {}
     if not deterministic:
         mean_map = draws.mean(0)
-        out["posterior_mean"] = mean_of([band_scores(truth[i], mean_map[i], box_mpc_h, log_offset) for i in range(n)])
+        out["posterior_mean"] = mean_of([band_scores(truth[i], mean_map[i], box_mpc_h, log_offset) for i in range(n)],
+                                        PER_MAP)
         if s >= 2:
             out["posterior_mean_limit"] = mean_of([mean_limit_scores(truth[i], draws[:, i], box_mpc_h, log_offset)
-                                                   for i in range(n)])
-            metrics, ranks = calibration(truth, draws, box_mpc_h, seed, log_offset)
+                                                   for i in range(n)], PER_MAP)
+            metrics, ranks = calibration(truth, draws, box_mpc_h, seed, log_offset, groups)
             out |= metrics
     if cv_truths is not None and len(cv_truths) >= 3:
         _, p_cv = overdensity_spectra(np.asarray(cv_truths, dtype=np.float64), box_mpc_h)

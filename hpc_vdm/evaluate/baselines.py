@@ -16,7 +16,9 @@ import numpy as np
 from ..data.dataset import held_out_maps
 from ..data.store import read_maps
 from ..spectra.scores import SPACES, mean_of, space_scores
+from .significance import PER_MAP
 
+LINEAR = "linear transfer"  # the baseline's name in metrics.json and the report
 FIT_MAPS = 120  # training maps the transfer function is averaged over (spread over the training simulations)
 
 
@@ -63,7 +65,8 @@ def linear_scores(transfer: dict, truth: np.ndarray, cond: np.ndarray, box_mpc_h
     """Band scores (both spaces) of the linear transfer estimate, averaged over maps (n, N, N)."""
     offset = float(transfer.get("offset", 0.0))
     return mean_of([{space: space_scores(t, apply_transfer(transfer, c, space), box_mpc_h, space, offset)
-                           for space in ("overdensity", "log")} for t, c in zip(truth, cond)])
+                           for space in ("overdensity", "log")} for t, c in zip(truth, cond)],
+                   PER_MAP)
 
 
 def condition_scores(truth: np.ndarray, cond: np.ndarray, box_mpc_h: float, offset: float = 0.0) -> dict:
@@ -71,4 +74,4 @@ def condition_scores(truth: np.ndarray, cond: np.ndarray, box_mpc_h: float, offs
     log10(1 + condition) (the offset the models' normalisation uses, so empty pixels stay finite)."""
     per_map = [{"overdensity": space_scores(t, c + 1e-30, box_mpc_h, "overdensity"),
                 "log": space_scores(t, c + 1.0 - offset, box_mpc_h, "log", offset)} for t, c in zip(truth, cond)]
-    return mean_of(per_map)
+    return mean_of(per_map, PER_MAP)

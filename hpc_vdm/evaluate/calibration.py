@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .significance import cluster_se
+
 LEVELS = (0.68, 0.95)
 
 
@@ -38,12 +40,19 @@ def central_ranks(n_samples: int, level: float) -> tuple[int, int]:
     return lo, lo + c - 1
 
 
-def coverage(rank: np.ndarray, n_samples: int, level: float) -> dict:
-    """Observed fraction of truths inside the central interval of ``level`` and its exact expectation."""
+def coverage(rank: np.ndarray, n_samples: int, level: float, groups: np.ndarray | None = None) -> dict:
+    """Observed fraction of truths inside the central interval of ``level`` and its exact expectation; with
+    ``groups`` (one per map, rank's first axis: each map's simulation) also the observed fraction's standard error,
+    the ranks of one simulation counted as correlated (:func:`hpc_vdm.evaluate.significance.cluster_se`)."""
     lo, hi = central_ranks(n_samples, level)
     r = np.asarray(rank)
-    return {"level": level, "observed": float(np.mean((r >= lo) & (r <= hi))),
-            "expected": (hi - lo + 1) / (n_samples + 1), "n": int(r.size)}
+    inside = (r >= lo) & (r <= hi)
+    out = {"level": level, "observed": float(np.mean(inside)), "expected": (hi - lo + 1) / (n_samples + 1),
+           "n": int(r.size)}
+    if groups is not None:
+        per = np.broadcast_to(np.reshape(groups, (-1,) + (1,) * (r.ndim - 1)), r.shape)
+        out["observed_se"] = cluster_se(inside.ravel().astype(np.float64), per.ravel())
+    return out
 
 
 def calibration_curve(rank: np.ndarray, n_samples: int) -> tuple[np.ndarray, np.ndarray]:
@@ -63,12 +72,13 @@ def zscore_expected_std(n_samples: int) -> float:
     return float(np.sqrt((n_samples + 1) / (n_samples - 3))) if n_samples > 3 else float("nan")
 
 
-def calibration(truth: np.ndarray, draws: np.ndarray, seed: int = 0) -> dict:
-    """Coverage at 68% and 95%, the calibration curve's largest gap and the ties of one quantity."""
+def calibration(truth: np.ndarray, draws: np.ndarray, seed: int = 0, groups: np.ndarray | None = None) -> dict:
+    """Coverage at 68% and 95% (with standard errors over ``groups``, each map's simulation, when given), the
+    calibration curve's largest gap and the ties of one quantity."""
     s = np.asarray(draws).shape[0]
     rank, ties = ranks(truth, draws, seed)
     expected, observed = calibration_curve(rank, s)
-    return {"coverage": [coverage(rank, s, lv) for lv in LEVELS],
+    return {"coverage": [coverage(rank, s, lv, groups) for lv in LEVELS],
             "curve_max_gap": float(np.max(np.abs(observed - expected))),
             "zero_width": int(np.sum(ties == s)), "tied": int(np.sum(ties > 0)), "n": int(np.size(rank)),
             "n_samples": int(s)}

@@ -9,8 +9,10 @@ samples of a diffusion model, one prediction of a deterministic one: its report 
 calibration), and writes
 ``OUT/metrics.json`` (every number says its space: spectra of the overdensity and of the log field in k
 bands up to k_Nyq; log-space z-scores beside their finite-sample expectation; rank-based coverage and
-calibration per pixel and per map-level summary; χ²_r against a CV set) and ``OUT/report/`` (the papers'
-Fig. 1 and Fig. 2, calibration curves, the 1P, cross-suite and tiled panels when asked, ``summary.md``).
+calibration per pixel and per map-level summary; χ²_r against a CV set; per band the row with the highest r(k),
+its lead over the best other estimator and the standard errors of leads and coverages over the simulations,
+:mod:`.significance`) and ``OUT/report/`` (the papers' Fig. 1 and Fig. 2, calibration curves, the 1P,
+cross-suite and tiled panels when asked, ``summary.md``).
 
 With other models (``evaluate.baselines``) or the 2D HOD (``evaluate.hod``) it also compares every row on
 the same maps, one scoring path for all (:mod:`hpc_vdm.evaluate.compare`): MSE in log space, P(k), transfer
@@ -39,7 +41,7 @@ from ..inference.volumes import check_scale
 from ..io import FORMATS, METRICS, TILE, acquire_lock, atomic_dir, check_disjoint, marker, writing
 from ..io.inputs import check_store_facts, finite_number
 from ..spectra.scores import band_scores, k_nyquist, mean_of
-from . import analysis, baselines, compare, compare_report, emulation, panels, report, rows
+from . import analysis, baselines, compare, compare_report, emulation, panels, report, rows, significance
 
 log = logging.getLogger("hpc_vdm.evaluate")
 
@@ -79,18 +81,21 @@ def run(cfg) -> Path:
         cv_root, _ = open_for(bundle, e.cv_store, "CV store")
         cv_cond, cv, _ = read_pairs(bundle, cv_root, e.cv_store, range(cv_root[bundle.norm.target].shape[0]))
         tile_ref = (cv_cond, cv, "CV")
+    sims = [mp // attrs["maps_per_sim"] for mp in maps]
     posterior, ranks = analysis.analyse(truth, cond, draws, box, seed=e.seed, deterministic=family.deterministic,
-                                        cv_truths=cv, log_offset=offset)
+                                        cv_truths=cv, log_offset=offset, groups=sims)
     extra = [rows.model_row(name, b, cond, maps, truth, params, spec, 1, device) for name, b in others.items()]
     if hod_plan is not None:
         extra.append(rows.hod_row(cfg, hod_plan, root, attrs, store_path, bundle.norm.target, maps))
     posterior["baselines"] = baseline_scores(cfg, bundle, root, attrs, store_path, cond, truth, extra, offset)
+    draw = "prediction" if family.deterministic else "sample"
+    posterior["r_leads"] = significance.band_leads(report.score_rows(posterior, draw), sims, report.row_sources(draw))
     metrics = {"format": marker(METRICS),
                "model": {"path": str(Path(m.model).resolve()), "kind": bundle.kind, "step": bundle.step,
                          "tag": bundle.tag, "suite": bundle.store.get("suite")},
                "store": str(store_path), "split": e.split, "maps": maps, "steps": cfg.sampler.steps,
                "sampler": cfg.sampler.kind, "clip_log": cfg.sampler.clip_log, "seed": e.seed,
-               "n_sims": len({mp // attrs["maps_per_sim"] for mp in maps}),
+               "n_sims": len(set(sims)),
                "spaces": {"spectra": f"overdensity m/mean - 1 and log10(m + {offset:g}) - mean, bins k <= k_Nyq",
                           "zscore": f"log10({bundle.norm.target} + {offset:g})",
                           "calibration": "rank of the truth among the samples (exact)"},
@@ -186,11 +191,12 @@ def baseline_scores(cfg, bundle, root, attrs, store_path, cond, truth, extra, of
     e, box, out = cfg.evaluate, attrs["box_size_mpc_h"], {}
     if e.linear and cond is not None:
         transfer = baselines.fit_transfer(root, attrs, bundle.norm.condition, bundle.norm.target, store_path, offset)
-        out["linear transfer"] = baselines.linear_scores(transfer, truth, cond, box)
+        out[baselines.LINEAR] = baselines.linear_scores(transfer, truth, cond, box)
     for r in extra:   # a map a baseline leaves empty has no overdensity: left out of its band scores, counted
         lit = [i for i in range(len(truth)) if (r.draws[:, i].sum(axis=(-2, -1)) > 0).all()]
         if lit:
-            out[r.name] = mean_of([band_scores(truth[i], r.draws[:, i], box, offset) for i in lit])
+            out[r.name] = mean_of([band_scores(truth[i], r.draws[:, i], box, offset) for i in lit],
+                                  significance.PER_MAP)
             out[r.name]["empty_maps"] = len(truth) - len(lit)
         log.info("baseline %s (%s) scored on the same %d maps (%d left empty)", r.name, r.kind, len(truth),
                  len(truth) - len(lit))

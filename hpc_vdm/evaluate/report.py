@@ -15,6 +15,8 @@ from ..io import save_figure
 from ..spectra import stats
 from ..spectra.scores import BANDS
 from . import calibration as cal
+from . import significance as sig
+from .baselines import LINEAR
 from .posterior import log10_floor
 
 
@@ -144,7 +146,18 @@ ROWS = (("samples", "{draw}s"), ("posterior_mean", "posterior mean"),
         ("posterior_mean_limit", "posterior mean, S → ∞ (estimated)"), ("condition", "the condition itself"))
 
 
-def _rows(m: dict, draw: str) -> dict[str, dict]:
+CONDITION_ROW, LINEAR_ROW = dict(ROWS)["condition"], f"baseline: {LINEAR}"
+
+
+def row_sources(draw: str) -> dict[str, str]:
+    """{label: source} of the rows that are one estimator for the leads: the evaluated model's own (its draws,
+    their mean, the mean's limit), and the condition with its linear transfer function (an isotropic filter of the
+    condition: the same r(k) in every k bin)."""
+    return {label.format(draw=draw): "model" for who, label in ROWS if who != "condition"} | {
+        CONDITION_ROW: "condition", LINEAR_ROW: "condition"}
+
+
+def score_rows(m: dict, draw: str) -> dict[str, dict]:
     """{label: band scores} of the model's draws, their mean, the condition and every baseline."""
     rows = {label.format(draw=draw): m[who] for who, label in ROWS if who in m}
     return rows | {f"baseline: {name}": s for name, s in m.get("baselines", {}).items()}
@@ -155,8 +168,8 @@ def _spectra_table(m: dict, draw: str) -> list[str]:
     samples_label = dict(ROWS)["samples"].format(draw=draw)
     for space in ("overdensity", "log"):
         for q, key in (("r(k)", "r"), ("P ratio", "pk_ratio")):
-            for label, s in _rows(m, draw).items():
-                if label == "the condition itself" and key == "pk_ratio":
+            for label, s in score_rows(m, draw).items():
+                if label == CONDITION_ROW and key == "pk_ratio":
                     continue
                 lines.append(f"| {space} | {q} of {label} | " + " | ".join(f"{s[space][b][key]:.3f}" for b in BANDS)
                              + " |")
@@ -167,11 +180,18 @@ def _spectra_table(m: dict, draw: str) -> list[str]:
     return lines
 
 
-def winners(m: dict, draw: str = "sample") -> dict[str, dict[str, str]]:
-    """{space: {band: the row with the highest r(k)}} over the model's rows and the baselines."""
-    rows = _rows(m, draw)
-    return {space: {b: max(rows, key=lambda label: rows[label][space][b]["r"]) for b in BANDS}
-            for space in ("overdensity", "log")}
+def leads_lines(leads: dict) -> list[str]:
+    """The report's one line on which row has the highest r(k) in each band and space, by how much over the best
+    other estimator (± its standard error over the simulations, :mod:`.significance`)."""
+    spaces = [space for space in ("overdensity", "log") if space in leads]
+    if not spaces:
+        return []
+    line = "; ".join(f"{space}: " + ", ".join(f"{b} {sig.lead_phrase(v)}" for b, v in leads[space].items())
+                     for space in spaces)
+    left = (f" Not ranked (a map left empty): {', '.join(leads['not_ranked'])}." if leads["not_ranked"] else "")
+    return ["", f"Highest r(k), with its lead over the best other estimator ± the standard error of that paired "
+                f"difference over the {leads['n_sims']} simulations of the {leads['n_maps']} maps ('ahead' beyond "
+                f"{leads['z_ahead']:g} of them, else 'level'): {line}.{left}"]
 
 
 def _calibration_lines(m: dict) -> list[str]:
@@ -180,10 +200,13 @@ def _calibration_lines(m: dict) -> list[str]:
             else "no finite expectation: a t-variate with ≤ 2 degrees of freedom has infinite variance")
     lines = ["", "## Calibration", "", f"Pixel z-score of the log10 target: mean {z['mean']:.3f} (expected 0), std "
              f"{z['std']:.3f} ({want} for {m['n_samples']} samples).", "",
+             "Observed coverage ± its standard error over the simulations (the ranks of one simulation counted as "
+             "correlated) / its exact expectation:", "",
              "| quantity | 68% observed / exact expected | 95% observed / exact expected | max curve gap |",
              "|---|---|---|---|"]
     for name, c in m["calibration"].items():
-        cov = " | ".join(f"{x['observed']:.3f} / {x['expected']:.3f}" for x in c["coverage"])
+        cov = " | ".join(f"{x['observed']:.3f}" + (f" ± {x['observed_se']:.3f}" if "observed_se" in x else "")
+                         + f" / {x['expected']:.3f}" for x in c["coverage"])
         lines.append(f"| {name} ({c['n']}) | {cov} | {c['curve_max_gap']:.3f} |")
     off = m["map_level_offsets_dex"]
     return lines + ["", f"Map mean level: truth − posterior mean {off['truth_minus_mean']:+.3f} dex on average, "
@@ -233,9 +256,7 @@ def markdown(metrics: dict, figures_: list[str], path: Path) -> None:
              f"{m['n_maps']} held-out maps ({metrics['split']} split of `{metrics['store']}`, spread over "
              f"{metrics['n_sims']} simulations); {what}" + ("" if det else sampler) + ".",
              "", "## Spectra (k bands up to k_Nyq)", ""] + _spectra_table(m, "prediction" if det else "sample")
-    best = winners(m, "prediction" if det else "sample")
-    lines += ["", "Highest r(k): " + "; ".join(f"{space}: " + ", ".join(f"{b} {who}" for b, who in bands.items())
-                                              for space, bands in best.items()) + "."]
+    lines += leads_lines(m.get("r_leads", {}))
     if "calibration" in m:
         lines += _calibration_lines(m)
     if "chi2_r" in m:

@@ -184,14 +184,21 @@ def band_scores(truth: np.ndarray, draws: np.ndarray, box_mpc_h: float, offset: 
     return {space: space_scores(truth, draws, box_mpc_h, space, offset) for space in ("overdensity", "log")}
 
 
-def mean_of(scores: list[dict]) -> dict:
-    """Element-wise mean of nested score dicts (one per map); integers (bin counts) are taken as they are."""
+def mean_of(scores: list[dict], per_map: tuple[str, ...] = ()) -> dict:
+    """Element-wise mean of nested score dicts (one per map); integers (bin counts) are taken as they are. For the
+    keys named in ``per_map`` the per-map values are kept beside the mean, as ``{key}_maps`` (their standard errors
+    and paired comparisons: :mod:`hpc_vdm.evaluate.significance`)."""
     out = {}
     for key, v in scores[0].items():
         if isinstance(v, dict):
-            out[key] = mean_of([d[key] for d in scores])
+            out[key] = mean_of([d[key] for d in scores], per_map)
+        elif isinstance(v, int):
+            out[key] = v
         else:
-            out[key] = v if isinstance(v, int) else float(np.mean([d[key] for d in scores]))
+            values = [float(d[key]) for d in scores]
+            out[key] = float(np.mean(values))
+            if key in per_map:
+                out[f"{key}_maps"] = values
     return out
 
 
