@@ -183,7 +183,7 @@ def _spectra_table(m: dict, draw: str) -> list[str]:
 def leads_lines(leads: dict) -> list[str]:
     """The report's one line on which row has the highest r(k) in each band and space, by how much over the best
     other estimator (± its standard error over the simulations, :mod:`.significance`)."""
-    spaces = [space for space in ("overdensity", "log") if space in leads]
+    spaces = [space for space in sig.SPACES if space in leads]
     if not spaces:
         return []
     line = "; ".join(f"{space}: " + ", ".join(f"{b} {sig.lead_phrase(v)}" for b, v in leads[space].items())

@@ -10,8 +10,8 @@ the cluster-robust one (CR1), with G simulations g of n_g maps,
 which is unbiased when every simulation gives the same number of maps (exactly so for a simulation effect plus
 independent map noise; ``tests/test_evaluate_significance.py`` holds it to that oracle) and reduces to the usual
 s / √n with one map per simulation. Two rows scored on the same maps are compared through their per-map
-differences d_i = x_i(best) − x_i(next): the lead is d̄ and its standard error the same formula on d, far below
-either row's own (the maps' difficulty cancels). A lead is **ahead** when it exceeds ``Z_AHEAD`` standard errors,
+differences d_i = x_i(best) − x_i(next): the lead is d̄ and its standard error the same formula on d, mostly
+below either row's own (what makes a map hard for one row makes it hard for the other, and cancels). A lead is **ahead** when it exceeds ``Z_AHEAD`` standard errors,
 otherwise the rows are **level**. With few simulations (the science run's 4 test simulations: 3 degrees of freedom)
 the standard error is itself uncertain; the report says how many simulations it rests on.
 """
